@@ -1,0 +1,177 @@
+"""The `harness` command: thin click commands over library functions.
+
+Imports here stay light (click only at module level) so `harness --help` is
+fast; torch, lightning, ray and mlflow load only inside the commands that need
+them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from harness import __version__
+
+ONLY_KEYS = {"task": "task", "arch": "arch", "architecture": "arch"}
+
+
+class HarnessGroup(click.Group):
+    """Prints HarnessError messages without a traceback and exits with their code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from harness.errors import HarnessError
+
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            if ctx.meta.get("harness.traceback"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def _parse_only(values: tuple[str, ...]) -> dict[str, set[str]]:
+    from harness.errors import HarnessError
+
+    only: dict[str, set[str]] = {}
+    for value in values:
+        key, sep, name = value.partition("=")
+        if not sep or key not in ONLY_KEYS or not name:
+            raise HarnessError(f"--only {value!r}: write --only task=NAME or --only arch=NAME (repeatable).")
+        only.setdefault(ONLY_KEYS[key], set()).update(n for n in name.split(",") if n)
+    return only
+
+
+def _warn_plugins(console: Any) -> None:
+    from harness.plugins import get_registry
+
+    for warning in get_registry().warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+
+
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="harness")
+@click.option("--traceback", is_flag=True, help="Show the full traceback of errors (for bug reports).")
+@click.pass_context
+def main(ctx: click.Context, traceback: bool) -> None:
+    """Benchmark sequence models: suites of tasks × architectures × grids × seeds,
+    trained with Lightning, scheduled on Ray, tracked in MLflow."""
+    ctx.meta["harness.traceback"] = traceback
+
+
+@main.command()
+@click.argument("suite", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Run only matching cells (repeatable).")
+@click.option("--executor", default="ray", show_default=True, help="ray (local instance or --address) or local (in-process).")
+@click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster to join (default: start a local one).")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///mlflow.db).")
+@click.option("--results", type=click.Path(dir_okay=False), help="JSON-lines results file (default: results/<suite>.jsonl).")
+@click.option("--rerun", is_flag=True, help="Run cells again even if the results file has them finished.")
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Where summary reports go (default: reports/<suite>).")
+def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, tracking_uri: str | None,
+        results: str | None, rerun: bool, report_dir: str | None) -> None:
+    """Run every cell of SUITE and record it in MLflow.
+
+    Exit code 0: all runs finished; 1: some runs failed; 2: bad input.
+    """
+    from harness.console import summary_table
+    from harness.report.summary import summarize
+    from harness.runner import RunOptions, plan_suite, run_plan
+    from harness.tracking.mlflow_store import ui_link
+
+    console = _console()
+    _warn_plugins(console)
+    plan = plan_suite(suite, _parse_only(only))
+    options = RunOptions(_parse_only(only), executor, address, tracking_uri, results, rerun, report_dir)
+    console.print(f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
+                  f"({len(plan.skipped)} skipped) on executor `{executor}`")
+    outcome = run_plan(plan, options, console)
+    from harness.tracking.results import ResultsFile, latest_by_run
+
+    records = [r for r in latest_by_run(ResultsFile(outcome.results_path).read()) if r.get("run_id") in
+               {c.run_id for c in plan.cells}]
+    console.print(summary_table(summarize(records), title=f"{plan.suite.spec.name}: mean over seeds"))
+    for cell in outcome.skipped_cells:
+        console.print(f"[dim]skipped {cell.label}: {cell.skip_reason}[/]")
+    failed = outcome.failed
+    console.print(f"{len(outcome.results) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
+                  + (f", {outcome.resumed} already done" if outcome.resumed else "") + ".")
+    console.print(f"Results: {outcome.results_path}  Reports: {', '.join(str(p) for p in outcome.reports)}")
+    console.print(f"MLflow ({outcome.tracking_uri}): {ui_link(outcome.tracking_uri, outcome.experiment_id)}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
+@click.argument("suite", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Show only matching cells.")
+def validate(suite: str, only: tuple[str, ...]) -> None:
+    """Check SUITE and print its plan (cells, skip reasons, counts) without running."""
+    from rich.table import Table
+
+    from harness.runner import plan_suite
+
+    console = _console()
+    _warn_plugins(console)
+    plan = plan_suite(suite, _parse_only(only))
+    table = Table(title=f"{plan.suite.spec.name}: plan")
+    for column in ("run id", "task", "architecture", "seed", "status"):
+        table.add_column(column)
+    for cell in plan.cells:
+        table.add_row(cell.run_id, cell.task_label, cell.arch_label, str(cell.seed),
+                      f"skip: {cell.skip_reason}" if cell.skip_reason else "run")
+    console.print(table)
+    spec = plan.suite.spec
+    console.print(f"{len(plan.cells)} cells: {len(plan.runnable)} to run, {len(plan.skipped)} skipped "
+                  f"({len(spec.tasks)} task entries × {len(spec.architectures)} architecture entries × "
+                  f"grid × {len(spec.seeds)} seed(s)). Suite is valid.")
+
+
+@main.command()
+def plugins() -> None:
+    """List installed plugins, their versions and what each registers."""
+    from rich.table import Table
+
+    from harness.plugins import get_registry
+
+    registry = get_registry()
+    console = _console()
+    table = Table(title="harness plugins")
+    for column in ("plugin", "distribution", "version", "registers"):
+        table.add_column(column)
+    for info in registry.plugins:
+        what = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
+        table.add_row(info.name, info.distribution, info.version, f"[red]failed: {info.error}[/]" if info.error else what)
+    console.print(table)
+    _warn_plugins(console)
+
+
+@main.command(name="list")
+@click.argument("kind", type=click.Choice(["architectures", "tasks", "metrics", "reporters"]))
+def list_(kind: str) -> None:
+    """List registered architectures, tasks, metrics or reporters, with their parameters."""
+    from rich.table import Table
+
+    from harness.introspect import describe_params
+    from harness.plugins import get_registry
+
+    registry = get_registry()
+    console = _console()
+    table = Table(title=f"harness {kind}", show_lines=True)
+    for column in ("name", "provider", "description", "parameters"):
+        table.add_column(column)
+    for entry in registry.namespace(kind):
+        table.add_row(entry.name, str(entry.provenance), entry.description, describe_params(entry.obj))
+    console.print(table)
+    _warn_plugins(console)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

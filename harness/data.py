@@ -1,0 +1,164 @@
+"""Data helpers for task plugins: cached arrays, seeded splits, padded batches.
+
+Batches are dicts: ``x`` (``[B, T, D]`` float or ``[B, T]`` token ids, padded),
+``lengths`` (``[B]`` int64) and ``y`` (targets). Imports torch and lightning:
+use it inside ``Task.datamodule``, not at plugin import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import partial
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+Arrays = dict[str, Any]
+
+
+def cache_key(spec: Mapping[str, Any]) -> str:
+    """A stable short hash of a JSON-able mapping."""
+    blob = json.dumps(spec, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def cached_arrays(cache_dir: Path, name: str, spec: Mapping[str, Any], build: Callable[[], Arrays]) -> Arrays:
+    """Load arrays built for ``spec`` from the cache, or build and store them.
+
+    Values may be numpy arrays or lists of 1-D/2-D arrays of different lengths
+    (ragged sequences). Writes are atomic, so concurrent workers are safe.
+    """
+    path = Path(cache_dir) / name / f"{cache_key(spec)}.npz"
+    if path.exists():
+        return _load(path)
+    arrays = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flat: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if isinstance(value, list):
+            flat[f"{key}__ragged_data"] = np.concatenate([np.asarray(v) for v in value])
+            flat[f"{key}__ragged_lengths"] = np.asarray([len(v) for v in value], dtype=np.int64)
+        else:
+            flat[key] = np.asarray(value)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    with os.fdopen(fd, "wb") as handle:
+        np.savez(handle, **flat)
+    os.replace(tmp, path)
+    return arrays
+
+
+def _load(path: Path) -> Arrays:
+    out: Arrays = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            if key.endswith("__ragged_lengths"):
+                continue
+            if key.endswith("__ragged_data"):
+                base = key[: -len("__ragged_data")]
+                lengths = data[f"{base}__ragged_lengths"]
+                out[base] = np.split(data[key], np.cumsum(lengths)[:-1])
+            else:
+                out[key] = data[key]
+    return out
+
+
+def split_indices(
+    n: int, val_fraction: float, test_fraction: float, seed: int, stratify: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Seeded train/val/test index split (stratified when labels are given)."""
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(n)
+    rest, test = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=stratify)
+    strat_rest = None if stratify is None else stratify[rest]
+    val_share = val_fraction / (1.0 - test_fraction)
+    train, val = train_test_split(rest, test_size=val_share, random_state=seed + 1, stratify=strat_rest)
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+class SequenceDataset(Dataset):
+    """In-memory sequences (equal length or ragged) with their targets."""
+
+    def __init__(self, xs: np.ndarray | Sequence[np.ndarray], y: np.ndarray, tokens: bool = False) -> None:
+        dtype = torch.long if tokens else torch.float32
+        self.xs = [torch.as_tensor(np.asarray(x), dtype=dtype) for x in xs]
+        y_arr = np.asarray(y)
+        self.y = torch.as_tensor(y_arr, dtype=torch.long if y_arr.dtype.kind in "iu" else torch.float32)
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.xs[i], self.y[i]
+
+
+def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]], padding_value: float = 0.0) -> dict[str, torch.Tensor]:
+    """Pad a list of ``(x, y)`` pairs into a batch dict with ``lengths``."""
+    xs = [item[0] for item in batch]
+    lengths = torch.tensor([len(x) for x in xs], dtype=torch.long)
+    x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True, padding_value=padding_value)
+    y = torch.stack([item[1] for item in batch])
+    return {"x": x, "lengths": lengths, "y": y}
+
+
+class ArrayDataModule(pl.LightningDataModule):
+    """A data module over in-memory splits ``{"train"|"val"|"test": (xs, y)}``.
+
+    ``load`` builds the splits (called once, in the worker, inside ``setup``).
+    Training batches are shuffled with a generator seeded by ``seed``.
+    """
+
+    def __init__(
+        self,
+        load: Callable[[], Mapping[str, tuple[Any, Any]]],
+        batch_size: int,
+        seed: int,
+        tokens: bool = False,
+        padding_value: float = 0.0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self._load = load
+        self.batch_size = batch_size
+        self.seed = seed
+        self.tokens = tokens
+        self.padding_value = padding_value
+        self.num_workers = num_workers
+        self.datasets: dict[str, SequenceDataset] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.datasets:
+            splits = self._load()
+            self.datasets = {name: SequenceDataset(xs, y, tokens=self.tokens) for name, (xs, y) in splits.items()}
+
+    def split_size(self, split: str) -> int:
+        self.setup()
+        return len(self.datasets[split])
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            collate_fn=partial(pad_collate, padding_value=self.padding_value),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)

@@ -1,0 +1,204 @@
+"""The contracts plugins implement: architectures, tasks, metrics, reporters.
+
+Nothing here imports torch: a plugin module that only *declares* components
+(its hook implementations, its ``Params`` models) stays cheap to import. Torch
+enters inside :meth:`Architecture.build_encoder` and the task methods that run
+in the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pytorch_lightning as pl
+    import torch
+    import torchmetrics
+
+#: Capabilities an architecture may declare and a task may require.
+CAPABILITIES: frozenset[str] = frozenset({"variable_length", "bidirectional", "causal", "seq2seq"})
+OutputKind = Literal["classification", "regression", "sequence_labeling", "seq2seq"]
+Direction = Literal["max", "min"]
+
+
+class Params(BaseModel):
+    """Base class of every component's parameters: unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What an encoder receives at each time step.
+
+    ``kind="continuous"``: float tensors ``[batch, time, size]``.
+    ``kind="tokens"``: integer tensors ``[batch, time]`` with ids below ``size``
+    (the vocabulary size); ``padding_idx`` marks padding.
+    """
+
+    kind: Literal["continuous", "tokens"]
+    size: int
+    max_length: int | None = None
+    variable_length: bool = False
+    padding_idx: int = 0
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the harness needs to know about a task, without loading its data."""
+
+    input: InputSpec
+    output_kind: OutputKind
+    #: classes for classification, targets per sample for regression
+    output_size: int
+    loss: str
+    metrics: tuple[str, ...]
+    primary_metric: str
+    direction: Direction
+    #: value of the primary metric that counts as "reached" (time-to-target)
+    target: float | None = None
+    #: capabilities the architecture must declare (see CAPABILITIES)
+    requires: frozenset[str] = field(default_factory=frozenset)
+
+
+class EncoderOutput(NamedTuple):
+    """What an encoder returns.
+
+    ``sequence``: ``[batch, time, output_size]`` features per step (values at
+    padded steps are unspecified). ``summary``: ``[batch, output_size]``, one
+    vector per sequence that must not depend on padding.
+    """
+
+    sequence: torch.Tensor
+    summary: torch.Tensor
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """How the worker asks a task for its data."""
+
+    batch_size: int
+    seed: int
+    cache_dir: Path
+    num_workers: int = 0
+
+
+class Component:
+    """Common base of architectures, tasks and reporters: a name and Params."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | Mapping[str, Any] | None = None) -> None:
+        if params is None or isinstance(params, Mapping):
+            params = self.Params.model_validate(dict(params or {}))
+        self.params = params
+
+    @classmethod
+    def summary_line(cls) -> str:
+        doc = cls.description or (cls.__doc__ or "").strip()
+        return doc.splitlines()[0] if doc else ""
+
+
+class Architecture(Component):
+    """Turns a task's input description into a ``torch.nn.Module`` encoder.
+
+    The encoder's ``forward(x, lengths)`` returns an :class:`EncoderOutput`;
+    it has an integer attribute ``output_size``. Padding beyond ``lengths``
+    must not change any output at valid steps, nor the summary.
+    """
+
+    #: capabilities this architecture has regardless of its parameters
+    supports: ClassVar[frozenset[str]] = frozenset({"variable_length"})
+
+    def capabilities(self) -> frozenset[str]:
+        """Capabilities for these parameters (override when params matter)."""
+        return self.supports
+
+    def incompatibility(self, info: TaskInfo) -> str | None:
+        """Why this architecture cannot run ``info``'s task, or ``None``."""
+        caps = self.capabilities()
+        needed = set(info.requires)
+        if info.input.variable_length:
+            needed.add("variable_length")
+        missing = sorted(needed - caps)
+        if missing:
+            return f"`{self.name}` lacks {', '.join(missing)} (has: {', '.join(sorted(caps)) or 'none'})"
+        return None
+
+    def build_encoder(self, input: InputSpec) -> torch.nn.Module:
+        raise NotImplementedError(f"{type(self).__name__} must implement build_encoder()")
+
+
+class Task(Component):
+    """A benchmark task: its data, its head, its loss and its metrics.
+
+    The default head and loss follow ``info().output_kind``: a linear layer on
+    the encoder summary with cross-entropy (classification) or mean squared
+    error (regression). Override them for anything else.
+    """
+
+    #: bump when the generated/loaded data changes: it is part of every run id
+    data_version: ClassVar[str] = "1"
+
+    def info(self) -> TaskInfo:
+        """Describe the task. Called on the driver at plan time: keep it cheap."""
+        raise NotImplementedError(f"{type(self).__name__} must implement info()")
+
+    def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
+        """Data for one run; batches are dicts with ``x``, ``lengths``, ``y``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement datamodule()")
+
+    def build_head(self, encoder_output_size: int) -> torch.nn.Module:
+        from harness.heads import default_head
+
+        return default_head(self.info(), encoder_output_size)
+
+    def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from harness.heads import default_loss
+
+        return default_loss(self.info(), prediction, target)
+
+    def metric_inputs(
+        self, prediction: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Turn (prediction, target) into what the task's metrics accept."""
+        if self.info().output_kind == "regression" and prediction.shape[-1] == 1:
+            return prediction.squeeze(-1), target.reshape(prediction.shape[0])
+        return prediction, target
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric by name: ``factory(info)`` builds a ``torchmetrics.Metric``."""
+
+    name: str
+    factory: Callable[[TaskInfo], torchmetrics.Metric]
+    description: str = ""
+    output_kinds: frozenset[str] = field(default_factory=lambda: frozenset({"classification"}))
+    direction: Direction = "max"
+
+    def summary_line(self) -> str:
+        return self.description
+
+
+class Reporter(Component):
+    """Writes a report from finished results (the JSON-lines records)."""
+
+    #: file suffix of what this reporter writes, e.g. ``.md``
+    suffix: ClassVar[str] = ".txt"
+
+    def render(self, results: Sequence[Mapping[str, Any]]) -> str:
+        raise NotImplementedError(f"{type(self).__name__} must implement render()")
+
+    def write(self, results: Sequence[Mapping[str, Any]], out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"summary{self.suffix}"
+        path.write_text(self.render(results), encoding="utf-8")
+        return path

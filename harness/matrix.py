@@ -1,0 +1,229 @@
+"""Suite + registry → the plan: tasks × architectures × grid × seeds.
+
+Every cell is validated here, on the driver, before anything runs: component
+parameters, per-cell trainer settings, metric names, capability checks. A cell
+whose architecture cannot run its task is kept with a skip reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness import __version__
+from harness.errors import SuiteError, suggest
+from harness.registry import Registry
+from harness.suite import ComponentEntry, Suite, TrainerSpec
+from harness.validation import raise_for
+from harness.yamlsrc import Loc
+
+TRAINER_PREFIX = "trainer."
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of the plan: plain data, shipped to a worker as its recipe."""
+
+    run_id: str
+    suite: str
+    task: str
+    task_label: str
+    task_params: dict[str, Any]
+    architecture: str
+    arch_label: str
+    arch_params: dict[str, Any]
+    trainer: dict[str, Any]
+    seed: int
+    metrics: tuple[str, ...]
+    primary_metric: str
+    direction: str
+    resources: dict[str, float]
+    versions: dict[str, str]
+    skip_reason: str | None = None
+    grid: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task_label} × {self.arch_label} · seed {self.seed}"
+
+    def payload(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Plan:
+    suite: Suite
+    cells: list[Cell]
+
+    @property
+    def runnable(self) -> list[Cell]:
+        return [c for c in self.cells if c.skip_reason is None]
+
+    @property
+    def skipped(self) -> list[Cell]:
+        return [c for c in self.cells if c.skip_reason is not None]
+
+    def filtered(self, only: dict[str, set[str]]) -> Plan:
+        def keep(cell: Cell) -> bool:
+            tasks, archs = only.get("task"), only.get("arch")
+            return (not tasks or cell.task in tasks or cell.task_label in tasks) and (
+                not archs or cell.architecture in archs or cell.arch_label in archs
+            )
+
+        return Plan(self.suite, [c for c in self.cells if keep(c)])
+
+
+def run_id(recipe: dict[str, Any]) -> str:
+    """Content hash of a resolved run recipe (stable across processes and machines)."""
+    blob = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _grid_points(entry: ComponentEntry) -> list[dict[str, Any]]:
+    keys = list(entry.grid)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(entry.grid[k] for k in keys))]
+
+
+def _label(entry: ComponentEntry, point: dict[str, Any]) -> str:
+    base = entry.label or entry.name
+    if not point:
+        return base
+    return base + "[" + ",".join(f"{k}={v}" for k, v in point.items()) + "]"
+
+
+def _validate(
+    model: type[BaseModel], raw: dict[str, Any], suite: Suite, where: Loc,
+    point: dict[str, Any] | None = None, grid_loc: Loc = (), strip: str = "",
+) -> Any:
+    """Validate ``raw``; errors on values that came from a grid point name the grid entry."""
+
+    def relocate(inner: Loc) -> Loc | None:
+        if not point or not inner:
+            return None
+        key = f"{strip}{inner[0]}"
+        if key in point:
+            values = _grid_values(suite, grid_loc, key)
+            index = values.index(point[key]) if point[key] in values else 0
+            return (*grid_loc, "grid", key, index)
+        return None
+
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise_for(exc, suite.source, model, where, relocate)
+
+
+def _grid_values(suite: Suite, base: Loc, key: str) -> list[Any]:
+    entries: Any = getattr(suite.spec, str(base[0]))
+    return list(entries[int(base[1])].grid.get(key, []))
+
+
+def _component_params(entry: ComponentEntry, point: dict[str, Any], cls: Any, suite: Suite, base: Loc) -> Any:
+    params = {k: v for k, v in point.items() if not k.startswith(TRAINER_PREFIX)}
+    return _validate(cls.Params, {**entry.params, **params}, suite, (*base, "params"), params, base)
+
+
+def _trainer(suite: Suite, arch_entry: Any, point: dict[str, Any], base: Loc) -> TrainerSpec:
+    raw = suite.spec.trainer.model_dump(exclude_unset=True)
+    raw.update(arch_entry.trainer)
+    raw.update({k[len(TRAINER_PREFIX):]: v for k, v in point.items() if k.startswith(TRAINER_PREFIX)})
+    where: Loc = (*base, "trainer") if arch_entry.trainer else ("trainer",)
+    return _validate(TrainerSpec, raw, suite, where, point, base, strip=TRAINER_PREFIX)
+
+
+def _metrics(entry: Any, default: tuple[str, ...], primary: str, kind: str, registry: Registry, base: Loc, suite: Suite) -> tuple[str, ...]:
+    names = tuple(entry.metrics) if entry.metrics is not None else default
+    for i, name in enumerate(names):
+        spec = registry.metrics.get(name, where=suite.source.where((*base, "metrics", i))).obj
+        if kind not in spec.output_kinds:
+            raise SuiteError(
+                f"{suite.source.where((*base, 'metrics', i))}: metric `{name}` does not apply to {kind} tasks "
+                f"(it is for {', '.join(sorted(spec.output_kinds))}). Remove it or pick another metric."
+            )
+    if primary not in names:
+        names = (primary, *names)
+    return names
+
+
+def build_plan(suite: Suite, registry: Registry) -> Plan:
+    """Expand and validate every cell of ``suite`` against ``registry``."""
+    spec = suite.spec
+    cells: list[Cell] = []
+    resources = spec.resources.model_dump()
+    for ti, t_entry in enumerate(spec.tasks):
+        t_base: Loc = ("tasks", ti)
+        t_reg = registry.tasks.get(t_entry.name, where=suite.source.where((*t_base, "name")))
+        for t_point in _grid_points(t_entry):
+            _check_grid_keys(t_entry, t_point, t_reg.obj, suite, t_base, allow_trainer=False)
+            t_params = _component_params(t_entry, t_point, t_reg.obj, suite, t_base)
+            task = t_reg.obj(t_params)
+            info = task.info()
+            metrics = _metrics(t_entry, info.metrics, info.primary_metric, info.output_kind, registry, t_base, suite)
+            for ai, a_entry in enumerate(spec.architectures):
+                a_base: Loc = ("architectures", ai)
+                a_reg = registry.architectures.get(a_entry.name, where=suite.source.where((*a_base, "name")))
+                for a_point in _grid_points(a_entry):
+                    _check_grid_keys(a_entry, a_point, a_reg.obj, suite, a_base, allow_trainer=True)
+                    a_params = _component_params(a_entry, a_point, a_reg.obj, suite, a_base)
+                    trainer = _trainer(suite, a_entry, a_point, a_base)
+                    arch = a_reg.obj(a_params)
+                    reason = arch.incompatibility(info)
+                    versions = {
+                        "harness": __version__,
+                        "task_plugin": f"{t_reg.provenance.distribution}=={t_reg.provenance.version}",
+                        "arch_plugin": f"{a_reg.provenance.distribution}=={a_reg.provenance.version}",
+                        "data": task.data_version,
+                    }
+                    for seed in spec.seeds:
+                        recipe = {
+                            "task": t_entry.name, "task_params": t_params.model_dump(mode="json"),
+                            "architecture": a_entry.name, "arch_params": a_params.model_dump(mode="json"),
+                            "trainer": trainer.model_dump(mode="json"), "seed": seed,
+                            "metrics": list(metrics), "versions": versions,
+                        }
+                        cells.append(Cell(
+                            run_id=run_id(recipe), suite=spec.name,
+                            task=t_entry.name, task_label=_label(t_entry, t_point), task_params=recipe["task_params"],
+                            architecture=a_entry.name, arch_label=_label(a_entry, a_point),
+                            arch_params=recipe["arch_params"], trainer=recipe["trainer"], seed=seed,
+                            metrics=metrics, primary_metric=info.primary_metric, direction=info.direction,
+                            resources=resources, versions=versions, skip_reason=reason,
+                            grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
+                        ))
+    _check_unique(cells, suite)
+    return Plan(suite, cells)
+
+
+def _check_grid_keys(entry: ComponentEntry, point: dict[str, Any], cls: Any, suite: Suite, base: Loc, allow_trainer: bool) -> None:
+    fields = set(cls.Params.model_fields)
+    trainer_fields = set(TrainerSpec.model_fields)
+    for key in point:
+        if allow_trainer and key.startswith(TRAINER_PREFIX):
+            if key[len(TRAINER_PREFIX):] in trainer_fields:
+                continue
+            options = [TRAINER_PREFIX + f for f in trainer_fields]
+        elif key in fields:
+            continue
+        else:
+            options = sorted(fields) + ([TRAINER_PREFIX + "<setting>"] if allow_trainer else [])
+        raise SuiteError(
+            f"{suite.source.where((*base, 'grid', key))}: `{key}` is not a parameter of `{entry.name}`. "
+            f"{suggest(key, options)}Grid axes must be parameters ({', '.join(options)})."
+        )
+
+
+def _check_unique(cells: list[Cell], suite: Suite) -> None:
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        other = seen.get(cell.run_id)
+        if other is not None:
+            raise SuiteError(
+                f"{suite.path}: two entries resolve to the same run ({cell.label} and {other.label}, identical "
+                "parameters and seed). Remove the duplicate entry or grid value."
+            )
+        seen[cell.run_id] = cell

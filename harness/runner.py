@@ -1,0 +1,151 @@
+"""The driver: validate, plan, acquire compute, run, record, summarize.
+
+Ordering is what keeps bad input harmless: everything that can be checked is
+checked (suite, plugins, plan, resources, tracking store) before the first
+record is written.
+"""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from harness import __version__
+from harness.errors import SuiteError
+from harness.matrix import Cell, Plan, build_plan
+from harness.plugins import get_registry
+from harness.suite import load_suite
+from harness.tracking.results import ResultsFile
+
+
+@dataclass
+class RunOptions:
+    only: dict[str, set[str]] = field(default_factory=dict)
+    executor: str = "ray"
+    address: str | None = None
+    tracking_uri: str | None = None
+    results: str | None = None
+    rerun: bool = False
+    report_dir: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    results: list[dict[str, Any]]
+    skipped_cells: list[Cell]
+    resumed: int
+    results_path: Path
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    reports: list[Path]
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.results if r["status"] != "finished")
+
+
+def plan_suite(path: str, only: dict[str, set[str]] | None = None) -> Plan:
+    registry = get_registry()
+    plan = build_plan(load_suite(path), registry)
+    if only:
+        filtered = plan.filtered(only)
+        if not filtered.cells:
+            tasks = sorted({c.task_label for c in plan.cells})
+            archs = sorted({c.arch_label for c in plan.cells})
+            wanted = ", ".join(f"{k}={v}" for k, vs in only.items() for v in sorted(vs))
+            raise SuiteError(
+                f"--only {wanted} matches no cell of {plan.suite.path}. Tasks in this suite: {', '.join(tasks)}; "
+                f"architectures: {', '.join(archs)}."
+            )
+        plan = filtered
+    return plan
+
+
+def default_results_path(suite_name: str) -> Path:
+    return Path("results") / f"{suite_name}.jsonl"
+
+
+def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
+    from harness.console import Progress
+    from harness.scheduler import make_executor
+    from harness.tracking.mlflow_store import MlflowTracker, resolve_uri
+    from harness.train.trial import default_cache_dir
+
+    spec = plan.suite.spec
+    results_file = ResultsFile(options.results or spec.tracking.results or default_results_path(spec.name))
+    done = set() if options.rerun else results_file.finished_ids()
+    todo = [c for c in plan.runnable if c.run_id not in done]
+    resumed = len(plan.runnable) - len(todo)
+
+    executor = make_executor(options.executor, options.address)
+    uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
+    tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
+    executor.start(spec.resources.model_dump())
+    try:
+        tracker.connect()
+        parent = tracker.start_parent(
+            name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+            tags={
+                "harness.suite": spec.name, "harness.suite_file": str(plan.suite.path),
+                "harness.version": __version__, "harness.executor": executor.name,
+                "harness.command": shlex.join(["harness", *sys.argv[1:]]), "harness.host": socket.gethostname(),
+                "harness.python": platform.python_version(),
+            },
+            params={"seeds": spec.seeds, "cells": len(plan.cells), "to_run": len(todo),
+                    "skipped": len(plan.skipped), "resumed": resumed, "resources": spec.resources.model_dump()},
+            suite_text=plan.suite.path.read_text(encoding="utf-8"),
+        )
+        for cell in plan.skipped:
+            results_file.append({**cell.payload(), "status": "skipped", "parent_run_id": parent})
+        results: list[dict[str, Any]] = []
+        cache_dir = str(default_cache_dir())
+        payloads = [{**c.payload(), "cache_dir": cache_dir} for c in todo]
+        if resumed:
+            console.print(f"Resuming: {resumed} finished run(s) found in {results_file.path} are skipped (--rerun to redo).")
+
+        def on_result(result: dict[str, Any]) -> None:
+            result["parent_run_id"] = parent
+            try:
+                result["mlflow_run_id"] = tracker.log_child(result)
+            except Exception as exc:  # the results file still gets it
+                console.print(f"[yellow]warning:[/] could not log run {result['run_id']} to MLflow: {exc}")
+            results_file.append(result)
+            results.append(result)
+            progress.finish(result)
+
+        status = "FAILED"
+        with Progress(console, len(payloads), executor.capacity) as progress:
+            try:
+                executor.run(payloads, progress.start, on_result)
+                status = "FINISHED" if all(r["status"] == "finished" for r in results) else "FAILED"
+            except KeyboardInterrupt:
+                status = "KILLED"
+                raise
+            finally:
+                finished = [r for r in results if r["status"] == "finished"]
+                tracker.finish_parent(status, {"runs_finished": len(finished), "runs_failed": len(results) - len(finished)})
+    finally:
+        executor.close()
+    reports = write_reports(results_file, spec.name, options.report_dir)
+    return RunOutcome(results, plan.skipped, resumed, results_file.path, uri, tracker.experiment_id, parent, reports)
+
+
+def write_reports(results_file: ResultsFile, suite_name: str, report_dir: str | None) -> list[Path]:
+    from harness.tracking.results import latest_by_run
+
+    registry = get_registry()
+    records = [r for r in latest_by_run(results_file.read()) if r.get("suite") == suite_name]
+    out_dir = Path(report_dir or Path("reports") / suite_name)
+    return [entry.obj().write(records, out_dir) for entry in registry.reporters]
+
+
+__all__ = ["RunOptions", "RunOutcome", "plan_suite", "run_plan", "write_reports"]

@@ -1,0 +1,22 @@
+"""Executors: ``ray`` (default) and ``local`` (in-process)."""
+
+from __future__ import annotations
+
+from harness.errors import HarnessError, suggest
+from harness.scheduler.base import Executor
+
+EXECUTORS = ("ray", "local")
+
+
+def make_executor(name: str, address: str | None = None) -> Executor:
+    if name == "ray":
+        from harness.scheduler.ray_executor import RayExecutor
+
+        return RayExecutor(address)
+    if name == "local":
+        if address:
+            raise HarnessError("--address joins a Ray cluster and needs --executor ray; drop one of them.")
+        from harness.scheduler.local import LocalExecutor
+
+        return LocalExecutor()
+    raise HarnessError(f"Unknown executor `{name}`. {suggest(name, EXECUTORS)}Choose one of: {', '.join(EXECUTORS)}.")

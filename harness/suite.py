@@ -1,0 +1,189 @@
+"""The suite file format: YAML → a validated :class:`SuiteSpec`.
+
+Top-level keys: ``name``, ``description``, ``seeds``, ``tasks``,
+``architectures``, ``trainer``, ``resources``, ``tracking``. Errors name the
+YAML path and line (``tasks[1].params.length (line 12)``) and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.validation import raise_for
+from harness.yamlsrc import Source, load_yaml
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EarlyStopping(Strict):
+    """Stop when the monitored validation metric stops improving."""
+
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    #: a validation metric (``val_loss``, ``val_accuracy``...); default: the task's primary metric
+    monitor: str | None = None
+
+
+class TrainerSpec(Strict):
+    max_epochs: int = Field(10, ge=1)
+    max_steps: int | None = Field(None, ge=1)
+    #: seconds, or a "HH:MM:SS" string
+    max_time: float | str | None = None
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    gradient_clip_val: float | None = Field(None, gt=0)
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    early_stopping: EarlyStopping | None = None
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "64-true"] = "32-true"
+    #: "auto" follows resources.gpus
+    accelerator: Literal["auto", "cpu", "gpu"] = "auto"
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _early_bool(cls, value: Any) -> Any:
+        if value is True:
+            return {}
+        if value is False:
+            return None
+        return value
+
+    @field_validator("max_time")
+    @classmethod
+    def _max_time(cls, value: float | str | None) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            match = re.fullmatch(r"(?:(\d+):)?(\d+):(\d+)", value.strip())
+            if not match:
+                raise ValueError('max_time must be seconds (e.g. 300) or "HH:MM:SS" (e.g. "00:05:00")')
+            hours, minutes, seconds = (int(g or 0) for g in match.groups())
+            value = hours * 3600 + minutes * 60 + seconds
+        if not value > 0 or math.isinf(value):
+            raise ValueError("max_time must be a positive, finite number of seconds")
+        return float(value)
+
+
+class ResourcesSpec(Strict):
+    """What one run asks the scheduler for."""
+
+    cpus: float = Field(1.0, gt=0)
+    gpus: float = Field(0.0, ge=0)
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_above_one(cls, value: float) -> float:
+        if value > 1 and not float(value).is_integer():
+            raise ValueError("gpus above 1 must be a whole number (fractions are for sharing one GPU)")
+        return value
+
+
+class TrackingSpec(Strict):
+    #: MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db
+    uri: str | None = None
+    #: MLflow experiment name; default: the suite name
+    experiment: str | None = None
+    #: JSON-lines results file; default: results/<suite name>.jsonl
+    results: str | None = None
+
+
+class ComponentEntry(Strict):
+    name: str = Field(min_length=1)
+    #: how the entry shows in tables (default: its name)
+    label: str | None = Field(None, pattern=NAME_RE)
+    params: dict[str, Any] = Field(default_factory=dict)
+    #: sweep axes: each key maps to a list of values; the cells take their product
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid axis `{key}` has no values; give it a list of at least one value")
+        return grid
+
+
+class TaskEntry(ComponentEntry):
+    #: metric names (default: the task's own list)
+    metrics: list[str] | None = None
+
+
+class ArchitectureEntry(ComponentEntry):
+    #: trainer settings for this architecture only (e.g. its own learning rate)
+    trainer: dict[str, Any] = Field(default_factory=dict)
+
+
+class SuiteSpec(Strict):
+    name: str = Field(pattern=NAME_RE)
+    description: str = ""
+    #: a list of seeds, or a count N meaning seeds 0..N-1
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    tasks: list[TaskEntry] = Field(min_length=1)
+    architectures: list[ArchitectureEntry] = Field(min_length=1)
+    trainer: TrainerSpec = Field(default_factory=TrainerSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    tracking: TrackingSpec = Field(default_factory=TrackingSpec)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_count(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise ValueError("seeds as a count must be at least 1")
+            return list(range(value))
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds must not repeat")
+        return seeds
+
+    @model_validator(mode="after")
+    def _accelerator(self) -> SuiteSpec:
+        if self.trainer.accelerator == "gpu" and self.resources.gpus == 0:
+            raise ValueError("trainer.accelerator is `gpu` but resources.gpus is 0: set resources.gpus (e.g. 1 or 0.5)")
+        return self
+
+
+class Suite:
+    """A validated suite and the YAML source it came from (for error locations)."""
+
+    def __init__(self, spec: SuiteSpec, source: Source) -> None:
+        self.spec = spec
+        self.source = source
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file; raises SuiteError with location and fix."""
+    source = load_yaml(path)
+    if not isinstance(source.data, dict):
+        raise_type = type(source.data).__name__
+        from harness.errors import SuiteError
+
+        raise SuiteError(
+            f"{source.path}: the top level must be a mapping with keys like `name`, `tasks`, "
+            f"`architectures`, not a {raise_type}. See suites/quickstart.yaml."
+        )
+    try:
+        spec = SuiteSpec.model_validate(source.data)
+    except ValidationError as exc:
+        raise_for(exc, source, SuiteSpec)
+    return Suite(spec, source)

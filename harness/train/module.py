@@ -1,0 +1,124 @@
+"""The LightningModule that joins an architecture's encoder with a task's head,
+loss and metrics; and the callback that records per-epoch history and timing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torchmetrics import MetricCollection
+
+from harness.errors import RunFailure
+from harness.interfaces import MetricSpec, Task, TaskInfo
+
+
+def build_optimizer(params: Any, trainer: Mapping[str, Any]) -> torch.optim.Optimizer:
+    name, lr, wd = trainer["optimizer"], trainer["lr"], trainer["weight_decay"]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=trainer["momentum"])
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, momentum=trainer["momentum"])
+    raise ValueError(f"unknown optimizer {name!r}")
+
+
+class HarnessModule(pl.LightningModule):
+    def __init__(
+        self,
+        encoder: torch.nn.Module,
+        head: torch.nn.Module,
+        task: Task,
+        info: TaskInfo,
+        metrics: Mapping[str, MetricSpec],
+        trainer: Mapping[str, Any],
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+        self.task = task
+        self.info = info
+        self.trainer_spec = dict(trainer)
+        built = {name: spec.factory(info) for name, spec in metrics.items()}
+        self.val_metrics = MetricCollection(built, prefix="val_")
+        self.test_metrics = self.val_metrics.clone(prefix="test_")
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(x, lengths))
+
+    def _step(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        prediction = self(batch["x"], batch["lengths"])
+        return prediction, self.task.loss(prediction, batch["y"])
+
+    def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        _, loss = self._step(batch)
+        if not torch.isfinite(loss):
+            raise RunFailure(
+                f"training loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                "lower trainer.lr or set trainer.gradient_clip_val"
+            )
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
+        return loss
+
+    def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
+        prediction, loss = self._step(batch)
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
+        metrics.update(*self.task.metric_inputs(prediction.float(), batch["y"]))
+
+    def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_dict({k: v.float() for k, v in self.val_metrics.compute().items()})
+        self.val_metrics.reset()
+
+    def test_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        self.log_dict({k: v.float() for k, v in self.test_metrics.compute().items()})
+        self.test_metrics.reset()
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return build_optimizer(self.parameters(), self.trainer_spec)
+
+
+def _cuda_sync(module: pl.LightningModule) -> None:
+    if module.device.type == "cuda":
+        torch.cuda.synchronize(module.device)
+
+
+class HistoryCallback(pl.Callback):
+    """Collects per-epoch metrics and the time spent in training batches."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+        self.train_batch_time = 0.0
+        self.train_samples = 0
+        self._batch_start = 0.0
+        self._fit_start = 0.0
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._fit_start = time.perf_counter()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+        _cuda_sync(pl_module)
+        self._batch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        _cuda_sync(pl_module)
+        self.train_batch_time += time.perf_counter() - self._batch_start
+        self.train_samples += len(batch["y"])
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        row: dict[str, float] = {"epoch": float(trainer.current_epoch), "step": float(trainer.global_step)}
+        for key, value in trainer.callback_metrics.items():
+            if key == "train_loss" or key.startswith("val_"):
+                row[key] = float(value)
+        row["elapsed_s"] = time.perf_counter() - self._fit_start
+        self.history.append(row)

@@ -1,0 +1,106 @@
+"""Turns pydantic validation errors into messages that name the YAML place and the fix."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from harness.errors import SuiteError, suggest
+from harness.yamlsrc import Loc, Source, format_loc
+
+MAX_ERRORS = 5
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    out: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        out.extend(_models_in(arg))
+    return out
+
+
+def allowed_keys(model: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys the model accepts at ``loc`` (a path inside it)."""
+    current: list[type[BaseModel]] = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt: list[type[BaseModel]] = []
+        for m in current:
+            info = m.model_fields.get(part)
+            if info is not None:
+                nxt.extend(_models_in(info.annotation))
+        if not nxt:
+            return []
+        current = nxt
+    keys: list[str] = []
+    for m in current:
+        keys.extend(k for k in m.model_fields if k not in keys)
+    return keys
+
+
+def _clean_loc(loc: tuple[Any, ...]) -> Loc:
+    # pydantic adds union-member names ("int", "list[int]", "function-after[...]") to locs
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and ("[" in part or part in {"int", "float", "str", "bool", "list", "dict"}):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping", type(None): "empty (null)"}.get(type(value), type(value).__name__)
+
+
+def describe_errors(
+    exc: ValidationError, source: Source, model: type[BaseModel], prefix: Loc = (),
+    relocate: typing.Callable[[Loc], Loc | None] | None = None,
+) -> list[str]:
+    """One sentence per error: where (path and line), what, and how to fix."""
+    messages: list[str] = []
+    seen: set[Loc] = set()
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    for err in errors:
+        inner = _clean_loc(err["loc"])
+        if inner in seen:
+            continue
+        seen.add(inner)
+        moved = relocate(inner) if relocate is not None else None
+        loc = moved if moved is not None else (*prefix, *inner)
+        where = source.where(loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            key = str(inner[-1]) if inner else "?"
+            keys = allowed_keys(model, inner[:-1])
+            hint = suggest(key, keys)
+            allowed = f"Allowed keys here: {', '.join(keys)}." if keys else ""
+            messages.append(f"{where}: unknown key `{key}`. {hint}{allowed}".rstrip())
+        elif kind == "missing":
+            messages.append(f"{where}: required key `{inner[-1]}` is missing. Add it.")
+        else:
+            value = err.get("input")
+            got = f" (got {value!r}, {_type_name(value)})" if not isinstance(value, (dict, list)) else ""
+            msg = err["msg"].removeprefix("Value error, ")
+            messages.append(f"{where}: {msg}{got}. Fix the value of `{format_loc(loc)}`.")
+        if len(messages) >= MAX_ERRORS:
+            break
+    return messages
+
+
+def raise_for(
+    exc: ValidationError, source: Source, model: type[BaseModel], prefix: Loc = (),
+    relocate: typing.Callable[[Loc], Loc | None] | None = None,
+) -> typing.NoReturn:
+    """Raise a SuiteError for ``exc``; ``relocate`` may map an inner loc elsewhere."""
+    messages = describe_errors(exc, source, model, prefix, relocate)
+    extra = len(exc.errors()) - len(messages)
+    tail = f" ({extra} more error(s) not shown.)" if extra > 0 else ""
+    raise SuiteError(" ".join(messages) + tail) from None
+
+
+__all__ = ["allowed_keys", "describe_errors", "raise_for"]

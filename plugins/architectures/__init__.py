@@ -1,0 +1,23 @@
+"""Built-in architectures, registered through the same hook a third-party plugin uses.
+
+Importing this package must not import torch: it runs in every process. The ``torch`` networks
+live in the private modules ``_recurrent`` and ``_transformer``, loaded by ``build_encoder``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness import hookimpl
+
+from .recurrent import BiRNN, CNNRNN, GRU, LSTM, RNN
+from .transformer import Transformer
+
+__all__ = ["RNN", "LSTM", "GRU", "BiRNN", "CNNRNN", "Transformer", "register_architectures"]
+
+
+@hookimpl
+def register_architectures(register: Callable[[Any], None]) -> None:
+    for architecture in (RNN, LSTM, GRU, BiRNN, CNNRNN, Transformer):
+        register(architecture)

@@ -1,0 +1,126 @@
+"""Recurrent architectures: ``rnn``, ``lstm``, ``gru``, ``birnn``, ``cnn_rnn``.
+
+Declarations only: no torch here. The networks live in ``_recurrent`` and are imported inside
+``build_encoder`` (which runs in the worker), so registering these classes stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal, cast
+
+from pydantic import Field, field_validator
+
+from harness import Architecture, InputSpec, Params
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from torch import nn
+
+Cell = Literal["rnn", "lstm", "gru"]
+
+
+class RecurrentParams(Params):
+    """Parameters shared by every recurrent architecture."""
+
+    hidden_size: int = Field(64, gt=0, description="hidden units per layer (and per direction)")
+    num_layers: int = Field(1, gt=0, description="stacked recurrent layers")
+    dropout: float = Field(
+        0.0, ge=0.0, lt=1.0, description="dropout between stacked layers (no effect with one layer)"
+    )
+    embedding_size: int | None = Field(
+        None,
+        gt=0,
+        description="token embedding size (default: hidden_size); for continuous inputs, "
+        "a linear projection to this size (default: the raw features)",
+    )
+
+
+class RNNParams(RecurrentParams):
+    nonlinearity: Literal["tanh", "relu"] = Field("tanh", description="activation of the cell")
+
+
+class LSTMParams(RecurrentParams):
+    forget_bias: float = Field(1.0, description="initial forget-gate bias (b_ih + b_hh)")
+
+
+class BiRNNParams(RecurrentParams):
+    cell: Cell = Field("lstm", description="recurrent cell: rnn, lstm or gru")
+
+
+class CNNRNNParams(RecurrentParams):
+    conv_channels: int = Field(64, gt=0, description="channels of every convolution")
+    kernel_size: int = Field(3, ge=1, description="convolution width (odd)")
+    conv_layers: int = Field(1, gt=0, description="stacked convolutions (stride 1, no pooling)")
+    cell: Cell = Field("gru", description="recurrent cell after the convolutions: rnn, lstm or gru")
+    causal: bool = Field(False, description="pad convolutions on the left only: step t sees steps <= t")
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _odd_kernel(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(
+                f"kernel_size must be odd so the convolution is centred on each step "
+                f"(got {value}; use {value - 1 or 1} or {value + 1})"
+            )
+        return value
+
+
+class _UnidirectionalRecurrent(Architecture):
+    """Shared ``build_encoder`` of ``rnn``, ``lstm`` and ``gru``: one fused cell type."""
+
+    cell: ClassVar[str]
+    supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal"})
+    Params: ClassVar[type[Params]] = RecurrentParams
+
+    def build_encoder(self, input: InputSpec) -> nn.Module:
+        from ._recurrent import recurrent_encoder
+
+        return recurrent_encoder(input, cell=self.cell, **self.params.model_dump())
+
+
+class RNN(_UnidirectionalRecurrent):
+    name = "rnn"
+    description = "Elman RNN (fused nn.RNN over packed sequences); summary = final hidden state."
+    cell = "rnn"
+    Params = RNNParams
+
+
+class LSTM(_UnidirectionalRecurrent):
+    name = "lstm"
+    description = "LSTM (fused nn.LSTM over packed sequences); summary = final hidden state."
+    cell = "lstm"
+    Params = LSTMParams
+
+
+class GRU(_UnidirectionalRecurrent):
+    name = "gru"
+    description = "GRU (fused nn.GRU over packed sequences); summary = final hidden state."
+    cell = "gru"
+    Params = RecurrentParams
+
+
+class BiRNN(Architecture):
+    name = "birnn"
+    description = "Bidirectional RNN/LSTM/GRU; summary = forward and backward final states."
+    supports = frozenset({"variable_length", "bidirectional"})
+    Params = BiRNNParams
+
+    def build_encoder(self, input: InputSpec) -> nn.Module:
+        from ._recurrent import recurrent_encoder
+
+        return recurrent_encoder(input, bidirectional=True, **self.params.model_dump())
+
+
+class CNNRNN(Architecture):
+    name = "cnn_rnn"
+    description = "1-D convolutions (length-preserving) followed by an RNN/LSTM/GRU."
+    supports = frozenset({"variable_length"})
+    Params = CNNRNNParams
+
+    def capabilities(self) -> frozenset[str]:
+        causal = cast(CNNRNNParams, self.params).causal
+        return (self.supports | {"causal"}) if causal else self.supports
+
+    def build_encoder(self, input: InputSpec) -> nn.Module:
+        from ._recurrent import conv_recurrent_encoder
+
+        return conv_recurrent_encoder(input, **self.params.model_dump())
