@@ -35,7 +35,10 @@ class HarnessGroup(click.Group):
 def _console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:  # logs and CI: don't squeeze tables into 80 columns
+        console = Console(highlight=False, width=max(console.width, 140))
+    return console
 
 
 def _parse_only(values: tuple[str, ...]) -> dict[str, set[str]]:

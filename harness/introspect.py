@@ -7,7 +7,7 @@ from typing import Any
 
 
 def _type_name(annotation: Any) -> str:
-    if annotation is None:
+    if annotation is None or annotation is type(None):
         return "None"
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:

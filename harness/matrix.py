@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 from harness import __version__
 from harness.errors import SuiteError, suggest
 from harness.registry import Registry
-from harness.suite import ComponentEntry, Suite, TrainerSpec
+from harness.suite import ComponentEntry, Suite, TrainerSpec, check_accelerator
 from harness.validation import raise_for
-from harness.yamlsrc import Loc
+from harness.yamlsrc import Loc, format_loc
 
 TRAINER_PREFIX = "trainer."
 
@@ -69,6 +69,25 @@ class Plan:
         return [c for c in self.cells if c.skip_reason is not None]
 
     def filtered(self, only: dict[str, set[str]]) -> Plan:
+        """The cells matching ``only`` ({"task": names, "arch": names}; a name or a label).
+
+        A name that matches no cell is an error (a typo would otherwise silently run less).
+        """
+        known = {
+            "task": {n for c in self.cells for n in (c.task, c.task_label)},
+            "arch": {n for c in self.cells for n in (c.architecture, c.arch_label)},
+        }
+        for kind, names in only.items():
+            choices = known.get(kind, set())
+            for name in sorted(names):
+                if name not in choices:
+                    listed = sorted({c.task if kind == "task" else c.architecture for c in self.cells})
+                    raise SuiteError(
+                        f"--only {kind}={name} matches no cell of {self.suite.path}. {suggest(name, choices)}"
+                        f"{'Tasks' if kind == 'task' else 'Architectures'} in this suite: {', '.join(listed)} "
+                        "(grid points can also be named by their label, as `harness validate` shows them)."
+                    )
+
         def keep(cell: Cell) -> bool:
             tasks, archs = only.get("task"), only.get("arch")
             return (not tasks or cell.task in tasks or cell.task_label in tasks) and (
@@ -133,7 +152,17 @@ def _trainer(suite: Suite, arch_entry: Any, point: dict[str, Any], base: Loc) ->
     raw.update(arch_entry.trainer)
     raw.update({k[len(TRAINER_PREFIX):]: v for k, v in point.items() if k.startswith(TRAINER_PREFIX)})
     where: Loc = (*base, "trainer") if arch_entry.trainer else ("trainer",)
-    return _validate(TrainerSpec, raw, suite, where, point, base, strip=TRAINER_PREFIX)
+    trainer: TrainerSpec = _validate(TrainerSpec, raw, suite, where, point, base, strip=TRAINER_PREFIX)
+    accel_key = TRAINER_PREFIX + "accelerator"
+    if accel_key in point:
+        values = _grid_values(suite, base, accel_key)
+        accel_loc: Loc = (*base, "grid", accel_key, values.index(point[accel_key]))
+    elif "accelerator" in arch_entry.trainer:
+        accel_loc = (*base, "trainer", "accelerator")
+    else:
+        accel_loc = ("trainer", "accelerator")
+    check_accelerator(trainer.accelerator, suite.spec.resources, suite.source.where(accel_loc))
+    return trainer
 
 
 def _metrics(entry: Any, default: tuple[str, ...], primary: str, kind: str, registry: Registry, base: Loc, suite: Suite) -> tuple[str, ...]:
@@ -154,6 +183,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     """Expand and validate every cell of ``suite`` against ``registry``."""
     spec = suite.spec
     cells: list[Cell] = []
+    origins: list[Loc] = []  # the architecture entry (or grid point) each cell comes from
     resources = spec.resources.model_dump()
     for ti, t_entry in enumerate(spec.tasks):
         t_base: Loc = ("tasks", ti)
@@ -195,13 +225,14 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                             resources=resources, versions=versions, skip_reason=reason,
                             grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
                         ))
-    _check_unique(cells, suite)
+                        origins.append(a_base)
+    _check_unique(cells, origins, suite)
     return Plan(suite, cells)
 
 
 def _check_grid_keys(entry: ComponentEntry, point: dict[str, Any], cls: Any, suite: Suite, base: Loc, allow_trainer: bool) -> None:
-    fields = set(cls.Params.model_fields)
-    trainer_fields = set(TrainerSpec.model_fields)
+    fields = list(cls.Params.model_fields)
+    trainer_fields = list(TrainerSpec.model_fields)
     for key in point:
         if allow_trainer and key.startswith(TRAINER_PREFIX):
             if key[len(TRAINER_PREFIX):] in trainer_fields:
@@ -210,20 +241,23 @@ def _check_grid_keys(entry: ComponentEntry, point: dict[str, Any], cls: Any, sui
         elif key in fields:
             continue
         else:
-            options = sorted(fields) + ([TRAINER_PREFIX + "<setting>"] if allow_trainer else [])
+            options = fields + ([TRAINER_PREFIX + "<setting>"] if allow_trainer else [])
         raise SuiteError(
             f"{suite.source.where((*base, 'grid', key))}: `{key}` is not a parameter of `{entry.name}`. "
             f"{suggest(key, options)}Grid axes must be parameters ({', '.join(options)})."
         )
 
 
-def _check_unique(cells: list[Cell], suite: Suite) -> None:
-    seen: dict[str, Cell] = {}
-    for cell in cells:
-        other = seen.get(cell.run_id)
-        if other is not None:
+def _check_unique(cells: list[Cell], origins: list[Loc], suite: Suite) -> None:
+    seen: dict[str, int] = {}
+    for i, cell in enumerate(cells):
+        first = seen.get(cell.run_id)
+        if first is not None:
+            other, here, there = cells[first], origins[i], origins[first]
+            both = f"both are {cell.label}, with" if cell.label == other.label else f"{cell.label} and {other.label} have"
             raise SuiteError(
-                f"{suite.path}: two entries resolve to the same run ({cell.label} and {other.label}, identical "
-                "parameters and seed). Remove the duplicate entry or grid value."
+                f"{suite.source.where(here)}: this entry gives the same run as `{format_loc(there)}` "
+                f"(line {suite.source.line(there)}): {both} identical task, architecture, parameters, "
+                "trainer settings and seed. Remove the duplicate entry, or change its params."
             )
-        seen[cell.run_id] = cell
+        seen[cell.run_id] = i

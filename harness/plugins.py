@@ -7,7 +7,9 @@ hook raises, becomes a recorded warning; the other plugins keep working.
 
 Environment switches:
 - ``HARNESS_DISABLE_PLUGINS``: comma-separated plugin (entry-point) or
-  distribution names to skip; ``*`` skips every third-party plugin.
+  distribution names to skip (distribution names compare in PEP 503 form);
+  ``*`` skips every installed third-party plugin (modules named in
+  ``HARNESS_PLUGINS`` still load: they were asked for explicitly).
 - ``HARNESS_PLUGINS``: comma-separated importable modules to load as extra
   plugins (handy for a plugin under development that is not installed).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
@@ -24,7 +27,7 @@ from typing import Any
 import pluggy
 
 from harness import hookspecs
-from harness.errors import PluginError
+from harness.errors import PluginError, suggest
 from harness.registry import KINDS, PluginInfo, Provenance, Registry
 
 GROUP = "harness"
@@ -34,6 +37,11 @@ _SELF = "harness"
 def _disabled() -> set[str]:
     raw = os.environ.get("HARNESS_DISABLE_PLUGINS", "")
     return {part.strip() for part in raw.split(",") if part.strip()}
+
+
+def _normalize(distribution: str) -> str:
+    """PEP 503 form of a distribution name: ``Harness_Example.Plugin`` -> ``harness-example-plugin``."""
+    return re.sub(r"[-_.]+", "-", distribution).lower()
 
 
 def _sorted_entry_points() -> list[EntryPoint]:
@@ -47,9 +55,10 @@ def _dist_name(ep: EntryPoint) -> str:
 
 def _candidates() -> Iterable[tuple[str, Provenance, Callable[[], Any]]]:
     disabled = _disabled()
+    disabled_dists = {_normalize(name) for name in disabled}
     for ep in _sorted_entry_points():
         dist = _dist_name(ep)
-        if ep.name in disabled or dist in disabled or ("*" in disabled and dist != _SELF):
+        if ep.name in disabled or _normalize(dist) in disabled_dists or ("*" in disabled and dist != _SELF):
             continue
         version = ep.dist.version if ep.dist is not None else "unknown"
         yield ep.name, Provenance(ep.name, dist, version), ep.load
@@ -63,8 +72,44 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
+def _hook_names(pm: pluggy.PluginManager) -> list[str]:
+    """The hooks harness defines (those with a spec)."""
+    return sorted(name for name, caller in vars(pm.hook).items() if caller.has_spec())
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+    """Names of ``@hookimpl`` functions of ``plugin`` that match no hook (a typo, usually)."""
+    known = set(_hook_names(pm))
+    unknown = []
+    for attr in dir(plugin):
+        try:
+            opts = pm.parse_hookimpl_opts(plugin, attr)
+        except Exception:  # an attribute that cannot be inspected is no hook implementation
+            continue
+        if opts is not None and not opts.get("optionalhook"):
+            name = opts.get("specname") or attr
+            if name not in known:
+                unknown.append(name)
+    return sorted(unknown)
+
+
+def _load_error(pm: pluggy.PluginManager, plugin: Any, exc: BaseException) -> str:
+    """What went wrong loading ``plugin``, and how to fix it."""
+    unknown = _unknown_hooks(pm, plugin) if plugin is not None else []
+    if isinstance(exc, pluggy.PluginValidationError) and unknown:
+        hooks = _hook_names(pm)
+        problems = " ".join(f"`{name}` is not a harness hook. {suggest(name, hooks)}" for name in unknown)
+        return f"{problems}Rename the function; the hooks are: {', '.join(hooks)}."
+    return _describe(exc)
+
+
 def build_registry() -> Registry:
-    """Load every enabled plugin and collect what it registers (uncached)."""
+    """Load every enabled plugin and collect what it registers (uncached).
+
+    A plugin's registrations are all-or-nothing: when one of its hooks raises,
+    nothing it registered (in any kind) is kept, so a plugin marked as failed
+    never half-works.
+    """
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     registry = Registry()
@@ -80,6 +125,7 @@ def build_registry() -> Registry:
                 f"one from {prov.distribution} {prov.version}. Rename the entry point in one of them "
                 f"(group `{GROUP}` in its pyproject.toml) or uninstall one."
             )
+        plugin: Any = None
         try:
             plugin = load()
             pm.register(plugin, name=name)
@@ -87,25 +133,40 @@ def build_registry() -> Registry:
         except Exception as exc:  # a broken plugin must not take the others down
             if pm.has_plugin(name):
                 pm.unregister(name=name)
-            info.error = _describe(exc)
+            info.error = _load_error(pm, plugin, exc)
             continue
         infos[name] = info
         provenance[name] = prov
+    # First call every hook, then keep the registrations of the plugins that did not fail.
+    # Hooks are called in load order (built-ins first), whatever order pluggy keeps them in
+    # (registration order, or changed by tryfirst/trylast), so that a duplicate name is
+    # always reported against the plugin that registered it first.
+    rank = {name: index for index, name in enumerate(infos)}
+    collected: dict[tuple[str, str], list[Any]] = {}
+    order: dict[str, list[str]] = {}
     for kind in KINDS:
         caller = getattr(pm.hook, f"register_{kind}")
-        for impl in reversed(caller.get_hookimpls()):  # pluggy lists them last-registered first
+        order[kind] = []
+        for impl in sorted(caller.get_hookimpls(), key=lambda impl: rank[impl.plugin_name]):
             info = infos[impl.plugin_name]
             if info.error:
                 continue
-            collected: list[Any] = []
+            found: list[Any] = []
             try:
-                impl.function(register=collected.append)
+                impl.function(register=found.append)
             except Exception as exc:
                 info.error = f"register_{kind} raised {_describe(exc)}"
                 continue
-            namespace = registry.namespace(kind)
-            for obj in collected:
-                namespace.add(obj, provenance[impl.plugin_name])
+            collected[(kind, impl.plugin_name)] = found
+            order[kind].append(impl.plugin_name)
+    for kind in KINDS:
+        namespace = registry.namespace(kind)
+        for plugin_name in order[kind]:
+            info = infos[plugin_name]
+            if info.error:
+                continue
+            for obj in collected[(kind, plugin_name)]:
+                namespace.add(obj, provenance[plugin_name])
                 info.registered.setdefault(kind, []).append(getattr(obj, "name", "?"))
     return registry
 

@@ -51,7 +51,9 @@ class Namespace:
                 f"({obj!r}). Give the class a string attribute `name`."
             )
         existing = self.entries.get(name)
-        if existing is not None and existing.obj is not obj:
+        if existing is not None and existing.obj is obj and existing.provenance == provenance:
+            return  # the same plugin registering the same object twice: harmless, keep the first
+        if existing is not None:
             raise PluginError(
                 f"Duplicate {_SINGULAR[self.kind]} name `{name}`: registered by plugin "
                 f"{existing.provenance} and by plugin {provenance}. Uninstall one of them, "

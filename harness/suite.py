@@ -10,18 +10,22 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from harness.errors import SuiteError
 from harness.validation import raise_for
 from harness.yamlsrc import Source, load_yaml
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+#: more seeds than this as a count is a typo (``seeds: 50000`` would plan 50000 runs per cell)
+MAX_SEED_COUNT = 1000
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # inf and nan are never meaningful settings (``lr: .inf`` would pass ``gt=0``)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class EarlyStopping(Strict):
@@ -98,21 +102,22 @@ class TrackingSpec(Strict):
     results: str | None = None
 
 
+def _non_empty_axis(values: list[Any]) -> list[Any]:
+    if not values:
+        raise ValueError("this grid axis has no values; give it a list of at least one value, e.g. [32, 64]")
+    for i, value in enumerate(values):
+        if any(value == earlier and type(value) is type(earlier) for earlier in values[:i]):
+            raise ValueError(f"the value {value!r} appears twice in this grid axis (it would run twice); remove one")
+    return values
+
+
 class ComponentEntry(Strict):
     name: str = Field(min_length=1)
     #: how the entry shows in tables (default: its name)
     label: str | None = Field(None, pattern=NAME_RE)
     params: dict[str, Any] = Field(default_factory=dict)
     #: sweep axes: each key maps to a list of values; the cells take their product
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-
-    @field_validator("grid")
-    @classmethod
-    def _non_empty(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        for key, values in grid.items():
-            if not values:
-                raise ValueError(f"grid axis `{key}` has no values; give it a list of at least one value")
-        return grid
+    grid: dict[str, Annotated[list[Any], AfterValidator(_non_empty_axis)]] = Field(default_factory=dict)
 
 
 class TaskEntry(ComponentEntry):
@@ -140,8 +145,10 @@ class SuiteSpec(Strict):
     @classmethod
     def _seed_count(cls, value: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
-            if value < 1:
-                raise ValueError("seeds as a count must be at least 1")
+            if not 1 <= value <= MAX_SEED_COUNT:
+                raise ValueError(
+                    f"seeds as a count must be between 1 and {MAX_SEED_COUNT} (or give the list of seeds)"
+                )
             return list(range(value))
         return value
 
@@ -152,11 +159,13 @@ class SuiteSpec(Strict):
             raise ValueError("seeds must not repeat")
         return seeds
 
-    @model_validator(mode="after")
-    def _accelerator(self) -> SuiteSpec:
-        if self.trainer.accelerator == "gpu" and self.resources.gpus == 0:
-            raise ValueError("trainer.accelerator is `gpu` but resources.gpus is 0: set resources.gpus (e.g. 1 or 0.5)")
-        return self
+def check_accelerator(accelerator: str, resources: ResourcesSpec, where: str) -> None:
+    """``accelerator: gpu`` needs ``resources.gpus`` > 0 (Ray gives a run only the GPUs it asks for)."""
+    if accelerator == "gpu" and resources.gpus == 0:
+        raise SuiteError(
+            f"{where}: accelerator is `gpu` but resources.gpus is 0, so the run would get no GPU. "
+            "Set resources.gpus (e.g. 1 or 0.5), or set the accelerator to `auto` or `cpu`."
+        )
 
 
 class Suite:
@@ -176,8 +185,6 @@ def load_suite(path: str | Path) -> Suite:
     source = load_yaml(path)
     if not isinstance(source.data, dict):
         raise_type = type(source.data).__name__
-        from harness.errors import SuiteError
-
         raise SuiteError(
             f"{source.path}: the top level must be a mapping with keys like `name`, `tasks`, "
             f"`architectures`, not a {raise_type}. See suites/quickstart.yaml."
@@ -186,4 +193,5 @@ def load_suite(path: str | Path) -> Suite:
         spec = SuiteSpec.model_validate(source.data)
     except ValidationError as exc:
         raise_for(exc, source, SuiteSpec)
+    check_accelerator(spec.trainer.accelerator, spec.resources, source.where(("trainer", "accelerator")))
     return Suite(spec, source)

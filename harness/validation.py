@@ -57,6 +57,28 @@ def _type_name(value: Any) -> str:
             dict: "a mapping", type(None): "empty (null)"}.get(type(value), type(value).__name__)
 
 
+def _hint(kind: str, loc: Loc, value: Any) -> str:
+    """A fix for the common error kinds, beyond pydantic's own message."""
+    if kind in {"model_type", "dict_type", "model_attributes_type"}:
+        if isinstance(value, str) and len(loc) >= 2 and loc[-2] in {"tasks", "architectures"}:
+            return f"Write the entry as a mapping: `- name: {value}`."
+        if value is None:
+            return "Give it `key: value` lines, or remove the key to use the defaults."
+        return "Write it as a mapping of `key: value` lines."
+    if loc == ("seeds",):
+        return "Give a count (e.g. `seeds: 3` for seeds 0, 1, 2) or a list of seeds (e.g. `seeds: [0, 1, 2]`)."
+    if kind == "list_type":
+        return "Write it as a list, e.g. `[a, b]` or one `- item` per line."
+    if kind == "string_pattern_mismatch":
+        return "Use letters, digits, `_`, `.` and `-` only, starting with a letter or digit."
+    return f"Fix the value of `{format_loc(loc)}`."
+
+
+def _covered_by_typo(key: Any, extras: list[str]) -> bool:
+    """A missing key that an unknown sibling key misspells: the unknown-key message says it all."""
+    return isinstance(key, str) and bool(suggest(key, extras))
+
+
 def describe_errors(
     exc: ValidationError, source: Source, model: type[BaseModel], prefix: Loc = (),
     relocate: typing.Callable[[Loc], Loc | None] | None = None,
@@ -65,11 +87,18 @@ def describe_errors(
     messages: list[str] = []
     seen: set[Loc] = set()
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    extras: dict[Loc, list[str]] = {}
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            inner = _clean_loc(err["loc"])
+            extras.setdefault(inner[:-1], []).append(str(inner[-1]) if inner else "")
     for err in errors:
         inner = _clean_loc(err["loc"])
         if inner in seen:
             continue
         seen.add(inner)
+        if err["type"] == "missing" and inner and _covered_by_typo(inner[-1], extras.get(inner[:-1], [])):
+            continue
         moved = relocate(inner) if relocate is not None else None
         loc = moved if moved is not None else (*prefix, *inner)
         where = source.where(loc)
@@ -86,7 +115,7 @@ def describe_errors(
             value = err.get("input")
             got = f" (got {value!r}, {_type_name(value)})" if not isinstance(value, (dict, list)) else ""
             msg = err["msg"].removeprefix("Value error, ")
-            messages.append(f"{where}: {msg}{got}. Fix the value of `{format_loc(loc)}`.")
+            messages.append(f"{where}: {msg}{got}. {_hint(kind, loc, value)}")
         if len(messages) >= MAX_ERRORS:
             break
     return messages
@@ -98,8 +127,9 @@ def raise_for(
 ) -> typing.NoReturn:
     """Raise a SuiteError for ``exc``; ``relocate`` may map an inner loc elsewhere."""
     messages = describe_errors(exc, source, model, prefix, relocate)
-    extra = len(exc.errors()) - len(messages)
-    tail = f" ({extra} more error(s) not shown.)" if extra > 0 else ""
+    # count what was cut at MAX_ERRORS, not what was folded (duplicates, typos reported once)
+    extra = len({_clean_loc(e["loc"]) for e in exc.errors()}) - len(messages)
+    tail = f" (and more errors: fix these first.)" if extra > 0 and len(messages) >= MAX_ERRORS else ""
     raise SuiteError(" ".join(messages) + tail) from None
 
 

@@ -51,13 +51,36 @@ class Source:
         return f"{self.path}: `{format_loc(loc)}`{suffix}"
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path) -> None:
+#: tags a suite may carry: the plain-data ones SafeLoader builds, plus merge keys (``<<``)
+PLAIN_TAGS = frozenset(tag for tag in yaml.SafeLoader.yaml_constructors if tag) | {"tag:yaml.org,2002:merge"}
+
+
+def _check_tag(node: yaml.Node, loc: Loc, path: Path) -> None:
+    if node.tag in PLAIN_TAGS:
+        return
+    tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+    raise SuiteError(
+        f"{path}: `{format_loc(loc)}` (line {node.start_mark.line + 1}): the tag `{tag}` is not plain data "
+        "(suites never build Python objects). Remove the tag and write the value as a string, number, "
+        "list or mapping."
+    )
+
+
+def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path, seen_nodes: set[int] | None = None) -> None:
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    _check_tag(node, loc, path)
     lines[loc] = node.start_mark.line + 1
+    if id(node) in seen_nodes:
+        return  # an alias of a node walked already: don't walk it again (aliases can nest exponentially)
+    seen_nodes.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
+            _check_tag(key_node, loc, path)
             key = key_node.value
             line = key_node.start_mark.line + 1
+            if not isinstance(key, str):  # a complex key (a list or mapping); construction rejects it
+                continue
             if key in seen:
                 raise SuiteError(
                     f"{path}: key `{format_loc((*loc, key))}` appears twice (lines {seen[key]} and {line}). "
@@ -65,11 +88,11 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path) -> None:
                 )
             seen[key] = line
             child = (*loc, key)
-            _walk(value_node, child, lines, path)
+            _walk(value_node, child, lines, path, seen_nodes)
             lines[child] = line
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*loc, i), lines, path)
+            _walk(item, (*loc, i), lines, path, seen_nodes)
 
 
 def load_yaml(path: str | Path) -> Source:
@@ -88,6 +111,16 @@ def load_yaml(path: str | Path) -> Source:
         raise SuiteError(f"Cannot read suite file `{path}`: {exc}. Make it a readable UTF-8 text file.") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise _syntax_error(path, exc) from None
+    if node is None:
+        raise SuiteError(
+            f"{path} is empty. A suite needs at least `name`, `tasks` and `architectures`; "
+            "copy suites/quickstart.yaml as a starting point."
+        )
+    lines: dict[Loc, int] = {}
+    _walk(node, (), lines, path)  # locations first: a bad tag is reported with its YAML path
+    try:
         data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
@@ -97,18 +130,17 @@ def load_yaml(path: str | Path) -> Source:
             "value as a string, number, list or mapping."
         ) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SuiteError(
-            f"{path}:{line}: invalid YAML ({problem}). Fix the syntax there: check indentation, "
-            "colons after keys, and quotes around values containing `:` or `#`."
-        ) from None
-    if node is None or data is None:
-        raise SuiteError(
-            f"{path} is empty. A suite needs at least `name`, `tasks` and `architectures`; "
-            "copy suites/quickstart.yaml as a starting point."
-        )
-    lines: dict[Loc, int] = {}
-    _walk(node, (), lines, path)
+        raise _syntax_error(path, exc) from None
+    except RecursionError:
+        raise SuiteError(f"{path}: the YAML nests too deeply (or an alias refers to itself). Flatten it.") from None
     return Source(path=path, data=data, lines=lines)
+
+
+def _syntax_error(path: Path, exc: yaml.YAMLError) -> SuiteError:
+    mark = getattr(exc, "problem_mark", None)
+    line = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc)
+    return SuiteError(
+        f"{path}:{line}: invalid YAML ({problem}). Fix the syntax there: check indentation, "
+        "colons after keys, and quotes around values containing `:` or `#`."
+    )

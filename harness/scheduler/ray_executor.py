@@ -80,17 +80,18 @@ class RayExecutor:
 
         from harness.train.trial import run_trial
 
-        remote = ray.remote(run_trial).options(
-            num_cpus=float(self._resources.get("cpus", 1)),
-            num_gpus=float(self._resources.get("gpus", 0)),
-            max_retries=0,
-        )
+        remote = ray.remote(run_trial)
+        options = {
+            "num_cpus": float(self._resources.get("cpus", 1)),
+            "num_gpus": float(self._resources.get("gpus", 0)),
+            "max_retries": 0,
+        }
         queue = deque(payloads)
         pending: dict[Any, Payload] = {}
         while queue or pending:
             while queue and len(pending) < self.capacity:
                 payload = queue.popleft()
-                pending[remote.options(name=f"harness:{payload['run_id']}").remote(payload)] = payload
+                pending[remote.options(name=f"harness:{payload['run_id']}", **options).remote(payload)] = payload
                 on_start(payload)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:

@@ -47,11 +47,13 @@ def ui_link(uri: str, experiment_id: str) -> str:
 
 class MlflowTracker:
     def __init__(self, uri: str, experiment: str) -> None:
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
         from mlflow.tracking import MlflowClient
+
+        # mlflow sets its loggers to INFO on import; keep table-creation chatter off the console
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)

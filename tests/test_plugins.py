@@ -1,0 +1,485 @@
+"""The plugin manager (harness/plugins.py): broken plugins, env switches, an installed plugin.
+
+The first part loads throw-away modules through ``HARNESS_PLUGINS`` (see ``make_plugin`` in
+conftest.py). The last part pip-installs the example third-party distribution under
+``tests/example_plugin`` into this interpreter's environment for the duration of the module,
+and drives it through the CLI exactly as a user would, down to a tiny training run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+import harness
+from harness.errors import PluginError
+from harness.plugins import clear_cache, get_registry
+from harness.registry import PluginInfo, Provenance, Registry
+
+if TYPE_CHECKING:
+    from click.testing import Result
+
+EXAMPLE_SOURCE = Path(__file__).resolve().parent / "example_plugin"
+EXAMPLE_DIST = "harness-example-plugin"
+EXAMPLE_MODULE = "harness_example_plugin"
+EXAMPLE_ENTRY_POINT = "example"
+BUILTIN_ARCHITECTURES = {"rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"}
+
+MakePlugin = Callable[..., str]
+Cli = Callable[..., "Result"]
+
+
+def _plugin(registry: Registry, name: str) -> PluginInfo:
+    matches = [info for info in registry.plugins if info.name == name]
+    assert matches, f"plugin {name!r} not in {[p.name for p in registry.plugins]}"
+    return matches[0]
+
+
+def _assert_builtins_work(registry: Registry) -> None:
+    assert BUILTIN_ARCHITECTURES <= {entry.name for entry in registry.architectures}
+    assert registry.architectures.get("lstm").provenance.plugin == "builtin_architectures"
+    assert {"digits", "adding"} <= {entry.name for entry in registry.tasks}
+    assert "accuracy" in registry.metrics
+    assert len(registry.reporters) >= 2
+    for builtin in ("builtin_architectures", "builtin_tasks", "builtin_metrics", "builtin_reporters"):
+        assert _plugin(registry, builtin).error is None
+
+
+def _assert_clean_exit(result: Result, code: int) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    if code:
+        assert isinstance(result.exception, SystemExit), result.exception
+
+
+ARCH_SOURCE = """
+    from harness import Architecture, hookimpl
+
+    class {cls}(Architecture):
+        name = "{name}"
+        description = "registered by a test module"
+
+    @hookimpl
+    def register_architectures(register):
+        register({cls})
+"""
+
+
+# --- broken plugins -------------------------------------------------------------------------
+
+
+def test_import_error_is_a_warning_and_builtins_keep_working(make_plugin: MakePlugin, cli: Cli) -> None:
+    module = make_plugin("needs_missing_dep", 'raise ImportError("needs the frobnicate package")')
+
+    registry = get_registry()
+
+    info = _plugin(registry, module)
+    assert info.error is not None and "ImportError" in info.error and "frobnicate" in info.error
+    assert info.registered == {}
+    assert any(module in warning and "frobnicate" in warning for warning in registry.warnings)
+    _assert_builtins_work(registry)
+
+    result = cli("plugins")
+    _assert_clean_exit(result, 0)
+    row = next(line for line in result.output.splitlines() if module in line and "│" in line)
+    assert "failed" in row
+    assert "builtin_architectures" in result.output
+    assert "warning:" in result.output and "frobnicate" in result.output
+
+
+def test_missing_module_is_a_warning(make_plugin: MakePlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_plugin("fine_plugin", ARCH_SOURCE.format(cls="Fine", name="fine_arch"))
+    monkeypatch.setenv("HARNESS_PLUGINS", "fine_plugin,no_such_module_anywhere")
+    clear_cache()
+
+    registry = get_registry()
+
+    error = _plugin(registry, "no_such_module_anywhere").error
+    assert error is not None and "ModuleNotFoundError" in error
+    assert registry.architectures.get("fine_arch").provenance.plugin == "fine_plugin"
+    _assert_builtins_work(registry)
+
+
+def test_raising_register_hook_is_a_warning_and_others_are_fine(make_plugin: MakePlugin, cli: Cli) -> None:
+    make_plugin("good_plugin", ARCH_SOURCE.format(cls="Good", name="good_arch"))
+    bad = make_plugin(
+        "raising_plugin",
+        """
+        from harness import hookimpl
+
+        @hookimpl
+        def register_architectures(register):
+            raise RuntimeError("model zoo unreachable")
+        """,
+    )
+
+    registry = get_registry()
+
+    error = _plugin(registry, bad).error
+    assert error is not None
+    assert "register_architectures" in error and "RuntimeError" in error and "model zoo unreachable" in error
+    assert any(bad in warning for warning in registry.warnings)
+    assert "good_arch" in registry.architectures
+    assert _plugin(registry, "good_plugin").error is None
+    _assert_builtins_work(registry)
+    _assert_clean_exit(cli("list", "architectures"), 0)
+
+
+def test_failed_plugin_registers_nothing(make_plugin: MakePlugin) -> None:
+    """A plugin whose second hook raises keeps none of what its first hook registered."""
+    module = make_plugin(
+        "half_broken_plugin",
+        """
+        from harness import Architecture, hookimpl
+
+        class Half(Architecture):
+            name = "half_arch"
+
+        @hookimpl
+        def register_architectures(register):
+            register(Half)
+
+        @hookimpl
+        def register_tasks(register):
+            raise ValueError("task data moved")
+        """,
+    )
+
+    registry = get_registry()
+
+    info = _plugin(registry, module)
+    assert info.error is not None and "register_tasks" in info.error
+    assert "half_arch" not in registry.architectures
+    assert info.registered == {}
+    _assert_builtins_work(registry)
+
+
+def test_misspelled_hook_is_a_warning_naming_the_problem(make_plugin: MakePlugin, cli: Cli) -> None:
+    module = make_plugin(
+        "typo_plugin",
+        """
+        from harness import Architecture, hookimpl
+
+        class Typo(Architecture):
+            name = "typo_arch"
+
+        @hookimpl
+        def register_architecture(register):  # the hook is register_architectures
+            register(Typo)
+        """,
+    )
+
+    registry = get_registry()
+
+    error = _plugin(registry, module).error
+    assert error is not None
+    assert "register_architecture`" in error  # the misspelled name, quoted as written
+    assert "not a harness hook" in error
+    assert "Did you mean `register_architectures`" in error
+    assert "typo_arch" not in registry.architectures
+    _assert_builtins_work(registry)
+
+    result = cli("plugins")
+    _assert_clean_exit(result, 0)
+    assert "not a harness hook" in result.output
+
+
+def test_wrong_hook_arguments_are_a_warning(make_plugin: MakePlugin) -> None:
+    module = make_plugin(
+        "bad_signature_plugin",
+        """
+        from harness import hookimpl
+
+        @hookimpl
+        def register_tasks(registrar):  # the argument must be called `register`
+            pass
+        """,
+    )
+
+    registry = get_registry()
+
+    error = _plugin(registry, module).error
+    assert error is not None and "registrar" in error and "register_tasks" in error
+    _assert_builtins_work(registry)
+
+
+def test_duplicate_of_a_builtin_names_both_plugins(make_plugin: MakePlugin, cli: Cli) -> None:
+    module = make_plugin("my_lstm_plugin", ARCH_SOURCE.format(cls="MyLSTM", name="lstm"))
+
+    with pytest.raises(PluginError) as caught:
+        get_registry()
+
+    message = str(caught.value)
+    assert "`lstm`" in message
+    assert f"builtin_architectures (harness {harness.__version__})" in message
+    assert module in message
+    assert f"HARNESS_DISABLE_PLUGINS={module}" in message  # ... and how to fix it
+
+    for args in (("list", "architectures"), ("plugins",)):
+        result = cli(*args)
+        _assert_clean_exit(result, 2)
+        assert "Error: Duplicate architecture name `lstm`" in result.output
+        assert "builtin_architectures" in result.output and module in result.output
+
+    traced = cli("--traceback", "list", "architectures")
+    assert isinstance(traced.exception, PluginError)
+
+
+def test_duplicate_between_two_extra_modules_names_both(make_plugin: MakePlugin) -> None:
+    first = make_plugin("pool_plugin_a", ARCH_SOURCE.format(cls="PoolA", name="pool"))
+    second = make_plugin("pool_plugin_b", ARCH_SOURCE.format(cls="PoolB", name="pool"))
+
+    with pytest.raises(PluginError) as caught:
+        get_registry()
+
+    assert first in str(caught.value) and second in str(caught.value)
+
+
+def test_disable_skips_an_extra_module(make_plugin: MakePlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = make_plugin("dup_lstm_plugin", ARCH_SOURCE.format(cls="DupLSTM", name="lstm"))
+    with pytest.raises(PluginError):
+        get_registry()
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", module)
+
+    registry = get_registry()  # a new key: no clear_cache() needed
+    assert module not in {info.name for info in registry.plugins}
+    assert registry.architectures.get("lstm").provenance.plugin == "builtin_architectures"
+    assert registry.warnings == [] or all(module not in w for w in registry.warnings)
+
+
+def test_disable_skips_a_builtin(clean_plugins: None, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "builtin_reporters, builtin_metrics")
+
+    registry = get_registry()
+
+    names = {info.name for info in registry.plugins}
+    assert "builtin_reporters" not in names and "builtin_metrics" not in names
+    assert len(registry.reporters) == 0 and len(registry.metrics) == 0
+    assert "lstm" in registry.architectures
+    result = cli("plugins")
+    _assert_clean_exit(result, 0)
+    assert "builtin_reporters" not in result.output and "builtin_architectures" in result.output
+
+
+def test_registry_is_cached_per_env_switches(
+    make_plugin: MakePlugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_plugin("cached_plugin", ARCH_SOURCE.format(cls="Cached", name="cached_arch"))
+
+    first = get_registry()
+    assert get_registry() is first
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "cached_plugin")
+    assert "cached_arch" not in get_registry().architectures
+    monkeypatch.delenv("HARNESS_DISABLE_PLUGINS")
+    assert get_registry() is first
+    clear_cache()
+    assert get_registry() is not first
+
+
+# --- an installed third-party distribution ---------------------------------------------------
+
+
+def _pip(*args: str) -> None:
+    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run this interpreter in a fresh process, without the plugin env switches of ours."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGINS")}
+    env["COLUMNS"] = "250"
+    command = [sys.executable, *args]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+def _forget_example_modules() -> None:
+    for name in [m for m in sys.modules if m == EXAMPLE_MODULE or m.startswith(f"{EXAMPLE_MODULE}.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture(scope="module")
+def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """pip-install tests/example_plugin into this interpreter's environment for this module.
+
+    The package is copied to a temporary folder first, so the build (``build/``,
+    ``*.egg-info``) happens there and not in the repository. Uninstalled at teardown.
+    Yields the distribution name.
+    """
+    source = tmp_path_factory.mktemp("example_plugin") / "harness-example-plugin"
+    shutil.copytree(
+        EXAMPLE_SOURCE, source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
+    )
+    _pip("install", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir", str(source))
+    _forget_example_modules()
+    clear_cache()
+    try:
+        yield EXAMPLE_DIST
+    finally:
+        _pip("uninstall", "-y", EXAMPLE_DIST)
+        _forget_example_modules()
+        clear_cache()
+
+
+def test_installed_plugin_is_loaded_with_provenance(
+    example_plugin: str, clean_plugins: None, cli: Cli
+) -> None:
+    registry = get_registry()
+
+    info = _plugin(registry, EXAMPLE_ENTRY_POINT)
+    assert info.error is None
+    assert (info.distribution, info.version) == (example_plugin, "0.1.0")
+    assert info.registered == {"architectures": ["mean_pool"]}
+    provenance = registry.architectures.get("mean_pool").provenance
+    assert provenance == Provenance("example", example_plugin, "0.1.0")
+    names = [p.name for p in registry.plugins]
+    assert names.index("builtin_tasks") < names.index(EXAMPLE_ENTRY_POINT)  # built-ins load first
+
+    result = cli("plugins")
+    _assert_clean_exit(result, 0)
+    row = next(line for line in result.output.splitlines() if line.startswith("│ example "))
+    assert example_plugin in row and "0.1.0" in row and "mean_pool" in row
+
+    result = cli("list", "architectures")
+    _assert_clean_exit(result, 0)
+    row = next(line for line in result.output.splitlines() if line.startswith("│ mean_pool "))
+    assert f"example ({example_plugin} 0.1.0)" in row
+    assert "hidden_size: int = 32" in result.output
+
+
+@pytest.mark.parametrize("switch", ["example", "harness-example-plugin", "Harness_Example_Plugin", "*"])
+def test_installed_plugin_can_be_disabled(
+    example_plugin: str, clean_plugins: None, monkeypatch: pytest.MonkeyPatch, switch: str
+) -> None:
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", switch)
+
+    registry = get_registry()
+
+    assert EXAMPLE_ENTRY_POINT not in {info.name for info in registry.plugins}
+    assert "mean_pool" not in registry.architectures
+    _assert_builtins_work(registry)
+
+
+def test_installed_plugin_duplicate_names_both(
+    example_plugin: str, make_plugin: MakePlugin, cli: Cli
+) -> None:
+    module = make_plugin("other_mean_pool", ARCH_SOURCE.format(cls="OtherMeanPool", name="mean_pool"))
+
+    with pytest.raises(PluginError) as caught:
+        get_registry()
+
+    message = str(caught.value)
+    assert "`mean_pool`" in message
+    assert f"example ({example_plugin} 0.1.0)" in message and module in message
+    result = cli("list", "architectures")
+    _assert_clean_exit(result, 2)
+    assert f"example ({example_plugin} 0.1.0)" in result.output and module in result.output
+
+
+def test_installed_plugin_imports_no_torch(example_plugin: str, tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        f"""
+        import json, sys
+        import {EXAMPLE_MODULE}
+        from harness.plugins import get_registry
+        registry = get_registry()
+        registry.architectures.get("mean_pool").obj({{"hidden_size": 8}})  # params validate torch-free
+        print(json.dumps(sorted(m for m in ("torch", "pytorch_lightning", "lightning") if m in sys.modules)))
+        """
+    )
+    done = _python(["-c", code], tmp_path)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_installed_plugin_in_a_fresh_process(example_plugin: str, tmp_path: Path) -> None:
+    """The real console script, in a new process, finds the plugin through its entry point."""
+    done = _python(["-m", "harness.cli", "plugins"], tmp_path)
+    row = next(line for line in done.stdout.splitlines() if line.startswith("│ example "))
+    assert example_plugin in row and "mean_pool" in row
+
+
+def test_mean_pool_is_padding_invariant(example_plugin: str, clean_plugins: None) -> None:
+    import torch
+
+    from harness import InputSpec
+
+    architecture = get_registry().architectures.get("mean_pool").obj({"hidden_size": 6})
+    for spec in (InputSpec("continuous", 3), InputSpec("tokens", 20)):
+        torch.manual_seed(0)
+        encoder = architecture.build_encoder(spec)
+        assert encoder.output_size == 6
+        lengths = torch.tensor([5, 2, 7])
+        if spec.kind == "tokens":
+            x = torch.randint(1, 20, (3, 7))
+            padded = torch.cat([x, torch.randint(1, 20, (3, 4))], dim=1)
+        else:
+            x = torch.randn(3, 7, 3)
+            padded = torch.cat([x, torch.randn(3, 4, 3) * 100], dim=1)
+        for row, length in enumerate(lengths.tolist()):  # garbage beyond each length, too
+            if spec.kind == "tokens":
+                x[row, length:] = 7
+            else:
+                x[row, length:] = -50.0
+        short, long = encoder(x, lengths), encoder(padded, lengths)
+        assert short.summary.shape == (3, 6) and long.sequence.shape == (3, 11, 6)
+        torch.testing.assert_close(short.summary, long.summary)
+        for row, length in enumerate(lengths.tolist()):
+            torch.testing.assert_close(short.sequence[row, :length], long.sequence[row, :length])
+            alone = encoder(x[row : row + 1, :length], lengths[row : row + 1])
+            torch.testing.assert_close(alone.summary[0], short.summary[row])
+
+
+SUITE = """
+name: example-plugin-e2e
+description: the third-party mean_pool architecture on digits, end to end
+seeds: [0]
+tasks:
+  - name: digits
+architectures:
+  - name: mean_pool
+    params: {hidden_size: 16}
+trainer:
+  max_epochs: 2
+  batch_size: 128
+  lr: 0.01
+resources:
+  cpus: 1
+  gpus: 0
+"""
+
+
+def test_suite_with_installed_plugin_runs_end_to_end(
+    example_plugin: str, clean_plugins: None, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # mlflow.db, results/ and reports/ land here
+    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+
+    result = cli("run", str(suite), "--executor", "local")
+
+    _assert_clean_exit(result, 0)
+    results_file = tmp_path / "results" / "example-plugin-e2e.jsonl"
+    lines = results_file.read_text(encoding="utf-8").splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
+    finished = [r for r in records if r["architecture"] == "mean_pool" and r["status"] == "finished"]
+    assert len(finished) == 1, records
+    record = finished[0]
+    assert record["task"] == "digits" and record["arch_params"] == {"hidden_size": 16}
+    assert 0.0 <= record["metrics"]["test_accuracy"] <= 1.0
+    assert record["cost"]["epochs"] == 2.0
+    assert (tmp_path / "mlflow.db").exists()

@@ -1,0 +1,164 @@
+"""The registry (harness/registry.py): provenance, lookups with suggestions, sorted namespaces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+import harness
+from harness.errors import PluginError, UnknownNameError
+from harness.plugins import get_registry
+from harness.registry import KINDS, Namespace, PluginInfo, Provenance, Registry
+
+BUILTINS = {
+    "architectures": ("builtin_architectures", {"rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"}),
+    "tasks": ("builtin_tasks", {"adding", "digits"}),
+    "metrics": ("builtin_metrics", {"accuracy", "precision", "recall", "f1", "auroc", "mse", "mae"}),
+    "reporters": ("builtin_reporters", {"markdown", "csv"}),
+}
+ALPHA = Provenance("alpha_plugin", "alpha-dist", "1.0")
+BETA = Provenance("beta_plugin", "beta-dist", "2.3")
+
+
+@dataclass(frozen=True)
+class Thing:
+    """A stand-in component: anything with a ``name`` can be registered."""
+
+    name: str
+
+
+def _namespace(*names: str, kind: str = "architectures") -> Namespace:
+    namespace = Namespace(kind)
+    for name in names:
+        namespace.add(Thing(name), ALPHA)
+    return namespace
+
+
+# --- built-ins through the real plugin manager -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_builtin_provenance(builtins_only: None, kind: str) -> None:
+    plugin, names = BUILTINS[kind]
+    namespace = get_registry().namespace(kind)
+
+    assert {entry.name for entry in namespace} == names
+    for entry in namespace:
+        assert entry.provenance == Provenance(plugin, "harness", harness.__version__)
+        assert str(entry.provenance) == f"{plugin} (harness {harness.__version__})"
+        assert namespace.get(entry.name) is entry
+
+
+def test_builtin_plugin_infos(builtins_only: None) -> None:
+    registry = get_registry()
+
+    infos = {info.name: info for info in registry.plugins}
+    assert set(infos) == {plugin for plugin, _ in BUILTINS.values()}
+    for kind, (plugin, names) in BUILTINS.items():
+        info = infos[plugin]
+        assert (info.distribution, info.version, info.error) == ("harness", harness.__version__, None)
+        assert set(info.registered[kind]) == names
+    assert registry.warnings == []
+
+
+def test_builtin_descriptions(builtins_only: None) -> None:
+    registry = get_registry()
+
+    assert "LSTM" in registry.architectures.get("lstm").description
+    assert registry.metrics.get("accuracy").description  # a MetricSpec, not a class
+    assert registry.tasks.get("digits").description
+
+
+def test_unknown_builtin_name_suggests_and_lists(builtins_only: None) -> None:
+    with pytest.raises(UnknownNameError) as caught:
+        get_registry().architectures.get("lstn", where="architectures[2].name")
+
+    message = str(caught.value)
+    assert "Unknown architecture `lstn` at architectures[2].name." in message
+    assert "Did you mean `lstm`" in message
+    assert "Installed architectures: birnn, cnn_rnn, gru, lstm, rnn, transformer." in message
+    assert "harness list architectures" in message
+
+
+def test_unknown_task_suggestion(builtins_only: None) -> None:
+    with pytest.raises(UnknownNameError, match=r"Did you mean `digits`\?.*Installed tasks: adding, digits"):
+        get_registry().tasks.get("digit")
+
+
+def test_builtin_namespaces_iterate_sorted(builtins_only: None) -> None:
+    registry = get_registry()
+    for kind in KINDS:
+        names = [entry.name for entry in registry.namespace(kind)]
+        assert names == sorted(names)
+
+
+# --- Namespace and Registry on their own ----------------------------------------------------
+
+
+def test_namespace_iterates_sorted_by_name() -> None:
+    namespace = _namespace("zeta", "alpha", "mid", "Beta", "alpha_2")
+
+    assert [entry.name for entry in namespace] == ["Beta", "alpha", "alpha_2", "mid", "zeta"]
+    assert len(namespace) == 5
+    assert "mid" in namespace and "nope" not in namespace
+
+
+def test_unknown_name_without_close_match() -> None:
+    namespace = _namespace("rnn", "gru")
+
+    with pytest.raises(UnknownNameError) as caught:
+        namespace.get("transformer")
+
+    message = str(caught.value)
+    assert "Did you mean" not in message
+    assert "Installed architectures: gru, rnn." in message
+    assert "install the plugin that provides `transformer`" in message
+
+
+def test_unknown_name_in_empty_namespace() -> None:
+    with pytest.raises(UnknownNameError, match="Installed reporters: none"):
+        Namespace("reporters").get("html")
+
+
+def test_duplicate_names_both_plugins() -> None:
+    namespace = _namespace("pool")
+
+    with pytest.raises(PluginError) as caught:
+        namespace.add(Thing("pool"), BETA)
+
+    message = str(caught.value)
+    assert "Duplicate architecture name `pool`" in message
+    assert "alpha_plugin (alpha-dist 1.0)" in message and "beta_plugin (beta-dist 2.3)" in message
+    assert namespace.get("pool").provenance == ALPHA  # the first registration stays
+
+
+def test_same_object_from_another_plugin_is_a_duplicate() -> None:
+    thing = Thing("pool")
+    namespace = Namespace("tasks")
+    namespace.add(thing, ALPHA)
+
+    namespace.add(thing, ALPHA)  # the same plugin, the same object: harmless
+    assert namespace.get("pool").provenance == ALPHA
+    with pytest.raises(PluginError, match="Duplicate task name `pool`"):
+        namespace.add(thing, BETA)
+
+
+@pytest.mark.parametrize("bad", [object(), Thing(""), Thing(None)])  # type: ignore[arg-type]
+def test_registration_without_a_name(bad: object) -> None:
+    expected = r"alpha_plugin \(alpha-dist 1.0\) registered a metric without a `name`"
+    with pytest.raises(PluginError, match=expected):
+        Namespace("metrics").add(bad, ALPHA)
+
+
+def test_registry_unknown_kind() -> None:
+    expected = r"Did you mean `architectures`\?.*Choose one of: architectures, tasks"
+    with pytest.raises(UnknownNameError, match=expected):
+        Registry().namespace("architecture")
+
+
+def test_registry_warnings_list_failed_plugins() -> None:
+    broken = PluginInfo("broken", "bad-dist", "0.1", error="boom")
+    registry = Registry(plugins=[PluginInfo("ok", "d", "1"), broken])
+
+    assert registry.warnings == ["plugin `broken` (bad-dist) failed to load: boom"]

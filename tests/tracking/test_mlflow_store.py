@@ -1,0 +1,137 @@
+"""MLflow contents read back from a real store (sqlite, and a real `mlflow server`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import main
+from harness.tracking.results import ResultsFile
+from tests.helpers import mlflow_runs, tiny_suite, write_suite
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return tmp_path
+
+
+def test_child_runs_carry_params_history_final_metrics_tags_and_artifacts(workdir: Path) -> None:
+    suite = write_suite(workdir, tiny_suite(name="tracked", tasks=["digits"], archs=["gru", "transformer"], seeds=[0, 1]))
+    result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local"])
+    assert result.exit_code == 0, result.output
+    client, parents, children = mlflow_runs(workdir / "mlflow.db", "tracked")
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.data.params["cells"] == "4" and parent.data.metrics["runs_finished"] == 4
+    assert "suite.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    records = {r["run_id"]: r for r in ResultsFile(workdir / "results" / "tracked.jsonl").read()}
+    for child in children:
+        tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
+        assert tags["mlflow.parentRunId"] == parent.info.run_id
+        assert tags["harness.task"] == "digits" and tags["harness.architecture"] in {"gru", "transformer"}
+        assert tags["harness.seed"] in {"0", "1"}
+        assert tags["version.harness"] and tags["version.torch"] and tags["harness.host"]
+        assert tags["harness.device"].startswith("cpu")
+        record = records[tags["harness.run_id"]]  # the content-hash id links MLflow and the results file
+        assert record["mlflow_run_id"] == child.info.run_id
+        assert params["seed"] == tags["harness.seed"] and params["trainer.max_epochs"] == "2"
+        assert params["task.test_fraction"] == "0.2"
+        for key in ("test_accuracy", "test_f1", "test_auroc", "train_time_s", "num_params"):
+            assert key in metrics
+        assert metrics["test_accuracy"] == pytest.approx(record["metrics"]["test_accuracy"])
+        losses = client.get_metric_history(child.info.run_id, "train_loss")
+        assert [m.step for m in losses] == [0, 1]
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"config.json", "history.json"} <= artifacts
+        config = json.loads(Path(client.download_artifacts(child.info.run_id, "config.json", str(workdir))).read_text())
+        assert config["architecture"] == tags["harness.architecture"]
+
+
+def test_results_file_survives_a_truncated_last_line(tmp_path: Path) -> None:
+    results = ResultsFile(tmp_path / "r.jsonl")
+    results.append({"run_id": "a", "status": "finished", "value": float("nan")})
+    results.append({"run_id": "b", "status": "failed"})
+    with results.path.open("a") as handle:
+        handle.write('{"run_id": "c", "status": "fin')  # the driver died mid-write
+    assert [r["run_id"] for r in results.read()] == ["a", "b"]
+    assert results.finished_ids() == {"a"}
+    assert results.read()[0]["value"] is None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture()
+def mlflow_server(tmp_path: Path) -> str:
+    port = _free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("mlflow server did not start")
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's workers live in its process group
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    suite = write_suite(workdir, tiny_suite(name="served", tasks=["digits"], archs=["gru"]))
+    result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local", "--tracking-uri", mlflow_server])
+    assert result.exit_code == 0, result.output
+    assert f"{mlflow_server}/#/experiments/" in result.output
+    client = MlflowClient(tracking_uri=mlflow_server)
+    exp = client.get_experiment_by_name("served")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 2  # parent + one child
+    child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
+    assert child.data.metrics["test_accuracy"] > 0
+    assert not (workdir / "mlflow.db").exists()
+
+
+def test_unreachable_tracking_server_is_bad_input_and_records_nothing(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    suite = write_suite(workdir, tiny_suite(name="nowhere", tasks=["digits"]))
+    url = f"http://127.0.0.1:{_free_port()}"
+    result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local", "--tracking-uri", url])
+    assert result.exit_code == 2, result.output
+    assert "Cannot use the MLflow tracking store" in result.output and "mlflow server" in result.output
+    assert not (workdir / "results").exists() and not (workdir / "mlflow.db").exists()

@@ -1,0 +1,39 @@
+"""CUDA paths: training on a GPU, mixed precision. Skipped cleanly without a GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness.train.trial import run_trial  # noqa: E402
+from tests.helpers import payloads, tiny_suite, write_suite  # noqa: E402
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+ARCHS = ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"]
+
+
+@pytest.mark.parametrize("precision", ["32-true", "16-mixed", "bf16-mixed"])
+def test_every_architecture_trains_on_cuda(tmp_path: Path, precision: str) -> None:
+    suite = tiny_suite(name="gpu", archs=ARCHS, resources={"cpus": 1, "gpus": 1})
+    suite["trainer"].update(precision=precision, max_epochs=3)
+    for payload in payloads(write_suite(tmp_path, suite), tmp_path / "cache"):
+        result = run_trial(payload)
+        assert result["status"] == "finished", (payload["architecture"], result.get("traceback"))
+        assert result["device"].startswith("cuda:"), result["device"]
+        if payload["task"] == "digits":
+            assert result["metrics"]["test_accuracy"] > 0.5, (payload["architecture"], precision)
+
+
+def test_fractional_gpu_request_trains_on_the_gpu(tmp_path: Path) -> None:
+    suite = tiny_suite(name="gpu-half", archs=["gru"], tasks=["digits"], resources={"cpus": 1, "gpus": 0.5})
+    (payload,) = payloads(write_suite(tmp_path, suite), tmp_path / "cache")
+    result = run_trial(payload)
+    assert result["status"] == "finished", result.get("traceback")
+    assert result["device"].startswith("cuda:")

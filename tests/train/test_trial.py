@@ -1,0 +1,107 @@
+"""run_trial: every built-in architecture trains on every built-in task; failures are recorded."""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from harness.plugins import clear_cache
+from harness.train.trial import run_trial
+from tests.helpers import payloads, tiny_suite, write_suite
+
+ARCHS = ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"]
+
+
+@pytest.fixture(scope="module")
+def all_payloads(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], dict]:
+    tmp = tmp_path_factory.mktemp("smoke")
+    suite = write_suite(tmp, tiny_suite(archs=ARCHS))
+    return {(p["task"], p["architecture"]): p for p in payloads(suite, tmp / "cache")}
+
+
+@pytest.mark.parametrize("task", ["digits", "adding"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_architecture_trains_on_every_task(all_payloads: dict, task: str, arch: str) -> None:
+    result = run_trial(all_payloads[(task, arch)])
+    assert result["status"] == "finished", result.get("traceback")
+    metrics = result["metrics"]
+    primary = f"test_{result['primary_metric']}"
+    assert math.isfinite(metrics[primary])
+    if task == "digits":
+        assert {"test_accuracy", "test_precision", "test_recall", "test_f1", "test_auroc"} <= set(metrics)
+        assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    else:
+        assert {"test_mse", "test_mae"} <= set(metrics)
+    assert len(result["history"]) == 2  # one row per epoch
+    assert {"train_loss", "val_loss"} <= set(result["history"][0])
+    cost = result["cost"]
+    assert cost["num_params"] > 0 and cost["train_throughput"] > 0 and cost["inference_throughput"] > 0
+    assert result["versions"]["torch"] and result["device"].startswith("cpu")
+
+
+def test_same_seed_gives_same_metrics(all_payloads: dict) -> None:
+    payload = all_payloads[("digits", "gru")]
+    first, second = run_trial(payload), run_trial(payload)
+    assert first["metrics"] == second["metrics"]
+    other = run_trial({**payload, "seed": 1})
+    assert other["metrics"] != first["metrics"]
+
+
+def test_data_is_cached_on_disk(all_payloads: dict) -> None:
+    payload = all_payloads[("adding", "gru")]
+    run_trial(payload)
+    assert list(Path(payload["cache_dir"], "adding").glob("*.npz"))
+
+
+BROKEN_TASKS = '''
+from harness import hookimpl, Task, TaskInfo, InputSpec, DataConfig
+
+class _Base(Task):
+    def info(self):
+        return TaskInfo(InputSpec("continuous", 8), "classification", 10, "ce", ("accuracy",), "accuracy", "max")
+    def datamodule(self, config: DataConfig):
+        from harness_builtins.tasks.digits import DigitsTask
+        return DigitsTask().datamodule(config)
+
+class NanTask(_Base):
+    name = "nan_task"
+    def loss(self, prediction, target):
+        return prediction.sum() * float("nan")
+
+class CrashTask(_Base):
+    name = "crash_task"
+    def datamodule(self, config):
+        raise RuntimeError("data source unavailable")
+
+@hookimpl
+def register_tasks(register):
+    register(NanTask)
+    register(CrashTask)
+'''
+
+
+@pytest.fixture()
+def broken_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "broken_tasks_plugin.py").write_text(textwrap.dedent(BROKEN_TASKS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("HARNESS_PLUGINS", "broken_tasks_plugin")
+    clear_cache()
+    yield tmp_path
+    sys.modules.pop("broken_tasks_plugin", None)
+    clear_cache()
+
+
+def test_nan_loss_and_exceptions_are_recorded_as_failed(broken_tasks: Path) -> None:
+    suite = write_suite(broken_tasks, tiny_suite(tasks=["nan_task", "crash_task"]))
+    results = {p["task"]: run_trial(p) for p in payloads(suite, broken_tasks / "cache")}
+    nan = results["nan_task"]
+    assert nan["status"] == "failed"
+    assert "loss became nan" in nan["error"] and "gradient_clip_val" in nan["error"]
+    crash = results["crash_task"]
+    assert crash["status"] == "failed"
+    assert crash["error"] == "RuntimeError: data source unavailable"
+    assert "Traceback" in crash["traceback"]
