@@ -75,12 +75,6 @@ def summary_table(table: SummaryTable, title: str) -> Table:
     for arch in table.architectures:
         out.add_column(arch, justify="right")
     for task in table.tasks:
-        best = table.best(task)
-        row = []
-        for arch in table.architectures:
-            cell = table.cells.get((task, arch))
-            text = cell.text() if cell else "—"
-            style = "bold green" if arch == best else ("red" if cell and cell.failed else "")
-            row.append(Text(text, style=style))
+        row = [Text(text, style="bold green" if best else ("red" if failed else "")) for text, best, failed in table.row(task)]
         out.add_row(table.header(task), *row)
     return out

@@ -191,7 +191,8 @@ class MetricSpec:
 class Reporter(Component):
     """Writes a report from finished results (the JSON-lines records)."""
 
-    #: file suffix of what this reporter writes, e.g. ``.md``
+    #: file name (stem) and suffix of what this reporter writes, e.g. ``summary`` + ``.md``
+    filename: ClassVar[str] = "summary"
     suffix: ClassVar[str] = ".txt"
 
     def render(self, results: Sequence[Mapping[str, Any]]) -> str:
@@ -199,6 +200,6 @@ class Reporter(Component):
 
     def write(self, results: Sequence[Mapping[str, Any]], out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / f"summary{self.suffix}"
+        path = out_dir / f"{self.filename}{self.suffix}"
         path.write_text(self.render(results), encoding="utf-8")
         return path

@@ -22,12 +22,7 @@ class MarkdownReporter(Reporter):
         lines = ["| task | " + " | ".join(table.architectures) + " |",
                  "|---|" + "---|" * len(table.architectures)]
         for task in table.tasks:
-            best = table.best(task)
-            cells = []
-            for arch in table.architectures:
-                cell = table.cells.get((task, arch))
-                text = cell.text() if cell else "—"
-                cells.append(f"**{text}**" if arch == best else text)
+            cells = [f"**{text}**" if best else text for text, best, _ in table.row(task)]
             lines.append(f"| {table.header(task)} | " + " | ".join(cells) + " |")
         counts = table.counts
         lines += ["", f"{counts['finished']} finished, {counts['failed']} failed, {counts['skipped']} skipped."]
@@ -38,6 +33,7 @@ class CsvReporter(Reporter):
     """One row per run: labels, seed, status, every final metric and cost."""
 
     name = "csv"
+    filename = "runs"
     suffix = ".csv"
 
     def render(self, results: Sequence[Mapping[str, Any]]) -> str:

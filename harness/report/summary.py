@@ -59,6 +59,15 @@ class SummaryTable:
             return None
         return (max if direction == "max" else min)(scored)[1]
 
+    def row(self, task: str) -> list[tuple[str, bool, bool]]:
+        """(text, is best, has failures) for each architecture, in column order."""
+        best = self.best(task)
+        out = []
+        for arch in self.architectures:
+            cell = self.cells.get((task, arch))
+            out.append((cell.text() if cell else "—", arch == best, bool(cell and cell.failed)))
+        return out
+
     def header(self, task: str) -> str:
         name, direction = self.metric.get(task, ("?", "max"))
         arrow = "↑" if direction == "max" else "↓"

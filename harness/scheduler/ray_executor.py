@@ -50,7 +50,7 @@ class RayExecutor:
                     address=self.address,
                     include_dashboard=False,
                     log_to_driver=False,
-                    logging_level=logging.WARNING,
+                    logging_level=logging.ERROR,  # keep start-up chatter (auth notice) off the console
                     runtime_env={"env_vars": env} if env and self.address else None,
                 )
             except Exception as exc:
