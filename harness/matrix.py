@@ -183,7 +183,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     """Expand and validate every cell of ``suite`` against ``registry``."""
     spec = suite.spec
     cells: list[Cell] = []
-    origins: list[Loc] = []  # the architecture entry (or grid point) each cell comes from
+    origins: list[Loc] = []  # the architecture entry each cell comes from (for duplicate errors)
     resources = spec.resources.model_dump()
     for ti, t_entry in enumerate(spec.tasks):
         t_base: Loc = ("tasks", ti)

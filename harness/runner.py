@@ -19,7 +19,6 @@ from typing import Any
 from rich.console import Console
 
 from harness import __version__
-from harness.errors import SuiteError
 from harness.matrix import Cell, Plan, build_plan
 from harness.plugins import get_registry
 from harness.suite import load_suite
@@ -56,18 +55,7 @@ class RunOutcome:
 def plan_suite(path: str, only: dict[str, set[str]] | None = None) -> Plan:
     registry = get_registry()
     plan = build_plan(load_suite(path), registry)
-    if only:
-        filtered = plan.filtered(only)
-        if not filtered.cells:
-            tasks = sorted({c.task_label for c in plan.cells})
-            archs = sorted({c.arch_label for c in plan.cells})
-            wanted = ", ".join(f"{k}={v}" for k, vs in only.items() for v in sorted(vs))
-            raise SuiteError(
-                f"--only {wanted} matches no cell of {plan.suite.path}. Tasks in this suite: {', '.join(tasks)}; "
-                f"architectures: {', '.join(archs)}."
-            )
-        plan = filtered
-    return plan
+    return plan.filtered(only) if only else plan
 
 
 def default_results_path(suite_name: str) -> Path:
@@ -88,9 +76,9 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
 
     executor = make_executor(options.executor, options.address)
     uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
-    tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
-    executor.start(spec.resources.model_dump())
+    executor.start(spec.resources.model_dump())  # refuses infeasible requests before anything is recorded
     try:
+        tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
         tracker.connect()
         parent = tracker.start_parent(
             name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",

@@ -159,6 +159,7 @@ class SuiteSpec(Strict):
             raise ValueError("seeds must not repeat")
         return seeds
 
+
 def check_accelerator(accelerator: str, resources: ResourcesSpec, where: str) -> None:
     """``accelerator: gpu`` needs ``resources.gpus`` > 0 (Ray gives a run only the GPUs it asks for)."""
     if accelerator == "gpu" and resources.gpus == 0:
@@ -180,14 +181,17 @@ class Suite:
         return self.source.path
 
 
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
+
+
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite file; raises SuiteError with location and fix."""
     source = load_yaml(path)
     if not isinstance(source.data, dict):
-        raise_type = type(source.data).__name__
         raise SuiteError(
-            f"{source.path}: the top level must be a mapping with keys like `name`, `tasks`, "
-            f"`architectures`, not a {raise_type}. See suites/quickstart.yaml."
+            f"{source.where(())}: the top level must be a mapping with keys like `name`, `tasks`, "
+            f"`architectures`, not {_a(type(source.data).__name__)}. See suites/quickstart.yaml."
         )
     try:
         spec = SuiteSpec.model_validate(source.data)

@@ -129,7 +129,7 @@ def raise_for(
     messages = describe_errors(exc, source, model, prefix, relocate)
     # count what was cut at MAX_ERRORS, not what was folded (duplicates, typos reported once)
     extra = len({_clean_loc(e["loc"]) for e in exc.errors()}) - len(messages)
-    tail = f" (and more errors: fix these first.)" if extra > 0 and len(messages) >= MAX_ERRORS else ""
+    tail = " (and more errors: fix these first.)" if extra > 0 and len(messages) >= MAX_ERRORS else ""
     raise SuiteError(" ".join(messages) + tail) from None
 
 

@@ -114,10 +114,7 @@ def load_yaml(path: str | Path) -> Source:
     except yaml.YAMLError as exc:
         raise _syntax_error(path, exc) from None
     if node is None:
-        raise SuiteError(
-            f"{path} is empty. A suite needs at least `name`, `tasks` and `architectures`; "
-            "copy suites/quickstart.yaml as a starting point."
-        )
+        raise _empty(path)
     lines: dict[Loc, int] = {}
     _walk(node, (), lines, path)  # locations first: a bad tag is reported with its YAML path
     try:
@@ -133,7 +130,16 @@ def load_yaml(path: str | Path) -> Source:
         raise _syntax_error(path, exc) from None
     except RecursionError:
         raise SuiteError(f"{path}: the YAML nests too deeply (or an alias refers to itself). Flatten it.") from None
+    if data is None:  # only `---`, `~` or `null`
+        raise _empty(path)
     return Source(path=path, data=data, lines=lines)
+
+
+def _empty(path: Path) -> SuiteError:
+    return SuiteError(
+        f"{path} is empty. A suite needs at least `name`, `tasks` and `architectures`; "
+        "copy suites/quickstart.yaml as a starting point."
+    )
 
 
 def _syntax_error(path: Path, exc: yaml.YAMLError) -> SuiteError:

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -22,8 +23,16 @@ HISTORY_SKIP = {"epoch", "step", "elapsed_s"}
 
 
 def resolve_uri(uri: str | None) -> str:
-    """CLI flag > suite's tracking.uri > MLFLOW_TRACKING_URI > sqlite:///mlflow.db."""
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    """CLI flag > suite's tracking.uri > MLFLOW_TRACKING_URI > sqlite:///mlflow.db.
+
+    A relative sqlite path is made absolute: MLflow caches stores per URI string, so
+    a relative one would follow the first working directory of the process.
+    """
+    resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    prefix = "sqlite:///"
+    if resolved.startswith(prefix) and not resolved[len(prefix):].startswith("/"):
+        resolved = prefix + str(Path(resolved[len(prefix):]).resolve())
+    return resolved
 
 
 def flatten(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
@@ -42,6 +51,8 @@ def _chunks(items: list[Any], size: int = _BATCH) -> Iterable[list[Any]]:
 def ui_link(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
+    if uri == f"sqlite:///{Path('mlflow.db').resolve()}":
+        return f"run `mlflow ui` in this folder and open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
     return f"run `mlflow ui --backend-store-uri {uri}` and open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
 
 

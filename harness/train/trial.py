@@ -71,6 +71,7 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     from harness.plugins import get_registry
     from harness.train.module import HarnessModule, HistoryCallback
 
+    _quiet()  # lightning resets its loggers to INFO on import
     torch.set_num_threads(max(1, int(payload["resources"].get("cpus", 1))))
     registry = get_registry()
     task = registry.tasks.get(payload["task"]).obj(payload["task_params"])
@@ -118,7 +119,9 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
         tested = trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)[0]
     final = {k: float(v) for k, v in tested.items() if k.startswith("test_") and k != "test_loss"}
     final["test_loss"] = float(tested.get("test_loss", float("nan")))
-    infer_throughput = _inference_throughput(module, data)
+    # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
+    device = torch.device("cuda", torch.cuda.current_device()) if accelerator == "gpu" else torch.device("cpu")
+    infer_throughput = _inference_throughput(module.to(device), data)
     best_epoch = _best_epoch(history_sink, monitor, mode)
     return {
         "metrics": final,

@@ -53,8 +53,10 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
             assert child.data.metrics["test_accuracy"] >= 0.85, child.data.tags["harness.architecture"]
             history = client.get_metric_history(child.info.run_id, "val_accuracy")
             assert len(history) == 30 and [m.step for m in history] == list(range(30))
-        else:
-            assert child.data.metrics["test_mse"] < 1 / 6  # below the predict-the-mean baseline
+        elif child.data.tags["harness.architecture"] != "rnn":
+            # gated and attention models learn the adding problem: far below the trivial MSE of 1/6
+            # (the vanilla RNN stays at the trivial level, the textbook result, so it is not held to this)
+            assert child.data.metrics["test_mse"] < 0.05, child.data.tags["harness.architecture"]
     records = [json.loads(line) for line in (tmp_path / "results" / "quickstart.jsonl").read_text().splitlines()]
     assert len(records) == 12 and all(r["status"] == "finished" for r in records)
     assert (tmp_path / "reports" / "quickstart" / "summary.md").exists()
