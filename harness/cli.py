@@ -93,14 +93,12 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
     console = _console()
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only))
-    options = RunOptions(_parse_only(only), executor, address, tracking_uri, results, rerun, report_dir)
+    options = RunOptions(executor, address, tracking_uri, results, rerun, report_dir)
     console.print(f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
                   f"({len(plan.skipped)} skipped) on executor `{executor}`")
     outcome = run_plan(plan, options, console)
-    from harness.tracking.results import ResultsFile, latest_by_run
-
-    records = [r for r in latest_by_run(ResultsFile(outcome.results_path).read()) if r.get("run_id") in
-               {c.run_id for c in plan.cells}]
+    in_plan = {c.run_id for c in plan.cells}
+    records = [r for r in outcome.records if r.get("run_id") in in_plan]
     console.print(summary_table(summarize(records), title=f"{plan.suite.spec.name}: mean over seeds"))
     for cell in outcome.skipped_cells:
         console.print(f"[dim]skipped {cell.label}: {cell.skip_reason}[/]")

@@ -139,10 +139,6 @@ class ArrayDataModule(pl.LightningDataModule):
             splits = self._load()
             self.datasets = {name: SequenceDataset(xs, y, tokens=self.tokens) for name, (xs, y) in splits.items()}
 
-    def split_size(self, split: str) -> int:
-        self.setup()
-        return len(self.datasets[split])
-
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(

@@ -155,21 +155,28 @@ class Task(Component):
         """Data for one run; batches are dicts with ``x``, ``lengths``, ``y``."""
         raise NotImplementedError(f"{type(self).__name__} must implement datamodule()")
 
+    def cached_info(self) -> TaskInfo:
+        """``info()`` computed once (params are frozen); used by the per-step defaults below."""
+        cached: TaskInfo | None = self.__dict__.get("_info")
+        if cached is None:
+            cached = self.__dict__["_info"] = self.info()
+        return cached
+
     def build_head(self, encoder_output_size: int) -> torch.nn.Module:
         from harness.heads import default_head
 
-        return default_head(self.info(), encoder_output_size)
+        return default_head(self.cached_info(), encoder_output_size)
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from harness.heads import default_loss
 
-        return default_loss(self.info(), prediction, target)
+        return default_loss(self.cached_info(), prediction, target)
 
     def metric_inputs(
         self, prediction: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Turn (prediction, target) into what the task's metrics accept."""
-        if self.info().output_kind == "regression" and prediction.shape[-1] == 1:
+        if self.cached_info().output_kind == "regression" and prediction.shape[-1] == 1:
             return prediction.squeeze(-1), target.reshape(prediction.shape[0])
         return prediction, target
 

@@ -147,21 +147,34 @@ def _component_params(entry: ComponentEntry, point: dict[str, Any], cls: Any, su
     return _validate(cls.Params, {**entry.params, **params}, suite, (*base, "params"), params, base)
 
 
-def _trainer(suite: Suite, arch_entry: Any, point: dict[str, Any], base: Loc) -> TrainerSpec:
+def _trainer_loc(key: str, arch_entry: Any, point: dict[str, Any], base: Loc) -> Loc:
+    """Where the trainer setting ``key`` of this cell was written (grid, entry override, suite)."""
+    grid_key = TRAINER_PREFIX + key
+    if grid_key in point:
+        values = list(arch_entry.grid[grid_key])
+        return (*base, "grid", grid_key, values.index(point[grid_key]))
+    if key in arch_entry.trainer:
+        return (*base, "trainer", key)
+    return ("trainer", key)
+
+
+def _trainer(suite: Suite, arch_entry: Any, point: dict[str, Any], base: Loc, metrics: tuple[str, ...]) -> TrainerSpec:
     raw = suite.spec.trainer.model_dump(exclude_unset=True)
     raw.update(arch_entry.trainer)
     raw.update({k[len(TRAINER_PREFIX):]: v for k, v in point.items() if k.startswith(TRAINER_PREFIX)})
     where: Loc = (*base, "trainer") if arch_entry.trainer else ("trainer",)
     trainer: TrainerSpec = _validate(TrainerSpec, raw, suite, where, point, base, strip=TRAINER_PREFIX)
-    accel_key = TRAINER_PREFIX + "accelerator"
-    if accel_key in point:
-        values = _grid_values(suite, base, accel_key)
-        accel_loc: Loc = (*base, "grid", accel_key, values.index(point[accel_key]))
-    elif "accelerator" in arch_entry.trainer:
-        accel_loc = (*base, "trainer", "accelerator")
-    else:
-        accel_loc = ("trainer", "accelerator")
+    accel_loc = _trainer_loc("accelerator", arch_entry, point, base)
     check_accelerator(trainer.accelerator, suite.spec.resources, suite.source.where(accel_loc))
+    es = trainer.early_stopping
+    allowed = ["val_loss", *(f"val_{m}" for m in metrics)]
+    if es is not None and es.monitor is not None and es.monitor not in allowed:
+        es_loc = _trainer_loc("early_stopping", arch_entry, point, base)
+        raise SuiteError(
+            f"{suite.source.where((*es_loc, 'monitor'))}: early stopping cannot monitor `{es.monitor}`: this task "
+            f"logs {', '.join(allowed)}. {suggest(es.monitor, allowed)}Pick one of them, or drop `monitor` to "
+            "use the task's primary metric."
+        )
     return trainer
 
 
@@ -200,7 +213,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                 for a_point in _grid_points(a_entry):
                     _check_grid_keys(a_entry, a_point, a_reg.obj, suite, a_base, allow_trainer=True)
                     a_params = _component_params(a_entry, a_point, a_reg.obj, suite, a_base)
-                    trainer = _trainer(suite, a_entry, a_point, a_base)
+                    trainer = _trainer(suite, a_entry, a_point, a_base, metrics)
                     arch = a_reg.obj(a_params)
                     reason = arch.incompatibility(info)
                     versions = {

@@ -12,7 +12,7 @@ import shlex
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +22,11 @@ from harness import __version__
 from harness.matrix import Cell, Plan, build_plan
 from harness.plugins import get_registry
 from harness.suite import load_suite
-from harness.tracking.results import ResultsFile
+from harness.tracking.results import ResultsFile, finished_ids, latest_by_run
 
 
 @dataclass
 class RunOptions:
-    only: dict[str, set[str]] = field(default_factory=dict)
     executor: str = "ray"
     address: str | None = None
     tracking_uri: str | None = None
@@ -39,6 +38,8 @@ class RunOptions:
 @dataclass
 class RunOutcome:
     results: list[dict[str, Any]]
+    #: the latest record of every run of this suite in the results file, this invocation's included
+    records: list[dict[str, Any]]
     skipped_cells: list[Cell]
     resumed: int
     results_path: Path
@@ -70,7 +71,8 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
 
     spec = plan.suite.spec
     results_file = ResultsFile(options.results or spec.tracking.results or default_results_path(spec.name))
-    done = set() if options.rerun else results_file.finished_ids()
+    previous = results_file.read()
+    done = set() if options.rerun else finished_ids(previous)
     todo = [c for c in plan.runnable if c.run_id not in done]
     resumed = len(plan.runnable) - len(todo)
 
@@ -92,8 +94,9 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
                     "skipped": len(plan.skipped), "resumed": resumed, "resources": spec.resources.model_dump()},
             suite_text=plan.suite.path.read_text(encoding="utf-8"),
         )
-        for cell in plan.skipped:
-            results_file.append({**cell.payload(), "status": "skipped", "parent_run_id": parent})
+        skipped = [{**cell.payload(), "status": "skipped", "parent_run_id": parent} for cell in plan.skipped]
+        for record in skipped:
+            results_file.append(record)
         results: list[dict[str, Any]] = []
         cache_dir = str(default_cache_dir())
         payloads = [{**c.payload(), "cache_dir": cache_dir} for c in todo]
@@ -123,17 +126,16 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
                 tracker.finish_parent(status, {"runs_finished": len(finished), "runs_failed": len(results) - len(finished)})
     finally:
         executor.close()
-    reports = write_reports(results_file, spec.name, options.report_dir)
-    return RunOutcome(results, plan.skipped, resumed, results_file.path, uri, tracker.experiment_id, parent, reports)
+    records = [r for r in latest_by_run([*previous, *skipped, *results]) if r.get("suite") == spec.name]
+    reports = write_reports(records, spec.name, options.report_dir)
+    return RunOutcome(results, records, plan.skipped, resumed, results_file.path, uri, tracker.experiment_id,
+                      parent, reports)
 
 
-def write_reports(results_file: ResultsFile, suite_name: str, report_dir: str | None) -> list[Path]:
-    from harness.tracking.results import latest_by_run
-
-    registry = get_registry()
-    records = [r for r in latest_by_run(results_file.read()) if r.get("suite") == suite_name]
+def write_reports(records: list[dict[str, Any]], suite_name: str, report_dir: str | None) -> list[Path]:
+    """Every registered reporter writes its view of ``records`` into the report folder."""
     out_dir = Path(report_dir or Path("reports") / suite_name)
-    return [entry.obj().write(records, out_dir) for entry in registry.reporters]
+    return [entry.obj().write(records, out_dir) for entry in get_registry().reporters]
 
 
 __all__ = ["RunOptions", "RunOutcome", "plan_suite", "run_plan", "write_reports"]

@@ -57,3 +57,31 @@ def mlflow_runs(db: Path, experiment: str) -> tuple[Any, list[Any], list[Any]]:
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     return client, parents, children
+
+
+#: a plugin module with two tasks that fail: a NaN loss, and a data source that raises
+BROKEN_TASKS = '''
+from harness import hookimpl, Task, TaskInfo, InputSpec, DataConfig
+
+class _Base(Task):
+    def info(self):
+        return TaskInfo(InputSpec("continuous", 8), "classification", 10, "ce", ("accuracy",), "accuracy", "max")
+    def datamodule(self, config: DataConfig):
+        from harness_builtins.tasks.digits import DigitsTask
+        return DigitsTask().datamodule(config)
+
+class NanTask(_Base):
+    name = "nan_task"
+    def loss(self, prediction, target):
+        return prediction.sum() * float("nan")
+
+class CrashTask(_Base):
+    name = "crash_task"
+    def datamodule(self, config):
+        raise RuntimeError("data source unavailable")
+
+@hookimpl
+def register_tasks(register):
+    register(NanTask)
+    register(CrashTask)
+'''

@@ -549,3 +549,32 @@ def test_filter_name_matching_nothing(tmp_path: Path, only: dict[str, set[str]],
         plan.filtered(only)
     assert "matches no cell" in str(info.value)
     assert fragment in str(info.value)
+
+
+def test_early_stopping_monitor_must_be_a_logged_validation_metric(tmp_path: Path) -> None:
+    message = plan_error(
+        tmp_path,
+        """\
+        name: s
+        tasks: [{name: digits}]
+        architectures:
+          - name: gru
+            trainer:
+              early_stopping: {patience: 2, monitor: val_acuracy}
+        """,
+    )
+    assert "`architectures[0].trainer.early_stopping.monitor` (line 6)" in message
+    assert "Did you mean `val_accuracy`" in message and "val_loss" in message
+
+
+def test_early_stopping_monitor_on_a_logged_metric_is_accepted(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        """\
+        name: s
+        tasks: [{name: adding}]
+        architectures: [{name: gru}]
+        trainer: {early_stopping: {monitor: val_mae}}
+        """,
+    )
+    assert plan.cells[0].trainer["early_stopping"]["monitor"] == "val_mae"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -31,21 +29,19 @@ class Executor(Protocol):
 
 def failed_result(payload: Payload, exc: BaseException, cause: str = "") -> Result:
     """A result for a run that died outside ``run_trial`` (worker crash, OOM kill...)."""
-    now = time.time()
-    keys = ("run_id", "suite", "task", "task_label", "architecture", "arch_label", "seed",
-            "task_params", "arch_params", "trainer", "primary_metric", "direction", "grid", "resources")
+    from harness.train.trial import result_skeleton  # light: torch loads only inside run_trial
+
     message = f"{type(exc).__name__}: {exc}".strip()
-    return {
-        **{k: payload[k] for k in keys if k in payload},
-        "status": "failed",
-        "error": (cause + message) if cause else message,
-        "traceback": "".join(traceback.format_exception(exc)),
-        "history": [],
-        "host": socket.gethostname(),
-        "started_at": now,
-        "finished_at": now,
-        "wall_time_s": 0.0,
-    }
+    result = result_skeleton(payload)
+    result.update(
+        status="failed",
+        error=(cause + message) if cause else message,
+        traceback="".join(traceback.format_exception(exc)),
+        history=[],
+        finished_at=result["started_at"],
+        wall_time_s=0.0,
+    )
+    return result
 
 
 def describe_request(resources: dict[str, float]) -> str:

@@ -51,7 +51,12 @@ class ResultsFile:
         return records
 
     def finished_ids(self) -> set[str]:
-        return {r["run_id"] for r in self.read() if r.get("status") == "finished" and "run_id" in r}
+        return finished_ids(self.read())
+
+
+def finished_ids(records: Iterable[dict[str, Any]]) -> set[str]:
+    """Run ids recorded as finished (failed and skipped runs are never done)."""
+    return {r["run_id"] for r in records if r.get("status") == "finished" and "run_id" in r}
 
 
 def latest_by_run(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

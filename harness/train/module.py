@@ -96,8 +96,9 @@ def _cuda_sync(module: pl.LightningModule) -> None:
 class HistoryCallback(pl.Callback):
     """Collects per-epoch metrics and the time spent in training batches."""
 
-    def __init__(self) -> None:
-        self.history: list[dict[str, float]] = []
+    def __init__(self, history: list[dict[str, float]] | None = None) -> None:
+        #: one row per epoch; pass a list to keep the rows even if training raises
+        self.history: list[dict[str, float]] = history if history is not None else []
         self.train_batch_time = 0.0
         self.train_samples = 0
         self._batch_start = 0.0

@@ -17,9 +17,13 @@ import traceback
 import warnings
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from harness import __version__
+
+if TYPE_CHECKING:
+    from harness.interfaces import MetricSpec
 
 QUIET_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric")
 QUIET_WARNINGS = (
@@ -78,7 +82,7 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     arch = registry.architectures.get(payload["architecture"]).obj(payload["arch_params"])
     metrics = {name: registry.metrics.get(name).obj for name in payload["metrics"]}
     spec = payload["trainer"]
-    info = task.info()
+    info = task.cached_info()
     pl.seed_everything(payload["seed"], workers=True, verbose=False)
     cache_dir = Path(payload.get("cache_dir") or default_cache_dir())
     data = task.datamodule(DataConfig(batch_size=spec["batch_size"], seed=payload["seed"], cache_dir=cache_dir))
@@ -87,10 +91,9 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     num_params = sum(p.numel() for p in module.parameters())
 
     accelerator, devices = _accelerator(payload)
-    history = HistoryCallback()
-    history.history = history_sink
+    history = HistoryCallback(history_sink)
     monitor = f"val_{info.primary_metric}"
-    mode = "max" if info.direction == "max" else "min"
+    mode = info.direction
     with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
         checkpoint = pl.callbacks.ModelCheckpoint(
             dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1, save_weights_only=True
@@ -98,8 +101,9 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
         callbacks: list[pl.Callback] = [history, checkpoint]
         if spec.get("early_stopping"):
             es = spec["early_stopping"]
+            es_monitor = es.get("monitor") or monitor
             callbacks.append(pl.callbacks.EarlyStopping(
-                monitor=es.get("monitor") or monitor, mode=mode if not es.get("monitor") else _mode(es["monitor"], mode),
+                monitor=es_monitor, mode=monitor_direction(es_monitor, metrics),
                 patience=es["patience"], min_delta=es["min_delta"],
             ))
         trainer = pl.Trainer(
@@ -138,8 +142,9 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     }
 
 
-def _mode(monitor: str, default: str) -> str:
-    return "min" if monitor.endswith("loss") else default
+def monitor_direction(monitor: str, metrics: Mapping[str, MetricSpec]) -> str:
+    """``min`` for ``val_loss``, else the direction of the monitored metric (validated at plan time)."""
+    return "min" if monitor == "val_loss" else metrics[monitor.removeprefix("val_")].direction
 
 
 def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str) -> int:
@@ -180,17 +185,24 @@ def _versions() -> dict[str, str]:
     return out
 
 
+#: the payload keys a result carries over, so a result is self-describing
+RECIPE_KEYS = ("run_id", "suite", "task", "task_label", "architecture", "arch_label", "seed",
+               "task_params", "arch_params", "trainer", "primary_metric", "direction", "grid", "resources")
+
+
+def result_skeleton(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe part of a result, plus where and when it ran."""
+    return {
+        **{key: payload[key] for key in RECIPE_KEYS if key in payload},
+        "host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time(),
+    }
+
+
 def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
     """Train, validate and test one cell; always returns a result dict."""
-    started = time.time()
     history: list[dict[str, float]] = []
-    result: dict[str, Any] = {
-        key: payload[key]
-        for key in ("run_id", "suite", "task", "task_label", "architecture", "arch_label", "seed",
-                    "task_params", "arch_params", "trainer", "primary_metric", "direction", "grid", "resources")
-        if key in payload
-    }
-    result.update(host=socket.gethostname(), pid=os.getpid(), started_at=started)
+    result = result_skeleton(payload)
+    started = result["started_at"]
     try:
         result.update(_train(payload, history))
         result["status"] = "finished"

@@ -6,12 +6,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import mlflow_runs, tiny_suite, write_suite
+from tests.helpers import BROKEN_TASKS, mlflow_runs, tiny_suite, write_suite
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -62,25 +61,12 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
     assert (tmp_path / "reports" / "quickstart" / "summary.md").exists()
 
 
-CRASH_PLUGIN = '''
-from harness import hookimpl
-from harness_builtins.tasks.digits import DigitsTask
-
-class CrashTask(DigitsTask):
-    name = "crash_task"
-    def datamodule(self, config):
-        raise RuntimeError("data source unavailable")
-
-@hookimpl
-def register_tasks(register):
-    register(CrashTask)
-'''
 
 
 def test_failed_runs_are_recorded_and_the_suite_goes_on_then_resumes(tmp_path: Path) -> None:
     plugin_dir = tmp_path / "plugin"
     plugin_dir.mkdir()
-    (plugin_dir / "crash_plugin.py").write_text(textwrap.dedent(CRASH_PLUGIN))
+    (plugin_dir / "crash_plugin.py").write_text(BROKEN_TASKS)
     env = _env(tmp_path, HARNESS_PLUGINS="crash_plugin",
                PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
     suite = write_suite(tmp_path, tiny_suite(name="faulty", tasks=["digits", "crash_task"], archs=["gru", "lstm"]))

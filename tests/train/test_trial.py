@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from harness.plugins import clear_cache
 from harness.train.trial import run_trial
-from tests.helpers import payloads, tiny_suite, write_suite
+from tests.helpers import BROKEN_TASKS, payloads, tiny_suite, write_suite
 
 ARCHS = ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"]
 
@@ -57,36 +56,11 @@ def test_data_is_cached_on_disk(all_payloads: dict) -> None:
     assert list(Path(payload["cache_dir"], "adding").glob("*.npz"))
 
 
-BROKEN_TASKS = '''
-from harness import hookimpl, Task, TaskInfo, InputSpec, DataConfig
-
-class _Base(Task):
-    def info(self):
-        return TaskInfo(InputSpec("continuous", 8), "classification", 10, "ce", ("accuracy",), "accuracy", "max")
-    def datamodule(self, config: DataConfig):
-        from harness_builtins.tasks.digits import DigitsTask
-        return DigitsTask().datamodule(config)
-
-class NanTask(_Base):
-    name = "nan_task"
-    def loss(self, prediction, target):
-        return prediction.sum() * float("nan")
-
-class CrashTask(_Base):
-    name = "crash_task"
-    def datamodule(self, config):
-        raise RuntimeError("data source unavailable")
-
-@hookimpl
-def register_tasks(register):
-    register(NanTask)
-    register(CrashTask)
-'''
 
 
 @pytest.fixture()
 def broken_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "broken_tasks_plugin.py").write_text(textwrap.dedent(BROKEN_TASKS))
+    (tmp_path / "broken_tasks_plugin.py").write_text(BROKEN_TASKS)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("HARNESS_PLUGINS", "broken_tasks_plugin")
     clear_cache()
@@ -105,3 +79,36 @@ def test_nan_loss_and_exceptions_are_recorded_as_failed(broken_tasks: Path) -> N
     assert crash["status"] == "failed"
     assert crash["error"] == "RuntimeError: data source unavailable"
     assert "Traceback" in crash["traceback"]
+
+
+def test_early_stopping_follows_the_monitored_metric_direction(all_payloads: dict) -> None:
+    from harness.plugins import get_registry
+    from harness.train.trial import monitor_direction
+
+    metrics = {name: get_registry().metrics.get(name).obj for name in ("accuracy", "mse")}
+    assert monitor_direction("val_loss", metrics) == "min"
+    assert monitor_direction("val_accuracy", metrics) == "max"
+    assert monitor_direction("val_mse", metrics) == "min"
+    payload = all_payloads[("digits", "gru")]
+    trainer = {**payload["trainer"], "max_epochs": 4,
+               "early_stopping": {"patience": 1, "min_delta": 10.0, "monitor": "val_f1"}}
+    result = run_trial({**payload, "trainer": trainer})
+    # no improvement can reach min_delta=10, so training stops after patience + 1 epochs
+    assert result["status"] == "finished", result.get("traceback")
+    assert len(result["history"]) == 2
+
+
+def test_task_info_is_computed_once_per_task() -> None:
+    from harness_builtins.tasks.digits import DigitsTask
+
+    calls = []
+
+    class Counting(DigitsTask):
+        def info(self):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            return super().info()
+
+    task = Counting()
+    for _ in range(3):
+        task.cached_info()
+    assert len(calls) == 1
