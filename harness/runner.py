@@ -127,6 +127,8 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     finally:
         executor.close()
     records = [r for r in latest_by_run([*previous, *skipped, *results]) if r.get("suite") == spec.name]
+    order = {cell.run_id: i for i, cell in enumerate(plan.cells)}  # tables follow the suite, not finishing order
+    records.sort(key=lambda r: order.get(r.get("run_id", ""), len(order)))
     reports = write_reports(records, spec.name, options.report_dir)
     return RunOutcome(results, records, plan.skipped, resumed, results_file.path, uri, tracker.experiment_id,
                       parent, reports)
