@@ -136,6 +136,42 @@ def validate(suite: str, only: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("suite", type=click.Path(dir_okay=False))
+@click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Prepare only matching cells' tasks.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="HARNESS_CACHE_DIR",
+              help="Data cache (default: $HARNESS_CACHE_DIR or ~/.cache/harness).")
+def prepare(suite: str, only: tuple[str, ...], cache_dir: str | None) -> None:
+    """Build and cache the data of every task in SUITE, ahead of `harness run`.
+
+    Exit code 0: all data ready; 1: some task's data could not be built.
+    """
+    from pathlib import Path
+
+    from harness.prepare import prepare_plan
+    from harness.runner import plan_suite
+    from harness.train.trial import default_cache_dir
+
+    console = _console()
+    _warn_plugins(console)
+    plan = plan_suite(suite, _parse_only(only))
+    cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir()
+    for cell in plan.skipped:
+        if cell.skip_reason and "unavailable" in cell.skip_reason:
+            console.print(f"[yellow]skipped[/] {cell.task_label}: {cell.skip_reason}")
+
+    def show(item: Any) -> None:
+        if item.error:
+            console.print(f"[red]✗[/] {item.task}: {item.error}")
+        else:
+            console.print(f"[green]✓[/] {item.task} ({item.seconds:.1f} s)")
+
+    done = prepare_plan(plan, cache, show)
+    failed = sum(1 for item in done if item.error)
+    console.print(f"{len(done) - failed} task data sets ready in {cache}" + (f", {failed} failed." if failed else "."))
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
 def plugins() -> None:
     """List installed plugins, their versions and what each registers."""
     from rich.table import Table

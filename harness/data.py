@@ -85,13 +85,23 @@ def split_indices(
 
 
 class SequenceDataset(Dataset):
-    """In-memory sequences (equal length or ragged) with their targets."""
+    """In-memory sequences (equal length or ragged) with their targets.
 
-    def __init__(self, xs: np.ndarray | Sequence[np.ndarray], y: np.ndarray, tokens: bool = False) -> None:
+    ``y`` is an array (one target row per sequence) or a list of 1-D arrays of
+    different lengths (target sequences, e.g. transcripts or output tokens);
+    ragged targets are padded with 0 in batches, which then carry ``y_lengths``.
+    """
+
+    def __init__(
+        self, xs: np.ndarray | Sequence[np.ndarray], y: np.ndarray | Sequence[np.ndarray], tokens: bool = False
+    ) -> None:
         dtype = torch.long if tokens else torch.float32
         self.xs = [torch.as_tensor(np.asarray(x), dtype=dtype) for x in xs]
-        y_arr = np.asarray(y)
-        self.y = torch.as_tensor(y_arr, dtype=torch.long if y_arr.dtype.kind in "iu" else torch.float32)
+        self.ragged_y = isinstance(y, (list, tuple))
+        if self.ragged_y:
+            self.y: Any = [_target_tensor(np.asarray(t)) for t in y]
+        else:
+            self.y = _target_tensor(np.asarray(y))
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -100,13 +110,29 @@ class SequenceDataset(Dataset):
         return self.xs[i], self.y[i]
 
 
+def _target_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.as_tensor(array, dtype=torch.long if array.dtype.kind in "iub" else torch.float32)
+
+
 def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]], padding_value: float = 0.0) -> dict[str, torch.Tensor]:
-    """Pad a list of ``(x, y)`` pairs into a batch dict with ``lengths``."""
+    """Pad a list of ``(x, y)`` pairs into a batch dict with ``lengths``.
+
+    Targets of different lengths (1-D sequences) are padded with 0 and their
+    lengths given as ``y_lengths``.
+    """
     xs = [item[0] for item in batch]
     lengths = torch.tensor([len(x) for x in xs], dtype=torch.long)
     x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True, padding_value=padding_value)
-    y = torch.stack([item[1] for item in batch])
-    return {"x": x, "lengths": lengths, "y": y}
+    ys = [item[1] for item in batch]
+    if ys[0].dim() >= 1 and len({len(t) for t in ys}) > 1:
+        out = {"x": x, "lengths": lengths, "y": torch.nn.utils.rnn.pad_sequence(ys, batch_first=True)}
+        out["y_lengths"] = torch.tensor([len(t) for t in ys], dtype=torch.long)
+        return out
+    y = torch.stack(ys)
+    out = {"x": x, "lengths": lengths, "y": y}
+    if y.dim() >= 2 and y.dtype == torch.long:  # token targets that happen to share a length
+        out["y_lengths"] = torch.full((len(ys),), y.shape[1], dtype=torch.long)
+    return out
 
 
 class ArrayDataModule(pl.LightningDataModule):

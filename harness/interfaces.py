@@ -22,7 +22,16 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 #: Capabilities an architecture may declare and a task may require.
 CAPABILITIES: frozenset[str] = frozenset({"variable_length", "bidirectional", "causal", "seq2seq"})
-OutputKind = Literal["classification", "regression", "sequence_labeling", "seq2seq"]
+#: What a task predicts; the built-in metrics declare which kinds they accept.
+#: ``classification``/``regression``: one output per sequence (summary head);
+#: ``sequence_labeling``: one class per step; ``transcription``: a label sequence
+#: shorter than the input (e.g. CTC); ``seq2seq``: an output token sequence
+#: produced by a decoder; ``language_modeling``: next-token distributions;
+#: ``forecasting``: the next ``output_size`` values of a series.
+OutputKind = Literal[
+    "classification", "regression", "sequence_labeling", "transcription", "seq2seq",
+    "language_modeling", "forecasting",
+]
 Direction = Literal["max", "min"]
 
 
@@ -46,6 +55,9 @@ class InputSpec:
     max_length: int | None = None
     variable_length: bool = False
     padding_idx: int = 0
+    #: for video-like inputs: each step is a ``height x width`` frame flattened
+    #: into ``size`` features (``size == height * width``); encoders may use it
+    frame_shape: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,11 @@ class TaskInfo:
     target: float | None = None
     #: capabilities the architecture must declare (see CAPABILITIES)
     requires: frozenset[str] = field(default_factory=frozenset)
+    #: seq2seq: size of the output vocabulary and longest output (in tokens, with EOS)
+    output_vocab_size: int | None = None
+    output_max_length: int | None = None
+    #: where the data comes from, its license and the published anchors (shown by ``harness list``)
+    source: str = ""
 
 
 class EncoderOutput(NamedTuple):
@@ -116,6 +133,10 @@ class Architecture(Component):
 
     #: capabilities this architecture has regardless of its parameters
     supports: ClassVar[frozenset[str]] = frozenset({"variable_length"})
+    #: False for closed-form baselines (e.g. a naive forecaster): the harness
+    #: calls ``encoder.fit(datamodule)`` if the encoder has one, then tests it
+    #: without gradient training
+    trainable: ClassVar[bool] = True
 
     def capabilities(self) -> frozenset[str]:
         """Capabilities for these parameters (override when params matter)."""
@@ -135,6 +156,17 @@ class Architecture(Component):
     def build_encoder(self, input: InputSpec) -> torch.nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_encoder()")
 
+    def build_decoder(self, info: TaskInfo, encoder_output_size: int) -> torch.nn.Module:
+        """The decoder of a seq2seq model (architectures that declare ``seq2seq``).
+
+        ``forward(tokens [B, U], memory [B, T, H], memory_lengths [B]) -> [B, U, output_size]``:
+        features for each output position given the previous target tokens
+        (teacher forcing); position ``u`` must not see tokens after ``u``. The
+        decoder has an integer attribute ``output_size``; the task owns the
+        projection to its vocabulary (``info.output_vocab_size``) and decoding.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not build a decoder (it lacks `seq2seq`)")
+
 
 class Task(Component):
     """A benchmark task: its data, its head, its loss and its metrics.
@@ -151,9 +183,21 @@ class Task(Component):
         """Describe the task. Called on the driver at plan time: keep it cheap."""
         raise NotImplementedError(f"{type(self).__name__} must implement info()")
 
+    def unavailable(self) -> str | None:
+        """Why this task cannot run on this machine (a missing program or data
+        package, with how to install it), or ``None``. Checked at plan time:
+        the task's cells are skipped with this reason."""
+        return None
+
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
         """Data for one run; batches are dicts with ``x``, ``lengths``, ``y``."""
         raise NotImplementedError(f"{type(self).__name__} must implement datamodule()")
+
+    def prepare(self, config: DataConfig) -> None:
+        """Build (or load) and cache this task's data ahead of a run (``harness prepare``)."""
+        data = self.datamodule(config)
+        data.prepare_data()
+        data.setup("fit")
 
     def cached_info(self) -> TaskInfo:
         """``info()`` computed once (params are frozen); used by the per-step defaults below."""
@@ -167,10 +211,29 @@ class Task(Component):
 
         return default_head(self.cached_info(), encoder_output_size)
 
+    def forward(self, network: torch.nn.Module, batch: Mapping[str, Any]) -> Any:
+        """The prediction for a batch; ``network`` has ``encoder``, ``head`` and
+        (seq2seq) ``decoder``. Default: ``head(encoder(x, lengths))``."""
+        return network.head(network.encoder(batch["x"], batch["lengths"]))
+
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from harness.heads import default_loss
 
         return default_loss(self.cached_info(), prediction, target)
+
+    def batch_loss(self, prediction: Any, batch: Mapping[str, Any]) -> torch.Tensor:
+        """The training loss of a batch; override when the loss needs more than
+        ``y`` (e.g. lengths for CTC). Default: ``loss(prediction, batch["y"])``."""
+        return self.loss(prediction, batch["y"])
+
+    def evaluate(
+        self, network: torch.nn.Module, prediction: Any, batch: Mapping[str, Any]
+    ) -> tuple[Any, ...] | Mapping[str, tuple[Any, ...]]:
+        """What the metrics are updated with for a validation/test batch: one
+        argument tuple for every metric, or a mapping metric name -> arguments.
+        Override to decode (greedy seq2seq, CTC) before scoring.
+        Default: ``metric_inputs(prediction, batch["y"])``."""
+        return self.metric_inputs(prediction, batch["y"])
 
     def metric_inputs(
         self, prediction: torch.Tensor, target: torch.Tensor

@@ -206,6 +206,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
             t_params = _component_params(t_entry, t_point, t_reg.obj, suite, t_base)
             task = t_reg.obj(t_params)
             info = task.info()
+            missing = task.unavailable()
             metrics = _metrics(t_entry, info.metrics, info.primary_metric, info.output_kind, registry, t_base, suite)
             for ai, a_entry in enumerate(spec.architectures):
                 a_base: Loc = ("architectures", ai)
@@ -215,7 +216,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     a_params = _component_params(a_entry, a_point, a_reg.obj, suite, a_base)
                     trainer = _trainer(suite, a_entry, a_point, a_base, metrics)
                     arch = a_reg.obj(a_params)
-                    reason = arch.incompatibility(info)
+                    reason = f"task `{t_entry.name}` unavailable: {missing}" if missing else arch.incompatibility(info)
                     versions = {
                         "harness": __version__,
                         "task_plugin": f"{t_reg.provenance.distribution}=={t_reg.provenance.version}",

@@ -23,7 +23,7 @@ import harness
 
 REPO = Path(__file__).resolve().parents[1]
 #: harness modules a plugin may import (besides the names in ``harness.__all__``)
-PUBLIC_MODULES = frozenset({"harness", "harness.nn", "harness.data", "harness.report.summary"})
+PUBLIC_MODULES = frozenset({"harness", "harness.nn", "harness.data", "harness.heads", "harness.report.summary"})
 HEAVY = ("torch", "lightning", "pytorch_lightning", "ray", "mlflow")
 #: plugin source trees: the built-ins, and the example third-party plugin
 PLUGIN_TREES = {"builtins": REPO / "plugins", "example_plugin": REPO / "tests" / "example_plugin" / "src"}

@@ -37,23 +37,25 @@ class HarnessModule(pl.LightningModule):
         info: TaskInfo,
         metrics: Mapping[str, MetricSpec],
         trainer: Mapping[str, Any],
+        decoder: torch.nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
+        self.decoder = decoder
         self.task = task
         self.info = info
         self.trainer_spec = dict(trainer)
         built = {name: spec.factory(info) for name, spec in metrics.items()}
-        self.val_metrics = MetricCollection(built, prefix="val_")
+        self.val_metrics = MetricCollection(built, prefix="val_", compute_groups=False)
         self.test_metrics = self.val_metrics.clone(prefix="test_")
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(x, lengths))
+    def forward(self, batch: Mapping[str, Any]) -> Any:
+        return self.task.forward(self, batch)
 
-    def _step(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        prediction = self(batch["x"], batch["lengths"])
-        return prediction, self.task.loss(prediction, batch["y"])
+    def _step(self, batch: Mapping[str, Any]) -> tuple[Any, torch.Tensor]:
+        prediction = self(batch)
+        return prediction, self.task.batch_loss(prediction, batch)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         _, loss = self._step(batch)
@@ -68,7 +70,14 @@ class HarnessModule(pl.LightningModule):
     def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
         prediction, loss = self._step(batch)
         self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
-        metrics.update(*self.task.metric_inputs(prediction.float(), batch["y"]))
+        if isinstance(prediction, torch.Tensor) and prediction.is_floating_point():
+            prediction = prediction.float()  # metrics in full precision under mixed precision
+        inputs = self.task.evaluate(self, prediction, batch)
+        if isinstance(inputs, Mapping):
+            for name, args in inputs.items():
+                metrics[f"{metrics.prefix}{name}"].update(*args)
+        else:
+            metrics.update(*inputs)
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_metrics)

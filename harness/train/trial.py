@@ -87,7 +87,9 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     cache_dir = Path(payload.get("cache_dir") or default_cache_dir())
     data = task.datamodule(DataConfig(batch_size=spec["batch_size"], seed=payload["seed"], cache_dir=cache_dir))
     encoder = arch.build_encoder(info.input)
-    module = HarnessModule(encoder, task.build_head(encoder.output_size), task, info, metrics, spec)
+    decoder = arch.build_decoder(info, encoder.output_size) if info.output_kind == "seq2seq" else None
+    head = task.build_head(decoder.output_size if decoder is not None else encoder.output_size)
+    module = HarnessModule(encoder, head, task, info, metrics, spec, decoder=decoder)
     num_params = sum(p.numel() for p in module.parameters())
 
     accelerator, devices = _accelerator(payload)
@@ -117,9 +119,13 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
             default_root_dir=ckpt_dir,
         )
         fit_start = time.perf_counter()
-        trainer.fit(module, datamodule=data)
+        if arch.trainable:
+            trainer.fit(module, datamodule=data)
+            best = checkpoint.best_model_path or None
+        else:  # a closed-form baseline: estimate it from the training split, no gradient steps
+            _fit_baseline(module, data)
+            best = None
         train_time = time.perf_counter() - fit_start
-        best = checkpoint.best_model_path or None
         tested = trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)[0]
     final = {k: float(v) for k, v in tested.items() if k.startswith("test_") and k != "test_loss"}
     final["test_loss"] = float(tested.get("test_loss", float("nan")))
@@ -142,6 +148,14 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     }
 
 
+def _fit_baseline(module: Any, data: Any) -> None:
+    data.prepare_data()
+    data.setup("fit")
+    fit = getattr(module.encoder, "fit", None)
+    if callable(fit):
+        fit(data)
+
+
 def monitor_direction(monitor: str, metrics: Mapping[str, MetricSpec]) -> str:
     """``min`` for ``val_loss``, else the direction of the monitored metric (validated at plan time)."""
     return "min" if monitor == "val_loss" else metrics[monitor.removeprefix("val_")].direction
@@ -162,15 +176,15 @@ def _inference_throughput(module: Any, data: Any) -> float:
     samples, elapsed = 0, 0.0
     with torch.inference_mode():
         for batch in data.test_dataloader():
-            x, lengths = batch["x"].to(module.device), batch["lengths"].to(module.device)
+            batch = {k: v.to(module.device) if hasattr(v, "to") else v for k, v in batch.items()}
             if module.device.type == "cuda":
                 torch.cuda.synchronize(module.device)
             start = time.perf_counter()
-            module(x, lengths)
+            module(batch)
             if module.device.type == "cuda":
                 torch.cuda.synchronize(module.device)
             elapsed += time.perf_counter() - start
-            samples += len(x)
+            samples += len(batch["lengths"])
     return samples / elapsed if elapsed > 0 else 0.0
 
 

@@ -12,6 +12,8 @@ from pydantic import Field, field_validator
 
 from harness import Architecture, InputSpec, Params
 
+from .decoders import RecurrentDecoderMixin
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
 
@@ -64,11 +66,11 @@ class CNNRNNParams(RecurrentParams):
         return value
 
 
-class _UnidirectionalRecurrent(Architecture):
+class _UnidirectionalRecurrent(RecurrentDecoderMixin, Architecture):
     """Shared ``build_encoder`` of ``rnn``, ``lstm`` and ``gru``: one fused cell type."""
 
     cell: ClassVar[str]
-    supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal"})
+    supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal", "seq2seq"})
     Params: ClassVar[type[Params]] = RecurrentParams
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
@@ -98,10 +100,10 @@ class GRU(_UnidirectionalRecurrent):
     Params = RecurrentParams
 
 
-class BiRNN(Architecture):
+class BiRNN(RecurrentDecoderMixin, Architecture):
     name = "birnn"
     description = "Bidirectional RNN/LSTM/GRU; summary = forward and backward final states."
-    supports = frozenset({"variable_length", "bidirectional"})
+    supports = frozenset({"variable_length", "bidirectional", "seq2seq"})
     Params = BiRNNParams
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
@@ -110,10 +112,10 @@ class BiRNN(Architecture):
         return recurrent_encoder(input, bidirectional=True, **self.params.model_dump())
 
 
-class CNNRNN(Architecture):
+class CNNRNN(RecurrentDecoderMixin, Architecture):
     name = "cnn_rnn"
     description = "1-D convolutions (length-preserving) followed by an RNN/LSTM/GRU."
-    supports = frozenset({"variable_length"})
+    supports = frozenset({"variable_length", "seq2seq"})
     Params = CNNRNNParams
 
     def capabilities(self) -> frozenset[str]:

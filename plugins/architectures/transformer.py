@@ -8,6 +8,8 @@ from pydantic import Field, model_validator
 
 from harness import Architecture, InputSpec, Params
 
+from .decoders import TransformerDecoderMixin
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
 
@@ -51,10 +53,10 @@ class TransformerParams(Params):
         return self.pooling
 
 
-class Transformer(Architecture):
+class Transformer(TransformerDecoderMixin, Architecture):
     name = "transformer"
     description = "Transformer encoder with sinusoidal positions; summary = masked mean or last step."
-    supports = frozenset({"variable_length"})
+    supports = frozenset({"variable_length", "seq2seq"})
     Params = TransformerParams
 
     def capabilities(self) -> frozenset[str]:

@@ -82,20 +82,20 @@ def test_registers_the_six_builtins() -> None:
         assert cls.summary_line() and "\n" not in cls.description
         assert issubclass(cls.Params, Params)
         assert cls().capabilities() <= CAPABILITIES
-        assert "seq2seq" not in cls().capabilities()
+        assert "seq2seq" in cls().capabilities()  # every built-in builds a decoder
 
 
 @pytest.mark.parametrize(
     ("name", "params", "expected"),
     [
-        ("rnn", {}, {"variable_length", "causal"}),
-        ("lstm", {}, {"variable_length", "causal"}),
-        ("gru", {}, {"variable_length", "causal"}),
-        ("birnn", {}, {"variable_length", "bidirectional"}),
-        ("cnn_rnn", {}, {"variable_length"}),
-        ("cnn_rnn", {"causal": True}, {"variable_length", "causal"}),
-        ("transformer", {}, {"variable_length"}),
-        ("transformer", {"causal": True}, {"variable_length", "causal"}),
+        ("rnn", {}, {"variable_length", "seq2seq", "causal"}),
+        ("lstm", {}, {"variable_length", "seq2seq", "causal"}),
+        ("gru", {}, {"variable_length", "seq2seq", "causal"}),
+        ("birnn", {}, {"variable_length", "seq2seq", "bidirectional"}),
+        ("cnn_rnn", {}, {"variable_length", "seq2seq"}),
+        ("cnn_rnn", {"causal": True}, {"variable_length", "seq2seq", "causal"}),
+        ("transformer", {}, {"variable_length", "seq2seq"}),
+        ("transformer", {"causal": True}, {"variable_length", "seq2seq", "causal"}),
     ],
 )
 def test_capabilities(name: str, params: dict[str, Any], expected: set[str]) -> None:

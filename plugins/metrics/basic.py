@@ -1,11 +1,11 @@
-"""Built-in metrics: torchmetrics by name, built for a task's TaskInfo."""
+"""Classification and regression metrics: torchmetrics by name, built for a task's TaskInfo."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harness import MetricSpec, TaskInfo, hookimpl
+from harness import MetricSpec, TaskInfo
 
 if TYPE_CHECKING:
     import torchmetrics
@@ -51,8 +51,3 @@ METRICS = (
     MetricSpec("mae", _regression("mae"), "mean absolute error", REGRESSION, direction="min"),
 )
 
-
-@hookimpl
-def register_metrics(register: Callable[[Any], None]) -> None:
-    for spec in METRICS:
-        register(spec)
