@@ -235,6 +235,12 @@ class Task(Component):
         Default: ``metric_inputs(prediction, batch["y"])``."""
         return self.metric_inputs(prediction, batch["y"])
 
+    def artifacts(self, network: torch.nn.Module, data: pl.LightningDataModule) -> dict[str, str]:
+        """Text files to keep with the run (file name -> content), made after
+        testing with the best weights, e.g. generated samples or example
+        translations. Logged to MLflow under ``task/``. Default: none."""
+        return {}
+
     def metric_inputs(
         self, prediction: torch.Tensor, target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -141,6 +141,8 @@ class MlflowTracker:
         self.client.log_dict(run_id, {"history": result.get("history", [])}, "history.json")
         if result.get("traceback"):
             self.client.log_text(run_id, result["traceback"], "error.txt")
+        for name, text in (result.get("artifacts") or {}).items():
+            self.client.log_text(run_id, text, f"task/{name}")
         status = "FINISHED" if result["status"] == "finished" else "FAILED"
         self.client.set_terminated(run_id, status=status, end_time=end)
         return run_id

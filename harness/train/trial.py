@@ -132,6 +132,8 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
     device = torch.device("cuda", torch.cuda.current_device()) if accelerator == "gpu" else torch.device("cpu")
     infer_throughput = _inference_throughput(module.to(device), data)
+    with torch.inference_mode():
+        artifacts = task.artifacts(module.eval(), data)
     best_epoch = _best_epoch(history_sink, monitor, mode)
     return {
         "metrics": final,
@@ -145,6 +147,7 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
             "best_epoch": float(best_epoch),
         },
         "device": describe_device(accelerator),
+        "artifacts": {str(k): str(v) for k, v in artifacts.items()},
     }
 
 
