@@ -192,14 +192,19 @@ def plugins() -> None:
 
 @main.command(name="list")
 @click.argument("kind", type=click.Choice(["architectures", "tasks", "metrics", "reporters"]))
-def list_(kind: str) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True,
+              help="markdown: the reference page (docs/<kind>.md is generated this way).")
+def list_(kind: str, fmt: str) -> None:
     """List registered architectures, tasks, metrics or reporters, with their parameters."""
     from rich.table import Table
 
-    from harness.introspect import describe_params
+    from harness.introspect import describe_params, reference_markdown
     from harness.plugins import get_registry
 
     registry = get_registry()
+    if fmt == "markdown":
+        click.echo(reference_markdown(kind, registry.namespace(kind)), nl=False)
+        return
     console = _console()
     table = Table(title=f"harness {kind}", show_lines=True)
     for column in ("name", "provider", "description", "parameters"):

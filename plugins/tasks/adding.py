@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     import pytorch_lightning as pl
 
 TRIVIAL_MSE = 1.0 / 6.0
+SOURCE = (
+    "Generated (Bai et al. 2018 semantics: 2 channels, U[0,1] values and a two-hot mask). "
+    "Anchors, T=600, ~70K params (Bai et al. 2018, Table 1): LSTM MSE 0.164, GRU 5.3e-5, RNN 0.177, "
+    "TCN 5.8e-5; predicting 1 gives 1/6 = 0.167. Raw PyTorch at T=200, hidden 64 (2-core CPU): "
+    "GRU 0.0096 after 1,256 steps, LSTM 0.0081 after ~4,100 steps, RNN 0.160 (never learns)."
+)
 
 
 class AddingParams(Params):
@@ -66,6 +72,7 @@ class AddingTask(Task):
             primary_metric="mse",
             direction="min",
             target=p.target_mse,
+            source=SOURCE,
         )
 
     def _arrays(self) -> dict[str, Any]:
