@@ -11,8 +11,9 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from functools import partial
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +35,39 @@ def cached_arrays(cache_dir: Path, name: str, spec: Mapping[str, Any], build: Ca
     """Load arrays built for ``spec`` from the cache, or build and store them.
 
     Values may be numpy arrays or lists of 1-D/2-D arrays of different lengths
-    (ragged sequences). Writes are atomic, so concurrent workers are safe.
+    (ragged sequences). Writes are atomic, and concurrent workers on one node
+    build a data set once: the others wait for it and read the file.
     """
     path = Path(cache_dir) / name / f"{cache_key(spec)}.npz"
     if path.exists():
         return _load(path)
-    arrays = build()
     path.parent.mkdir(parents=True, exist_ok=True)
+    # One builder per data set: concurrent workers on this node wait for it and then read
+    # the file (building is often the expensive part: synthesis, parsing, downloads).
+    with _build_lock(path.with_suffix(".lock")):
+        if path.exists():
+            return _load(path)
+        arrays = build()
+        _store(path, arrays)
+    return arrays
+
+
+@contextmanager
+def _build_lock(lock_path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: atomic rename alone keeps the cache consistent
+        yield
+        return
+    with open(lock_path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _store(path: Path, arrays: Arrays) -> None:
     flat: dict[str, np.ndarray] = {}
     for key, value in arrays.items():
         if isinstance(value, list):
@@ -52,7 +79,6 @@ def cached_arrays(cache_dir: Path, name: str, spec: Mapping[str, Any], build: Ca
     with os.fdopen(fd, "wb") as handle:
         np.savez(handle, **flat)
     os.replace(tmp, path)
-    return arrays
 
 
 def _load(path: Path) -> Arrays:
