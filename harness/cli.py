@@ -53,6 +53,14 @@ def _parse_only(values: tuple[str, ...]) -> dict[str, set[str]]:
     return only
 
 
+def _resources(gpus: float | None, cpus: float | None) -> dict[str, float]:
+    from harness.errors import HarnessError
+
+    if gpus is not None and gpus > 1 and not float(gpus).is_integer():
+        raise HarnessError(f"--gpus {gpus}: above 1 it must be a whole number (fractions share one GPU).")
+    return {k: v for k, v in (("gpus", gpus), ("cpus", cpus)) if v is not None}
+
+
 def _warn_plugins(console: Any) -> None:
     from harness.plugins import get_registry
 
@@ -79,8 +87,10 @@ def main(ctx: click.Context, traceback: bool) -> None:
 @click.option("--results", type=click.Path(dir_okay=False), help="JSON-lines results file (default: results/<suite>.jsonl).")
 @click.option("--rerun", is_flag=True, help="Run cells again even if the results file has them finished.")
 @click.option("--report-dir", type=click.Path(file_okay=False), help="Where summary reports go (default: reports/<suite>).")
+@click.option("--gpus", type=click.FloatRange(min=0), help="GPUs per run, overriding the suite's resources (0: run on CPU).")
+@click.option("--cpus", type=click.FloatRange(min=0, min_open=True), help="CPUs per run, overriding the suite's resources.")
 def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, tracking_uri: str | None,
-        results: str | None, rerun: bool, report_dir: str | None) -> None:
+        results: str | None, rerun: bool, report_dir: str | None, gpus: float | None, cpus: float | None) -> None:
     """Run every cell of SUITE and record it in MLflow.
 
     Exit code 0: all runs finished; 1: some runs failed; 2: bad input.
@@ -92,7 +102,7 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
 
     console = _console()
     _warn_plugins(console)
-    plan = plan_suite(suite, _parse_only(only))
+    plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
     options = RunOptions(executor, address, tracking_uri, results, rerun, report_dir)
     console.print(f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
                   f"({len(plan.skipped)} skipped) on executor `{executor}`")
@@ -113,7 +123,9 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Show only matching cells.")
-def validate(suite: str, only: tuple[str, ...]) -> None:
+@click.option("--gpus", type=click.FloatRange(min=0), help="GPUs per run, overriding the suite's resources.")
+@click.option("--cpus", type=click.FloatRange(min=0, min_open=True), help="CPUs per run, overriding the suite's resources.")
+def validate(suite: str, only: tuple[str, ...], gpus: float | None, cpus: float | None) -> None:
     """Check SUITE and print its plan (cells, skip reasons, counts) without running."""
     from rich.table import Table
 
@@ -121,7 +133,7 @@ def validate(suite: str, only: tuple[str, ...]) -> None:
 
     console = _console()
     _warn_plugins(console)
-    plan = plan_suite(suite, _parse_only(only))
+    plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
     table = Table(title=f"{plan.suite.spec.name}: plan")
     for column in ("run id", "task", "architecture", "seed", "status"):
         table.add_column(column)

@@ -53,9 +53,18 @@ class RunOutcome:
         return sum(1 for r in self.results if r["status"] != "finished")
 
 
-def plan_suite(path: str, only: dict[str, set[str]] | None = None) -> Plan:
+def plan_suite(path: str, only: dict[str, set[str]] | None = None,
+               resources: dict[str, float] | None = None) -> Plan:
+    """Load, validate and expand a suite; ``resources`` overrides its ``resources:`` (CLI --gpus/--cpus)."""
     registry = get_registry()
-    plan = build_plan(load_suite(path), registry)
+    suite = load_suite(path)
+    if resources:
+        from harness.suite import ResourcesSpec, check_accelerator
+
+        merged = ResourcesSpec(**{**suite.spec.resources.model_dump(), **resources})
+        suite.spec = suite.spec.model_copy(update={"resources": merged})
+        check_accelerator(suite.spec.trainer.accelerator, merged, "--gpus")
+    plan = build_plan(suite, registry)
     return plan.filtered(only) if only else plan
 
 

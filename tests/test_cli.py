@@ -17,12 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from harness import __version__
 from harness.cli import main
+from tests.helpers import tiny_suite, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKSTART = REPO / "suites" / "quickstart.yaml"
@@ -417,3 +419,19 @@ def test_plugins(invoke: Invoke) -> None:
     assert "│ harness " in outcome.stdout and __version__ in outcome.stdout
     assert "architectures: rnn, lstm, gru, birnn, cnn_rnn, transformer" in outcome.stdout
     assert "tasks: adding, digits" in outcome.stdout
+
+
+def test_gpus_and_cpus_override_the_suite_resources(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    from harness.runner import plan_suite
+
+    suite = write_suite(tmp_path, {**tiny_suite(), "resources": {"gpus": 0.25, "cpus": 2}})
+    plan = plan_suite(str(suite), None, {"gpus": 0.0})
+    assert {(c.resources["gpus"], c.resources["cpus"]) for c in plan.cells} == {(0.0, 2.0)}
+    assert plan_suite(str(suite)).cells[0].run_id == plan.cells[0].run_id  # resources are not part of the id
+    assert cli("validate", str(suite), "--gpus", "0", "--cpus", "1").exit_code == 0
+
+    on_gpu = write_suite(tmp_path, {**tiny_suite(), "trainer": {"accelerator": "gpu"}, "resources": {"gpus": 1}}, "gpu.yaml")
+    refused = cli("validate", str(on_gpu), "--gpus", "0")
+    assert refused.exit_code == 2 and "--gpus: accelerator is `gpu` but resources.gpus is 0" in refused.output
+    fraction = cli("validate", str(suite), "--gpus", "1.5")
+    assert fraction.exit_code == 2 and "whole number" in fraction.output
