@@ -95,6 +95,8 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
 
     Exit code 0: all runs finished; 1: some runs failed; 2: bad input.
     """
+    from rich.text import Text
+
     from harness.console import summary_table
     from harness.report.summary import summarize
     from harness.runner import RunOptions, plan_suite, run_plan
@@ -111,7 +113,7 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
     records = [r for r in outcome.records if r.get("run_id") in in_plan]
     console.print(summary_table(summarize(records), title=f"{plan.suite.spec.name}: mean over seeds"))
     for cell in outcome.skipped_cells:
-        console.print(f"[dim]skipped {cell.label}: {cell.skip_reason}[/]")
+        console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
     failed = outcome.failed
     console.print(f"{len(outcome.results) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
                   + (f", {outcome.resumed} already done" if outcome.resumed else "") + ".")
@@ -128,6 +130,7 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
 def validate(suite: str, only: tuple[str, ...], gpus: float | None, cpus: float | None) -> None:
     """Check SUITE and print its plan (cells, skip reasons, counts) without running."""
     from rich.table import Table
+    from rich.text import Text
 
     from harness.runner import plan_suite
 
@@ -138,8 +141,8 @@ def validate(suite: str, only: tuple[str, ...], gpus: float | None, cpus: float 
     for column in ("run id", "task", "architecture", "seed", "status"):
         table.add_column(column)
     for cell in plan.cells:
-        table.add_row(cell.run_id, cell.task_label, cell.arch_label, str(cell.seed),
-                      f"skip: {cell.skip_reason}" if cell.skip_reason else "run")
+        table.add_row(cell.run_id, Text(cell.task_label), Text(cell.arch_label), str(cell.seed),
+                      Text(f"skip: {cell.skip_reason}" if cell.skip_reason else "run"))
     console.print(table)
     spec = plan.suite.spec
     console.print(f"{len(plan.cells)} cells: {len(plan.runnable)} to run, {len(plan.skipped)} skipped "
@@ -159,6 +162,8 @@ def prepare(suite: str, only: tuple[str, ...], cache_dir: str | None) -> None:
     """
     from pathlib import Path
 
+    from rich.text import Text
+
     from harness.prepare import prepare_plan
     from harness.runner import plan_suite
     from harness.train.trial import default_cache_dir
@@ -169,13 +174,13 @@ def prepare(suite: str, only: tuple[str, ...], cache_dir: str | None) -> None:
     cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir()
     for cell in plan.skipped:
         if cell.skip_reason and "unavailable" in cell.skip_reason:
-            console.print(f"[yellow]skipped[/] {cell.task_label}: {cell.skip_reason}")
+            console.print(Text.assemble(("skipped ", "yellow"), f"{cell.task_label}: {cell.skip_reason}"))
 
     def show(item: Any) -> None:
         if item.error:
-            console.print(f"[red]✗[/] {item.task}: {item.error}")
+            console.print(Text.assemble(("✗ ", "red"), f"{item.task}: {item.error}"))
         else:
-            console.print(f"[green]✓[/] {item.task} ({item.seconds:.1f} s)")
+            console.print(Text.assemble(("✓ ", "green"), f"{item.task} ({item.seconds:.1f} s)"))
 
     done = prepare_plan(plan, cache, show)
     failed = sum(1 for item in done if item.error)

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -42,7 +43,8 @@ class Progress:
         self.running[payload["run_id"]] = f"{payload['task_label']} × {payload['arch_label']} · seed {payload['seed']}"
 
     def finish(self, result: dict[str, Any]) -> None:
-        label = self.running.pop(result["run_id"], result.get("run_id", "?"))
+        # labels carry grid points like `ucr[dataset=GunPoint]`, which are not rich markup
+        label = escape(self.running.pop(result["run_id"], result.get("run_id", "?")))
         self.done += 1
         wall = result.get("wall_time_s", 0.0)
         if result["status"] == "finished":
@@ -53,7 +55,7 @@ class Progress:
         else:
             self.failed += 1
             error = str(result.get("error", "")).splitlines()[0][:200] if result.get("error") else "unknown error"
-            self.console.print(f"[red]✗[/] {label}  failed: {error}")
+            self.console.print(f"[red]✗[/] {label}  failed: {escape(error)}")
 
     def status_line(self) -> str:
         elapsed = time.monotonic() - self.started
@@ -73,8 +75,8 @@ def summary_table(table: SummaryTable, title: str) -> Table:
     out = Table(title=title, show_lines=False)
     out.add_column("task (primary test metric)")
     for arch in table.architectures:
-        out.add_column(arch, justify="right")
+        out.add_column(Text(arch), justify="right")
     for task in table.tasks:
         row = [Text(text, style="bold green" if best else ("red" if failed else "")) for text, best, failed in table.row(task)]
-        out.add_row(table.header(task), *row)
+        out.add_row(Text(table.header(task)), *row)
     return out
