@@ -56,3 +56,45 @@ class InputLayer(nn.Module):
         if self.spec.kind == "tokens":
             return self.layer(x.long())
         return self.layer(x.float())
+
+
+@torch.no_grad()
+def greedy_decode(
+    decoder: nn.Module,
+    head: nn.Module,
+    memory: torch.Tensor,
+    memory_lengths: torch.Tensor,
+    *,
+    bos: int,
+    eos: int,
+    max_length: int,
+    pad: int = 0,
+) -> torch.Tensor:
+    """Greedy (argmax) decoding with any seq2seq decoder: ``[batch, <= max_length]`` token ids.
+
+    ``decoder(tokens [B, U], memory [B, T, H], memory_lengths [B]) -> [B, U, F]`` follows
+    :meth:`harness.Architecture.build_decoder`; ``head`` maps features to vocabulary logits
+    position by position (e.g. an ``nn.Linear``). Decoding starts from ``bos`` and re-runs the
+    decoder on the growing prefix (generic over decoders, quadratic in the output length), one
+    token per step, until every row has emitted ``eos`` or ``max_length`` tokens were made.
+    A row's ``eos`` is kept; the positions after it hold ``pad``. Call it in eval mode (dropout
+    off); it runs without gradients.
+    """
+    batch = memory.shape[0]
+    device = memory.device
+    tokens = torch.full((batch, 1), bos, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    produced: list[torch.Tensor] = []
+    for _ in range(max(0, max_length)):
+        features = decoder(tokens, memory, memory_lengths)
+        logits = head(features[:, -1:])[:, 0]
+        step = logits.argmax(dim=-1).to(torch.long)
+        step = torch.where(finished, torch.full_like(step, pad), step)
+        produced.append(step)
+        finished = finished | (step == eos)
+        if bool(finished.all()):
+            break
+        tokens = torch.cat([tokens, step.unsqueeze(1)], dim=1)
+    if not produced:
+        return torch.zeros(batch, 0, dtype=torch.long, device=device)
+    return torch.stack(produced, dim=1)

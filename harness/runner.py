@@ -103,7 +103,9 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
                     "skipped": len(plan.skipped), "resumed": resumed, "resources": spec.resources.model_dump()},
             suite_text=plan.suite.path.read_text(encoding="utf-8"),
         )
-        skipped = [{**cell.payload(), "status": "skipped", "parent_run_id": parent} for cell in plan.skipped]
+        # a record's "metrics" are values; the cell's metric *names* stay out of it
+        skipped = [{**{k: v for k, v in cell.payload().items() if k != "metrics"}, "status": "skipped",
+                    "parent_run_id": parent} for cell in plan.skipped]
         for record in skipped:
             results_file.append(record)
         results: list[dict[str, Any]] = []

@@ -12,9 +12,15 @@ from harness.plugins import get_registry
 from harness.registry import KINDS, Namespace, PluginInfo, Provenance, Registry
 
 BUILTINS = {
-    "architectures": ("builtin_architectures", {"rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"}),
-    "tasks": ("builtin_tasks", {"adding", "digits"}),
-    "metrics": ("builtin_metrics", {"accuracy", "precision", "recall", "f1", "auroc", "mse", "mae"}),
+    "architectures": ("builtin_architectures", {"rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer",
+                                                "naive", "seasonal_naive", "arima"}),
+    "tasks": ("builtin_tasks", {"adding", "copy_memory", "digits", "forecasting", "language_model", "mnist1d",
+                                "moving_digits", "number_translation", "scan", "sentiment", "seq_mnist",
+                                "speech_digits", "spoken_digits", "ucr"}),
+    "metrics": ("builtin_metrics", {"accuracy", "precision", "recall", "f1", "auroc", "mse", "mae", "rmse", "smape",
+                                    "mase", "exact_match", "token_accuracy", "bleu", "wer", "cer", "ser",
+                                    "cross_entropy", "bits_per_char", "perplexity", "digit_accuracy",
+                                    "direction_accuracy"}),
     "reporters": ("builtin_reporters", {"markdown", "csv"}),
 }
 ALPHA = Provenance("alpha_plugin", "alpha-dist", "1.0")
@@ -77,12 +83,12 @@ def test_unknown_builtin_name_suggests_and_lists(builtins_only: None) -> None:
     message = str(caught.value)
     assert "Unknown architecture `lstn` at architectures[2].name." in message
     assert "Did you mean `lstm`" in message
-    assert "Installed architectures: birnn, cnn_rnn, gru, lstm, rnn, transformer." in message
+    assert "Installed architectures: arima, birnn, cnn_rnn, gru, lstm, naive, rnn, seasonal_naive, transformer." in message
     assert "harness list architectures" in message
 
 
 def test_unknown_task_suggestion(builtins_only: None) -> None:
-    with pytest.raises(UnknownNameError, match=r"Did you mean `digits`\?.*Installed tasks: adding, digits"):
+    with pytest.raises(UnknownNameError, match=r"Did you mean `digits`\?.*Installed tasks: adding, copy_memory, digits"):
         get_registry().tasks.get("digit")
 
 

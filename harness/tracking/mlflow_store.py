@@ -111,6 +111,7 @@ class MlflowTracker:
             "harness.task_label": result.get("task_label", result["task"]),
             "harness.arch_label": result.get("arch_label", result["architecture"]),
             "harness.seed": str(result["seed"]),
+            "harness.primary_metric": str(result.get("primary_metric", "")),
             "harness.status": result["status"],
             "harness.host": str(result.get("host", "")),
             "harness.device": str(result.get("device", "")),

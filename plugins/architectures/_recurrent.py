@@ -1,9 +1,10 @@
 """Recurrent encoders on the fused PyTorch kernels (imports torch: loaded by ``build_encoder``).
 
 One generic :class:`RecurrentEncoder` serves ``rnn``, ``lstm``, ``gru``, ``birnn`` and the
-recurrent part of ``cnn_rnn``: an input layer, an optional convolutional front end, and a
-:class:`RecurrentCore` that runs ``nn.RNN``/``nn.LSTM``/``nn.GRU`` over packed sequences, so
-padding never reaches the recurrence.
+recurrent part of ``cnn_rnn``: an input layer, an optional convolutional front end (1-D over
+time, or 2-D within each frame for video-like inputs), and a
+:class:`RecurrentCore` that runs ``nn.RNN``/``nn.LSTM``/``nn.GRU`` (bidirectional ones over packed
+sequences, so padding never reaches the backward direction).
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from harness import EncoderOutput, InputSpec
-from harness.nn import InputLayer, zero_padding
+from harness.nn import InputLayer, last_valid, padding_mask, zero_padding
 
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class RecurrentCore(nn.Module):
-    """``nn.RNN``/``nn.LSTM``/``nn.GRU`` over packed sequences.
+    """``nn.RNN``/``nn.LSTM``/``nn.GRU``; bidirectional over packed sequences when padded.
 
     ``sequence`` holds the top layer's outputs (both directions concatenated); ``summary`` the
     top layer's final hidden state: forward final (at each sequence's last valid step), then,
@@ -71,17 +72,29 @@ class RecurrentCore(nn.Module):
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
         batch, total = features.shape[0], features.shape[1]
+        if self.num_directions == 1:
+            # One direction needs no packing: the output at a valid step never depends on the
+            # padding after it. Packing costs a lot on CPU (the backward pass of a packed
+            # sequence grows quadratically with its length: 16 s against 0.1 s for a GRU over
+            # 784 steps), so the summary is read at each sequence's last valid step instead.
+            sequence, _ = self.rnn(features)
+            return EncoderOutput(sequence=sequence, summary=last_valid(sequence, lengths))
+        if bool((lengths == total).all()):  # no padding in this batch: nothing for packing to hide
+            sequence, hidden = self.rnn(features)
+            return EncoderOutput(sequence=sequence, summary=self._final_states(hidden, batch))
         packed = pack_padded_sequence(
             features, lengths.to("cpu", torch.int64), batch_first=True, enforce_sorted=False
         )
         output, hidden = self.rnn(packed)
+        sequence, _ = pad_packed_sequence(output, batch_first=True, total_length=total)
+        return EncoderOutput(sequence=sequence, summary=self._final_states(hidden, batch))
+
+    def _final_states(self, hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch: int) -> torch.Tensor:
         if isinstance(hidden, tuple):  # LSTM: (h_n, c_n)
             hidden = hidden[0]
-        sequence, _ = pad_packed_sequence(output, batch_first=True, total_length=total)
         # h_n: [layers * directions, batch, hidden]; with enforce_sorted=False it is in input order
         top = hidden.view(self.num_layers, self.num_directions, batch, -1)[-1]
-        summary = top.transpose(0, 1).reshape(batch, self.output_size)
-        return EncoderOutput(sequence=sequence, summary=summary)
+        return top.transpose(0, 1).reshape(batch, self.output_size)
 
 
 class ConvFrontEnd(nn.Module):
@@ -109,11 +122,56 @@ class ConvFrontEnd(nn.Module):
         return x
 
 
+class FrameConvFrontEnd(nn.Module):
+    """Per-frame 2-D convolutions for video-like inputs (``InputSpec.frame_shape``).
+
+    Each valid step's ``H*W`` features are reshaped to a one-channel ``H x W`` image and run
+    through ``Conv2d`` ('same' padding) + ReLU + 2x2 max pooling layers; the maps are max-pooled to
+    at most ``4 x 4``, flattened (keeping where things are in the frame) and projected to
+    ``output_size`` features. Frames are processed independently: nothing mixes time steps, so the
+    front end is causal by construction, and padded steps are never convolved (their features
+    are zero). Frames much larger than ``4 x 4 x 2**num_layers`` lose detail in that last pooling:
+    use more layers (on 16x16 moving digits, 10 epochs: 2 layers 0.77 test accuracy, 1 layer 0.55).
+    """
+
+    def __init__(
+        self, frame_shape: tuple[int, int], channels: int, kernel_size: int, num_layers: int, output_size: int
+    ) -> None:
+        super().__init__()
+        self.frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
+        layers: list[nn.Module] = []
+        height, width = self.frame_shape
+        for i in range(num_layers):
+            conv = nn.Conv2d(1 if i == 0 else channels, channels, kernel_size, padding=kernel_size // 2)
+            layers += [conv, nn.ReLU()]
+            if height > 1 or width > 1:
+                pool = (min(2, height), min(2, width))
+                layers.append(nn.MaxPool2d(pool, ceil_mode=True))
+                height, width = -(-height // pool[0]), -(-width // pool[1])
+        pooled = (min(4, height), min(4, width))
+        projection = nn.Linear(channels * pooled[0] * pooled[1], output_size)
+        layers += [nn.AdaptiveMaxPool2d(pooled), nn.Flatten(), projection, nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+        self.output_size = output_size
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        batch, steps = x.shape[0], x.shape[1]
+        valid = padding_mask(lengths, steps, x.device)  # [batch, time]
+        frames = x[valid].reshape(-1, 1, *self.frame_shape)  # only the valid steps: [N, 1, H, W]
+        features = self.net(frames)
+        out = features.new_zeros(batch, steps, self.output_size)
+        out[valid] = features
+        return out
+
+
 class RecurrentEncoder(nn.Module):
     """Input layer -> optional convolutional front end -> recurrent core."""
 
     def __init__(
-        self, input_layer: InputLayer, core: RecurrentCore, frontend: ConvFrontEnd | None = None
+        self,
+        input_layer: InputLayer,
+        core: RecurrentCore,
+        frontend: ConvFrontEnd | FrameConvFrontEnd | None = None,
     ) -> None:
         super().__init__()
         self.input = input_layer
@@ -169,9 +227,28 @@ def conv_recurrent_encoder(
     num_layers: int = 1,
     dropout: float = 0.0,
     embedding_size: int | None = None,
+    frame_conv: str = "auto",
 ) -> RecurrentEncoder:
-    """The encoder of ``cnn_rnn``: convolutions, then a unidirectional recurrent core."""
-    input_layer = _input_layer(spec, embedding_size, conv_channels)
-    frontend = ConvFrontEnd(input_layer.output_size, conv_channels, kernel_size, conv_layers, causal)
+    """The encoder of ``cnn_rnn``: convolutions, then a unidirectional recurrent core.
+
+    ``frame_conv="auto"`` and a continuous input with ``frame_shape``: 2-D convolutions within
+    each frame (:class:`FrameConvFrontEnd`, projected to ``embedding_size or conv_channels``
+    features). Otherwise (or ``frame_conv="off"``): 1-D convolutions over time.
+    """
+    frontend: ConvFrontEnd | FrameConvFrontEnd
+    if frame_conv == "auto" and spec.kind == "continuous" and spec.frame_shape is not None:
+        height, width = spec.frame_shape
+        if height * width != spec.size:
+            raise ValueError(
+                f"input frame_shape {spec.frame_shape} has {height * width} pixels but the input has "
+                f"{spec.size} features per step; the task's InputSpec must have size == height * width"
+            )
+        input_layer = InputLayer(spec, None)  # raw pixels: the frame front end does the projection
+        frontend = FrameConvFrontEnd(
+            spec.frame_shape, conv_channels, kernel_size, conv_layers, embedding_size or conv_channels
+        )
+    else:
+        input_layer = _input_layer(spec, embedding_size, conv_channels)
+        frontend = ConvFrontEnd(input_layer.output_size, conv_channels, kernel_size, conv_layers, causal)
     core = RecurrentCore(frontend.output_size, cell, hidden_size, num_layers, dropout)
     return RecurrentEncoder(input_layer, core, frontend)

@@ -51,9 +51,19 @@ class BiRNNParams(RecurrentParams):
 class CNNRNNParams(RecurrentParams):
     conv_channels: int = Field(64, gt=0, description="channels of every convolution")
     kernel_size: int = Field(3, ge=1, description="convolution width (odd)")
-    conv_layers: int = Field(1, gt=0, description="stacked convolutions (stride 1, no pooling)")
+    conv_layers: int = Field(
+        1,
+        gt=0,
+        description="stacked convolutions (over time: stride 1, no pooling; within frames: each then 2x2 max "
+        "pooling)",
+    )
     cell: Cell = Field("gru", description="recurrent cell after the convolutions: rnn, lstm or gru")
     causal: bool = Field(False, description="pad convolutions on the left only: step t sees steps <= t")
+    frame_conv: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: for video-like inputs (frames of H x W pixels), 2-D convolutions + pooling within "
+        "each frame, projected to embedding_size (default conv_channels) features; off: always 1-D over time",
+    )
 
     @field_validator("kernel_size")
     @classmethod
@@ -114,7 +124,7 @@ class BiRNN(RecurrentDecoderMixin, Architecture):
 
 class CNNRNN(RecurrentDecoderMixin, Architecture):
     name = "cnn_rnn"
-    description = "1-D convolutions (length-preserving) followed by an RNN/LSTM/GRU."
+    description = "Convolutions (1-D over time, or 2-D within each video frame) followed by an RNN/LSTM/GRU."
     supports = frozenset({"variable_length", "seq2seq"})
     Params = CNNRNNParams
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from harness import hookimpl
 
-from . import basic, sequence
+from . import basic, forecasting, sequence, video
 
-MODULES = (basic, sequence)
+MODULES = (basic, sequence, video, forecasting)
 
 
 @hookimpl

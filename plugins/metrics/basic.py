@@ -10,8 +10,9 @@ from harness import MetricSpec, TaskInfo
 if TYPE_CHECKING:
     import torchmetrics
 
-CLASSIFICATION = frozenset({"classification"})
-REGRESSION = frozenset({"regression"})
+#: sequence_labeling tasks update these with per-step (logits [N, C], targets [N]) of the steps they score
+CLASSIFICATION = frozenset({"classification", "sequence_labeling"})
+REGRESSION = frozenset({"regression", "forecasting"})
 
 
 def _classification(kind: str, **kwargs: Any) -> Callable[[TaskInfo], torchmetrics.Metric]:

@@ -23,6 +23,8 @@ def _registered() -> dict[str, type[Architecture]]:
 
 ARCHITECTURES = _registered()
 NAMES = ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"]
+#: closed-form forecasting baselines (forecasting tasks only; tested in tests/plugins/tasks/test_forecasting.py)
+BASELINES = ["naive", "seasonal_naive", "arima"]
 
 #: (name, params): every built-in with its defaults, then the variants whose code paths differ
 CASES: list[tuple[str, dict[str, Any]]] = [(name, {}) for name in NAMES] + [
@@ -75,14 +77,16 @@ parametrize_cases = pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for 
 parametrize_specs = pytest.mark.parametrize("spec", SPECS, ids=_spec_id)
 
 
-def test_registers_the_six_builtins() -> None:
-    assert sorted(ARCHITECTURES) == sorted(NAMES)
+def test_registers_the_builtins() -> None:
+    assert sorted(ARCHITECTURES) == sorted(NAMES + BASELINES)
     for name, cls in ARCHITECTURES.items():
         assert cls.name == name
         assert cls.summary_line() and "\n" not in cls.description
         assert issubclass(cls.Params, Params)
         assert cls().capabilities() <= CAPABILITIES
-        assert "seq2seq" in cls().capabilities()  # every built-in builds a decoder
+        # every network builds a decoder; the forecasting baselines are fitted, not trained
+        assert cls.trainable is (name in NAMES)
+        assert ("seq2seq" in cls().capabilities()) is (name in NAMES)
 
 
 @pytest.mark.parametrize(
