@@ -210,3 +210,28 @@ class ArrayDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_pairs(arrays: Mapping[str, Any], transform: Callable[[Any], Any] | None = None) -> dict[str, tuple[Any, Any]]:
+    """``{split}_x`` / ``{split}_y`` arrays -> ``{split: (xs, y)}``, what :class:`ArrayDataModule` loads.
+
+    ``transform`` maps every split's inputs (e.g. ``uint8`` pixels to floats in [0, 1]).
+    """
+    return {s: ((transform or _same)(arrays[f"{s}_x"]), arrays[f"{s}_y"]) for s in SPLITS}
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+def arrays_datamodule(
+    arrays: Callable[[], Mapping[str, Any]], config: Any, transform: Callable[[Any], Any] | None = None,
+    **options: Any,
+) -> ArrayDataModule:
+    """An :class:`ArrayDataModule` over the ``{split}_x/_y`` arrays that ``arrays()`` returns
+    (called in ``setup``, in the worker); ``config`` is the run's :class:`harness.DataConfig`."""
+    return ArrayDataModule(lambda: split_pairs(arrays(), transform), config.batch_size, config.seed,
+                           num_workers=config.num_workers, **options)

@@ -230,9 +230,10 @@ class Task(Component):
         self, network: torch.nn.Module, prediction: Any, batch: Mapping[str, Any]
     ) -> tuple[Any, ...] | Mapping[str, tuple[Any, ...]]:
         """What the metrics are updated with for a validation/test batch: one
-        argument tuple for every metric, or a mapping metric name -> arguments.
-        Override to decode (greedy seq2seq, CTC) before scoring.
-        Default: ``metric_inputs(prediction, batch["y"])``."""
+        argument tuple for every metric, or a mapping metric name -> arguments
+        where the key ``"*"`` serves every metric not named (a suite may pick
+        metrics the task did not list). Override to decode (greedy seq2seq, CTC)
+        before scoring. Default: ``metric_inputs(prediction, batch["y"])``."""
         return self.metric_inputs(prediction, batch["y"])
 
     def artifacts(self, network: torch.nn.Module, data: pl.LightningDataModule) -> dict[str, str]:

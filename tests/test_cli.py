@@ -401,8 +401,9 @@ def test_list_metrics(invoke: Invoke) -> None:
     for name in ("accuracy", "precision", "recall", "f1", "auroc", "mse", "mae"):
         assert f"│ {name} " in outcome.stdout
     assert "builtin_metrics (harness" in outcome.stdout
-    assert "for: classification; better: higher" in outcome.stdout
-    assert "for: regression; better: lower" in outcome.stdout
+    assert "for: classification, sequence_labeling; better: higher" in outcome.stdout
+    assert "for: forecasting, regression; better: lower" in outcome.stdout
+
 
 
 def test_list_reporters(invoke: Invoke) -> None:

@@ -74,8 +74,7 @@ class HarnessModule(pl.LightningModule):
             prediction = prediction.float()  # metrics in full precision under mixed precision
         inputs = self.task.evaluate(self, prediction, batch)
         if isinstance(inputs, Mapping):
-            for name, args in inputs.items():
-                metrics[f"{metrics.prefix}{name}"].update(*args)
+            update_by_name(metrics, inputs, self.task)
         else:
             metrics.update(*inputs)
 
@@ -95,6 +94,18 @@ class HarnessModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.parameters(), self.trainer_spec)
+
+
+def update_by_name(metrics: MetricCollection, inputs: Mapping[str, Any], task: Task) -> None:
+    """Update each metric with ``inputs[name]``, else ``inputs["*"]`` (see ``Task.evaluate``)."""
+    for key, metric in metrics.items(keep_base=True):
+        args = inputs.get(key, inputs.get("*"))
+        if args is None:
+            raise RunFailure(
+                f"task `{task.name}` gave no inputs for metric `{key}` (it gave: {', '.join(sorted(inputs))}); "
+                "choose metrics the task supports, or have its evaluate() return a '*' entry"
+            )
+        metric.update(*args)
 
 
 def _cuda_sync(module: pl.LightningModule) -> None:

@@ -86,13 +86,9 @@ class AddingTask(Task):
         return out
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
-        from harness.data import ArrayDataModule, cached_arrays
+        from harness.data import arrays_datamodule, cached_arrays
 
         p: Any = self.params
         spec = {"task": self.name, "version": self.data_version, **p.model_dump(exclude={"target_mse"})}
 
-        def load() -> dict[str, tuple[Any, Any]]:
-            arrays = cached_arrays(config.cache_dir, self.name, spec, self._arrays)
-            return {s: (arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in ("train", "val", "test")}
-
-        return ArrayDataModule(load, config.batch_size, config.seed, num_workers=config.num_workers)
+        return arrays_datamodule(lambda: cached_arrays(config.cache_dir, self.name, spec, self._arrays), config)

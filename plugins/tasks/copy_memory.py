@@ -188,13 +188,4 @@ class CopyMemoryTask(Task):
         y = batch["y"].long()
         every = (prediction.reshape(-1, VOCAB), y.reshape(-1))
         recalled = (prediction[:, -MEMORY:].reshape(-1, VOCAB), y[:, -MEMORY:].reshape(-1))
-        return {name: every if name in ALL_POSITIONS else recalled for name in _metric_names(self, network)}
-
-
-def _metric_names(task: Task, network: Any) -> list[str]:
-    """The metrics this run scores: those of the network's metric collection (a suite may
-    pick its own), else the task's defaults."""
-    collection = getattr(network, "val_metrics", None)
-    if collection is None:
-        return list(task.cached_info().metrics)
-    return list(collection.keys(keep_base=True))  # the names without the val_ prefix
+        return {"*": recalled, **{name: every for name in ALL_POSITIONS}}

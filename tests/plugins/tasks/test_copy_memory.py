@@ -103,10 +103,10 @@ def test_head_forward_and_evaluate_per_step(tmp_path: Path) -> None:
              "lengths": torch.full((4,), 35)}
     logits = task.forward(network, batch)
     assert logits.shape == (4, 35, 10)
-    inputs = task.evaluate(network, logits, batch)  # no metric collection: the task's defaults
-    assert set(inputs) == {"cross_entropy", "accuracy"}
+    inputs = task.evaluate(network, logits, batch)  # likelihoods over every position, the rest ("*") recalled
+    assert set(inputs) == {"cross_entropy", "bits_per_char", "perplexity", "*"}
     assert inputs["cross_entropy"][0].shape == (4 * 35, 10) and inputs["cross_entropy"][1].shape == (4 * 35,)
-    recalled_logits, recalled = inputs["accuracy"]
+    recalled_logits, recalled = inputs["*"]
     assert recalled_logits.shape == (40, 10)
     np.testing.assert_array_equal(recalled.numpy(), arrays["test_x"][:4, :10].ravel())
 
