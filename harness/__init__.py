@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "hookimpl": "harness.hookspecs",
+    "HOOK_API_VERSION": "harness.hookspecs",
     "Architecture": "harness.interfaces",
     "Task": "harness.interfaces",
     "TaskInfo": "harness.interfaces",

@@ -188,36 +188,121 @@ def prepare(suite: str, only: tuple[str, ...], cache_dir: str | None) -> None:
     sys.exit(1 if failed else 0)
 
 
-@main.command()
-def plugins() -> None:
-    """List installed plugins, their versions and what each registers."""
+@main.group(invoke_without_command=True)
+@click.pass_context
+def plugins(ctx: click.Context) -> None:
+    """List installed plugins, their versions and what each registers.
+
+    `harness plugins check DIST_OR_MODULE` runs the conformance checks on one of them.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.table import Table
+    from rich.text import Text
 
     from harness.plugins import get_registry
 
-    registry = get_registry()
+    registry = get_registry(strict=False)  # show every plugin, then report duplicates
     console = _console()
     table = Table(title="harness plugins")
     for column in ("plugin", "distribution", "version", "registers"):
         table.add_column(column)
     for info in registry.plugins:
         what = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
-        table.add_row(info.name, info.distribution, info.version, f"[red]failed: {info.error}[/]" if info.error else what)
+        table.add_row(info.name, info.distribution, info.version,
+                      Text(f"{info.status}: {info.error}", style="red") if info.error else Text(what))
     console.print(table)
-    _warn_plugins(console)
+    for warning in registry.warnings:
+        console.print(Text.assemble(("warning: ", "yellow"), warning))
+    registry.check()  # two plugins registering one name: an error (exit 2) after the table
+
+
+@plugins.command(name="check")
+@click.argument("target", metavar="DIST_OR_MODULE")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(["architectures", "tasks", "metrics", "reporters"]),
+              help="Check only components of this kind (repeatable; default: every kind).")
+def plugins_check(target: str, kinds: tuple[str, ...]) -> None:
+    """Run the conformance checks on every component an installed plugin registers.
+
+    DIST_OR_MODULE: a distribution (harness-example-plugin), a plugin module
+    (harness_example_plugin) or an entry-point name, as `harness plugins` lists them. Tasks
+    are checked with their default params (their data are built in a temporary folder).
+
+    Exit code 0: every check passed; 1: some check failed; 2: no such plugin.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.testing import check_plugin
+
+    console = _console()
+    with console.status(f"Checking {target}..."):
+        results = check_plugin(target, kinds=kinds or None)
+    table = Table(title=f"harness plugins check {target}")
+    for column in ("component", "check", "result", "detail"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(Text(r.component), Text(r.check), Text("pass", style="green") if r.passed
+                      else Text("FAIL", style="bold red"), Text(r.detail))
+    console.print(table)
+    failed = [r for r in results if not r.passed]
+    console.print(f"{len(results)} checks: {len(results) - len(failed)} passed, {len(failed)} failed.")
+    sys.exit(1 if failed else 0)
+
+
+@main.group(name="plugin")
+def plugin_group() -> None:
+    """Write your own plugin: `harness plugin new NAME` makes a pip-installable project."""
+
+
+@plugin_group.command(name="new")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["architecture", "task", "metric", "reporter"]), default="architecture",
+              show_default=True, help="What the plugin registers (the example it starts from).")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder in which the project folder harness-NAME is created.")
+def plugin_new(name: str, kind: str, directory: str) -> None:
+    """Create harness-NAME/: a plugin package (import name harness_NAME) with a working
+    example KIND, its conformance tests, a README and an example suite.
+
+    NAME: lowercase letters, digits, `_` or `-` (e.g. my_conv). Exit code 2: bad name,
+    name taken, or the folder exists.
+    """
+    from harness.scaffold import article, create_plugin, next_steps
+
+    target = create_plugin(name, kind, directory)
+    click.echo(f"Wrote {article(kind)} {kind} plugin to {target}")
+    for path in sorted(p for p in target.rglob("*") if p.is_file()):
+        click.echo(f"  {path.relative_to(target).as_posix()}")
+    click.echo("Next steps:")
+    for step in next_steps(target, name):
+        click.echo(f"  {step}")
 
 
 @main.command(name="list")
-@click.argument("kind", type=click.Choice(["architectures", "tasks", "metrics", "reporters"]))
+@click.argument("kind", type=click.Choice(["architectures", "tasks", "metrics", "reporters", "hooks"]))
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True,
               help="markdown: the reference page (docs/<kind>.md is generated this way).")
 def list_(kind: str, fmt: str) -> None:
-    """List registered architectures, tasks, metrics or reporters, with their parameters."""
+    """List registered architectures, tasks, metrics or reporters, with their parameters
+    (or the plugin hooks: `harness list hooks`)."""
     from rich.table import Table
 
-    from harness.introspect import describe_params, reference_markdown
+    from harness.introspect import describe_params, hook_docs, hooks_markdown, reference_markdown
     from harness.plugins import get_registry
 
+    if kind == "hooks":
+        if fmt == "markdown":
+            click.echo(hooks_markdown(), nl=False)
+            return
+        hooks = Table(title="harness hooks", show_lines=True)
+        for column in ("hook", "runs in", "since API", "description"):
+            hooks.add_column(column)
+        for hook in hook_docs():
+            hooks.add_row(hook["signature"], hook["runs_in"], hook["since"], hook["doc"].split("\n\n")[0])
+        _console().print(hooks)
+        return
     registry = get_registry()
     if fmt == "markdown":
         click.echo(reference_markdown(kind, registry.namespace(kind)), nl=False)

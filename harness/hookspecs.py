@@ -6,6 +6,16 @@ A plugin is a module (or object) exposed through an entry point of group
 Every registration hook runs in the driver *and* in every worker (workers load
 the plugins themselves and rebuild a run from its recipe), so it must be cheap
 and free of side effects: no data loading, no heavy imports at module level.
+
+The hook API has a version, :data:`HOOK_API_VERSION` (``harness.HOOK_API_VERSION``).
+Its major number changes only when a hook changes incompatibly; a plugin may
+declare the versions it supports with a module attribute such as
+``HARNESS_API = ">=1,<2"`` (a PEP 440 version specifier), and a plugin whose
+range excludes this harness is refused at load time, with a message, instead
+of failing mid-run. ``docs/hooks.md`` is generated from the docstrings below
+(``harness list hooks --format markdown``): each says what ``register``
+accepts, where the hook runs (``Runs in:``) and since which API version it
+exists (``Since:``).
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ from typing import Any
 import pluggy
 
 PROJECT = "harness"
+#: the version of the hook API below (major.minor); see the module docstring
+HOOK_API_VERSION = "1.0"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -24,8 +36,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def register_architectures(register: Callable[[Any], None]) -> None:
     """Register :class:`harness.Architecture` subclasses.
 
-    Call ``register(MyArchitecture)`` once per class; its ``name`` class
-    attribute is the name suites use. Runs in: driver and workers.
+    ``register(cls)``: call once per class (the class itself, not an instance).
+    Its ``name`` class attribute is the name suites use; its ``Params`` (a
+    :class:`harness.Params` subclass) validates the suite's ``params``.
+
+    Runs in: driver and workers.
+    Since: hook API 1.0.
     """
 
 
@@ -33,7 +49,12 @@ def register_architectures(register: Callable[[Any], None]) -> None:
 def register_tasks(register: Callable[[Any], None]) -> None:
     """Register :class:`harness.Task` subclasses.
 
-    Call ``register(MyTask)`` once per class. Runs in: driver and workers.
+    ``register(cls)``: call once per class (the class itself, not an instance).
+    Its ``name`` class attribute is the name suites use; its ``Params`` (a
+    :class:`harness.Params` subclass) validates the suite's ``params``.
+
+    Runs in: driver and workers.
+    Since: hook API 1.0.
     """
 
 
@@ -41,8 +62,13 @@ def register_tasks(register: Callable[[Any], None]) -> None:
 def register_metrics(register: Callable[[Any], None]) -> None:
     """Register metrics as :class:`harness.MetricSpec` objects.
 
-    A metric spec names a factory that builds a ``torchmetrics.Metric`` for a
-    given :class:`harness.TaskInfo`. Runs in: driver and workers.
+    ``register(spec)``: call once per :class:`harness.MetricSpec`. A spec
+    names a factory that builds a ``torchmetrics.Metric`` for a given
+    :class:`harness.TaskInfo`, the output kinds it accepts and its direction
+    (``"max"`` or ``"min"``).
+
+    Runs in: driver and workers.
+    Since: hook API 1.0.
     """
 
 
@@ -50,5 +76,10 @@ def register_metrics(register: Callable[[Any], None]) -> None:
 def register_reporters(register: Callable[[Any], None]) -> None:
     """Register :class:`harness.Reporter` subclasses (report writers).
 
+    ``register(cls)``: call once per class (the class itself, not an instance).
+    Its ``name`` class attribute identifies it; after a suite runs, every
+    registered reporter writes ``<filename><suffix>`` into the report folder.
+
     Runs in: driver only (reports are written where results are collected).
+    Since: hook API 1.0.
     """

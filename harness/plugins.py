@@ -3,7 +3,10 @@
 Built-ins come first (they are entry points of the ``harness`` distribution
 itself), then third-party distributions, then modules named in
 ``HARNESS_PLUGINS``. A plugin that fails to import, or whose registration
-hook raises, becomes a recorded warning; the other plugins keep working.
+hook raises, or that registers a malformed component, becomes a recorded
+warning; the other plugins keep working. A plugin may declare the hook API
+versions it supports (module attribute ``HARNESS_API = ">=1,<2"``); one whose
+range excludes :data:`harness.hookspecs.HOOK_API_VERSION` is refused.
 
 Environment switches:
 - ``HARNESS_DISABLE_PLUGINS``: comma-separated plugin (entry-point) or
@@ -28,7 +31,7 @@ import pluggy
 
 from harness import hookspecs
 from harness.errors import PluginError, suggest
-from harness.registry import KINDS, PluginInfo, Provenance, Registry
+from harness.registry import _SINGULAR, KINDS, PluginInfo, Provenance, Registry, malformed
 
 GROUP = "harness"
 _SELF = "harness"
@@ -103,6 +106,60 @@ def _load_error(pm: pluggy.PluginManager, plugin: Any, exc: BaseException) -> st
     return _describe(exc)
 
 
+def _api_problem(plugin: Any, name: str, prov: Provenance) -> str | None:
+    """Why ``plugin`` is refused for its declared ``HARNESS_API`` range, or ``None``."""
+    declared = getattr(plugin, "HARNESS_API", None)
+    if declared is None:
+        return None
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    current = hookspecs.HOOK_API_VERSION
+    example = f'HARNESS_API = ">={current.split(".")[0]},<{int(current.split(".")[0]) + 1}"'
+    try:
+        if not isinstance(declared, str):
+            raise InvalidSpecifier(f"a {type(declared).__name__}, not a string")
+        spec = SpecifierSet(declared)
+    except InvalidSpecifier as exc:
+        return (f"plugin {name} declares HARNESS_API = {declared!r}, which is not a version range "
+                f"({exc}); write a PEP 440 specifier, e.g. {example}.")
+    if spec.contains(current, prereleases=True):
+        return None
+    who = name if prov.distribution in ("HARNESS_PLUGINS", "unknown") else prov.distribution
+    major, minor = (int(part) for part in current.split(".")[:2])
+    newer = (f"{major}.{minor + 1}", *(f"{m}.0" for m in range(major + 1, major + 10)))
+    fix = (f"upgrade harness or install a version of {who} for API {major}"
+           if any(spec.contains(v, prereleases=True) for v in newer)
+           else f"install a newer version of {who}, one for API {major}")
+    return f"plugin {name} supports harness hook API {declared} but this harness has {current}; {fix}."
+
+
+def _admit(registry: Registry, info: PluginInfo, prov: Provenance, found: dict[str, list[Any]]) -> None:
+    """Add a plugin's registrations, all or nothing: a malformed component or a duplicate
+    name makes the plugin fail (with the reason) and register nothing."""
+    for kind, objs in found.items():
+        for obj in objs:
+            problem = malformed(kind, obj)
+            if problem:
+                info.error = f"register_{kind} registered a malformed {_SINGULAR[kind]}: {problem}"
+                return
+    for kind, objs in found.items():
+        namespace, own = registry.namespace(kind), {}
+        for obj in objs:
+            if own.setdefault(obj.name, obj) is not obj:
+                info.error = (f"register_{kind} registered two different {kind} named `{obj.name}`; "
+                              f"rename one of them.")
+                return
+            conflict = namespace.conflict(obj.name, obj, prov)
+            if conflict:
+                info.error = conflict
+                registry.conflicts.append(conflict)
+                return
+    for kind, objs in found.items():
+        for obj in objs:
+            registry.namespace(kind).add(obj, prov)
+            info.registered.setdefault(kind, []).append(obj.name)
+
+
 def build_registry() -> Registry:
     """Load every enabled plugin and collect what it registers (uncached).
 
@@ -128,6 +185,10 @@ def build_registry() -> Registry:
         plugin: Any = None
         try:
             plugin = load()
+            refusal = _api_problem(plugin, name, prov)
+            if refusal:
+                info.error, info.refused = refusal, True
+                continue
             pm.register(plugin, name=name)
             pm.check_pending()
         except Exception as exc:  # a broken plugin must not take the others down
@@ -137,17 +198,13 @@ def build_registry() -> Registry:
             continue
         infos[name] = info
         provenance[name] = prov
-    # First call every hook, then keep the registrations of the plugins that did not fail.
-    # Hooks are called in load order (built-ins first), whatever order pluggy keeps them in
-    # (registration order, or changed by tryfirst/trylast), so that a duplicate name is
+    # First call every hook, then admit the registrations of the plugins that did not fail,
+    # plugin by plugin in load order (built-ins first), whatever order pluggy keeps the hooks
+    # in (registration order, or changed by tryfirst/trylast), so that a duplicate name is
     # always reported against the plugin that registered it first.
-    rank = {name: index for index, name in enumerate(infos)}
-    collected: dict[tuple[str, str], list[Any]] = {}
-    order: dict[str, list[str]] = {}
+    collected: dict[str, dict[str, list[Any]]] = {name: {} for name in infos}
     for kind in KINDS:
-        caller = getattr(pm.hook, f"register_{kind}")
-        order[kind] = []
-        for impl in sorted(caller.get_hookimpls(), key=lambda impl: rank[impl.plugin_name]):
+        for impl in getattr(pm.hook, f"register_{kind}").get_hookimpls():
             info = infos[impl.plugin_name]
             if info.error:
                 continue
@@ -157,17 +214,10 @@ def build_registry() -> Registry:
             except Exception as exc:
                 info.error = f"register_{kind} raised {_describe(exc)}"
                 continue
-            collected[(kind, impl.plugin_name)] = found
-            order[kind].append(impl.plugin_name)
-    for kind in KINDS:
-        namespace = registry.namespace(kind)
-        for plugin_name in order[kind]:
-            info = infos[plugin_name]
-            if info.error:
-                continue
-            for obj in collected[(kind, plugin_name)]:
-                namespace.add(obj, provenance[plugin_name])
-                info.registered.setdefault(kind, []).append(getattr(obj, "name", "?"))
+            collected[impl.plugin_name][kind] = found
+    for plugin_name, info in infos.items():
+        if not info.error:
+            _admit(registry, info, provenance[plugin_name], collected[plugin_name])
     return registry
 
 
@@ -176,10 +226,17 @@ def _cached(key: tuple[str, str]) -> Registry:
     return build_registry()
 
 
-def get_registry() -> Registry:
-    """The registry for this process (rebuilt when the plugin env switches change)."""
+def get_registry(strict: bool = True) -> Registry:
+    """The registry for this process (rebuilt when the plugin env switches change).
+
+    ``strict``: raise :class:`PluginError` when two plugins registered the same name
+    (``harness plugins`` passes False to show every plugin first).
+    """
     key = (os.environ.get("HARNESS_DISABLE_PLUGINS", ""), os.environ.get("HARNESS_PLUGINS", ""))
-    return _cached(key)
+    registry = _cached(key)
+    if strict:
+        registry.check()
+    return registry
 
 
 def clear_cache() -> None:

@@ -43,6 +43,17 @@ class Namespace:
     kind: str
     entries: dict[str, Entry] = field(default_factory=dict)
 
+    def conflict(self, name: str, obj: Any, provenance: Provenance) -> str | None:
+        """Why ``obj`` cannot be added under ``name`` (a duplicate naming both plugins), or ``None``."""
+        existing = self.entries.get(name)
+        if existing is None or (existing.obj is obj and existing.provenance == provenance):
+            return None  # the same plugin registering the same object twice is harmless
+        return (
+            f"Duplicate {_SINGULAR[self.kind]} name `{name}`: registered by plugin "
+            f"{existing.provenance} and by plugin {provenance}. Uninstall one of them, "
+            f"rename one, or disable one with HARNESS_DISABLE_PLUGINS={provenance.plugin}."
+        )
+
     def add(self, obj: Any, provenance: Provenance) -> None:
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
@@ -50,16 +61,10 @@ class Namespace:
                 f"Plugin {provenance} registered a {_SINGULAR[self.kind]} without a `name` "
                 f"({obj!r}). Give the class a string attribute `name`."
             )
-        existing = self.entries.get(name)
-        if existing is not None and existing.obj is obj and existing.provenance == provenance:
-            return  # the same plugin registering the same object twice: harmless, keep the first
-        if existing is not None:
-            raise PluginError(
-                f"Duplicate {_SINGULAR[self.kind]} name `{name}`: registered by plugin "
-                f"{existing.provenance} and by plugin {provenance}. Uninstall one of them, "
-                f"rename one, or disable one with HARNESS_DISABLE_PLUGINS={provenance.plugin}."
-            )
-        self.entries[name] = Entry(name, obj, provenance)
+        problem = self.conflict(name, obj, provenance)
+        if problem:
+            raise PluginError(problem)
+        self.entries.setdefault(name, Entry(name, obj, provenance))
 
     def get(self, name: str, where: str = "") -> Entry:
         try:
@@ -93,6 +98,12 @@ class PluginInfo:
     version: str
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    #: True when the plugin loaded but was refused (an incompatible hook API range)
+    refused: bool = False
+
+    @property
+    def status(self) -> str:
+        return "refused" if self.refused else "failed" if self.error else "ok"
 
 
 @dataclass
@@ -104,13 +115,70 @@ class Registry:
     metrics: Namespace = field(default_factory=lambda: Namespace("metrics"))
     reporters: Namespace = field(default_factory=lambda: Namespace("reporters"))
     plugins: list[PluginInfo] = field(default_factory=list)
+    #: duplicate names between plugins (the later plugin registered nothing); see ``check()``
+    conflicts: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
-        return [f"plugin `{p.name}` ({p.distribution}) failed to load: {p.error}" for p in self.plugins if p.error]
+        return [
+            f"plugin `{p.name}` ({p.distribution}) {'was refused' if p.refused else 'failed to load'}: {p.error}"
+            for p in self.plugins
+            if p.error
+        ]
+
+    def check(self) -> None:
+        """Raise :class:`PluginError` if two plugins registered the same name (suites would be ambiguous)."""
+        if self.conflicts:
+            raise PluginError(" ".join(self.conflicts))
 
     def namespace(self, kind: str) -> Namespace:
         if kind not in KINDS:
             raise UnknownNameError(f"Unknown kind `{kind}`. {suggest(kind, KINDS)}Choose one of: {', '.join(KINDS)}.")
         ns: Namespace = getattr(self, kind)
         return ns
+
+
+_BASES = {"architectures": "Architecture", "tasks": "Task", "reporters": "Reporter"}
+
+
+def malformed(kind: str, obj: Any) -> str | None:
+    """Why ``obj`` cannot be registered as a ``kind`` component, or ``None`` if it can.
+
+    Classes must subclass the contract of their kind, have a string ``name`` and a
+    ``Params`` that subclasses :class:`harness.Params`; metrics are valid
+    :class:`harness.MetricSpec` objects.
+    """
+    import typing
+
+    from harness import interfaces
+
+    singular = _SINGULAR[kind]
+    if kind == "metrics":
+        if not isinstance(obj, interfaces.MetricSpec):
+            return f"{obj!r} is not a harness.MetricSpec; register MetricSpec(name, factory, description, output_kinds)."
+        if not isinstance(obj.name, str) or not obj.name:
+            return f"a MetricSpec has no name ({obj!r}); give it a non-empty string `name`."
+        if obj.direction not in ("max", "min"):
+            return (f"metric `{obj.name}` has direction {obj.direction!r}; use \"max\" (higher is better) "
+                    f"or \"min\" (lower is better).")
+        if not callable(obj.factory):
+            return f"metric `{obj.name}`: `factory` is {obj.factory!r}, not a callable factory(info) -> Metric."
+        known = set(typing.get_args(interfaces.OutputKind))
+        kinds = obj.output_kinds
+        if isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds) or not set(kinds) <= known:
+            return (f"metric `{obj.name}`: output_kinds {kinds!r} must be a set of output kinds "
+                    f"({', '.join(sorted(known))}).")
+        return None
+    base = getattr(interfaces, _BASES[kind])
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        what = f"an instance of {type(obj).__name__}" if isinstance(obj, base) else repr(obj)
+        return (f"{what} is not a subclass of harness.{base.__name__}; register the {singular} class "
+                f"itself, e.g. register(My{base.__name__}).")
+    name = getattr(obj, "name", None)
+    if not isinstance(name, str) or not name:
+        return f"{singular} class {obj.__qualname__} has no `name`; give it a string class attribute `name = \"...\"`."
+    params = getattr(obj, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, interfaces.Params)):
+        return (f"{singular} `{name}`: `Params` is {params!r}, not a subclass of harness.Params; "
+                f"write `class MyParams(harness.Params): ...` and set `Params = MyParams`.")
+    return None

@@ -483,3 +483,322 @@ def test_suite_with_installed_plugin_runs_end_to_end(
     assert 0.0 <= record["metrics"]["test_accuracy"] <= 1.0
     assert record["cost"]["epochs"] == 2.0
     assert (tmp_path / "mlflow.db").exists()
+
+
+# --- hook API versioning ------------------------------------------------------------------------
+
+VERSIONED_SOURCE = """
+    from harness import Architecture, hookimpl
+
+    HARNESS_API = {api!r}
+
+    class Versioned(Architecture):
+        name = "versioned_arch"
+
+    @hookimpl
+    def register_architectures(register):
+        register(Versioned)
+"""
+
+
+def test_hook_api_version_is_public() -> None:
+    assert harness.HOOK_API_VERSION == "1.0"
+    assert "HOOK_API_VERSION" in harness.__all__
+
+
+@pytest.mark.parametrize("api", [">=1,<2", ">=1.0", "==1.*", "~=1.0", ""])
+def test_plugin_with_a_compatible_api_range_loads(make_plugin: MakePlugin, api: str) -> None:
+    module = make_plugin("compatible_plugin", VERSIONED_SOURCE.format(api=api))
+
+    registry = get_registry()
+
+    assert _plugin(registry, module).error is None
+    assert registry.architectures.get("versioned_arch").provenance.plugin == module
+
+
+def test_plugin_for_a_newer_api_is_refused(make_plugin: MakePlugin, cli: Cli) -> None:
+    module = make_plugin("future_plugin", VERSIONED_SOURCE.format(api=">=2"))
+
+    registry = get_registry()
+
+    info = _plugin(registry, module)
+    assert info.refused and info.registered == {}
+    expected = (f"plugin {module} supports harness hook API >=2 but this harness has 1.0; "
+                f"upgrade harness or install a version of {module} for API 1")
+    assert info.error is not None and expected in info.error
+    assert "versioned_arch" not in registry.architectures
+    assert any(expected in warning and "was refused" in warning for warning in registry.warnings)
+    _assert_builtins_work(registry)
+
+    result = cli("plugins")
+    _assert_clean_exit(result, 0)
+    row = next(line for line in result.output.splitlines() if line.startswith(f"│ {module} "))
+    assert "refused" in row
+    assert "supports harness hook API >=2 but this harness has 1.0" in " ".join(result.output.split())
+
+
+def test_plugin_for_an_older_api_is_refused(make_plugin: MakePlugin) -> None:
+    module = make_plugin("ancient_plugin", VERSIONED_SOURCE.format(api="<1"))
+
+    info = _plugin(get_registry(), module)
+
+    assert info.refused and info.error is not None
+    assert "supports harness hook API <1 but this harness has 1.0" in info.error
+    assert f"install a newer version of {module}, one for API 1" in info.error
+
+
+@pytest.mark.parametrize("api", ["one point oh", "=>1", 1.0])
+def test_malformed_api_range_is_refused(make_plugin: MakePlugin, api: object) -> None:
+    module = make_plugin("malformed_api_plugin", VERSIONED_SOURCE.format(api=api))
+
+    registry = get_registry()
+
+    info = _plugin(registry, module)
+    assert info.refused and info.registered == {}
+    assert info.error is not None and f"declares HARNESS_API = {api!r}" in info.error
+    assert "not a version range" in info.error and 'HARNESS_API = ">=1,<2"' in info.error
+    assert "versioned_arch" not in registry.architectures
+    _assert_builtins_work(registry)
+
+
+def test_installed_plugin_refusal_names_the_distribution(example_plugin: str, clean_plugins: None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness_example_plugin
+
+    monkeypatch.setattr(harness_example_plugin, "HARNESS_API", ">=2,<3", raising=False)
+    clear_cache()
+
+    info = _plugin(get_registry(), EXAMPLE_ENTRY_POINT)
+
+    assert info.refused and "mean_pool" not in get_registry().architectures
+    assert info.error is not None and f"install a version of {example_plugin} for API 1" in info.error
+
+
+# --- isolation: malformed registrations ---------------------------------------------------------
+
+MALFORMED_SOURCE = """
+    from pydantic import BaseModel
+    from harness import Architecture, MetricSpec, Params, Reporter, Task, hookimpl
+
+    class Good(Architecture):
+        name = "good_neighbour_arch"
+
+    {body}
+
+    @hookimpl
+    def register_architectures(register):
+        register(Good)
+
+    @hookimpl
+    def {hook}(register):
+        register({registered})
+"""
+
+MALFORMED = {
+    "not_a_subclass": (
+        "class NotArch:\n        name = 'not_arch'", "register_architectures", "NotArch",
+        "is not a subclass of harness.Architecture",
+    ),
+    "an_instance": (
+        "class Inst(Architecture):\n        name = 'inst_arch'", "register_architectures", "Inst()",
+        "an instance of Inst is not a subclass of harness.Architecture",
+    ),
+    "task_registered_as_architecture": (
+        "class WrongKind(Task):\n        name = 'wrong_kind'", "register_architectures", "WrongKind",
+        "is not a subclass of harness.Architecture",
+    ),
+    "missing_name": (
+        "class Nameless(Task):\n        pass", "register_tasks", "Nameless",
+        "task class Nameless has no `name`",
+    ),
+    "params_not_harness_params": (
+        ("class P(BaseModel):\n        size: int = 1\n"
+         "    class BadParams(Reporter):\n        name = 'bad_params'\n        Params = P"),
+        "register_reporters", "BadParams",
+        "reporter `bad_params`: `Params` is <class",
+    ),
+    "metric_direction": (
+        "spec = MetricSpec('sideways', lambda info: None, 'no direction', direction='up')",
+        "register_metrics", "spec",
+        "metric `sideways` has direction 'up'; use \"max\"",
+    ),
+    "metric_output_kinds": (
+        "spec = MetricSpec('odd', lambda info: None, 'unknown kind', frozenset({'telepathy'}))",
+        "register_metrics", "spec",
+        "metric `odd`: output_kinds",
+    ),
+    "metric_not_a_spec": (
+        "class Accuracyish:\n        name = 'accuracyish'", "register_metrics", "Accuracyish",
+        "is not a harness.MetricSpec",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_registration_fails_only_that_plugin(make_plugin: MakePlugin, cli: Cli, case: str) -> None:
+    body, hook, registered, reason = MALFORMED[case]
+    module = make_plugin(f"malformed_{case}", MALFORMED_SOURCE.format(body=body, hook=hook, registered=registered))
+
+    registry = get_registry()
+
+    info = _plugin(registry, module)
+    assert info.error is not None and reason in info.error, info.error
+    assert f"{hook} registered a malformed" in info.error
+    assert info.registered == {} and "good_neighbour_arch" not in registry.architectures  # all or nothing
+    assert any(module in warning and reason in warning for warning in registry.warnings)
+    _assert_builtins_work(registry)
+
+    result = cli("plugins")
+    _assert_clean_exit(result, 0)
+    row = next(line for line in result.output.splitlines() if line.startswith(f"│ {module} "))
+    assert "failed" in row
+    _assert_clean_exit(cli("list", "architectures"), 0)
+
+
+def test_two_classes_with_one_name_in_one_plugin_fail_that_plugin(make_plugin: MakePlugin) -> None:
+    module = make_plugin(
+        "self_colliding_plugin",
+        """
+        from harness import Architecture, hookimpl
+
+        class A(Architecture):
+            name = "twin_arch"
+
+        class B(Architecture):
+            name = "twin_arch"
+
+        @hookimpl
+        def register_architectures(register):
+            register(A)
+            register(B)
+        """,
+    )
+
+    registry = get_registry()  # not a conflict between plugins: no PluginError
+
+    error = _plugin(registry, module).error
+    assert error is not None and "two different architectures named `twin_arch`" in error
+    assert "twin_arch" not in registry.architectures
+    _assert_builtins_work(registry)
+
+
+def test_plugins_command_shows_the_table_before_a_duplicate_error(make_plugin: MakePlugin, cli: Cli) -> None:
+    module = make_plugin("lstm_again_plugin", ARCH_SOURCE.format(cls="LSTMAgain", name="lstm"))
+
+    registry = get_registry(strict=False)  # what `harness plugins` sees
+    info = _plugin(registry, module)
+    assert info.error is not None and "Duplicate architecture name `lstm`" in info.error
+    assert info.registered == {}
+    assert registry.architectures.get("lstm").provenance.plugin == "builtin_architectures"
+    assert registry.conflicts == [info.error]
+
+    result = cli("plugins")
+    _assert_clean_exit(result, 2)
+    lines = result.output.splitlines()
+    assert any(line.startswith("│ builtin_architectures ") and "lstm" in line for line in lines)
+    row = next(line for line in lines if line.startswith(f"│ {module} "))
+    assert "failed: Duplicate architecture name `lstm`" in row
+    assert "Error: Duplicate architecture name `lstm`" in result.output  # and the exit code says so
+
+
+def test_rich_markup_in_an_error_is_printed_as_written(make_plugin: MakePlugin, cli: Cli) -> None:
+    module = make_plugin("bracket_plugin", 'raise ImportError("add [project.entry-points.harness] [red]")')
+
+    result = cli("plugins")
+
+    _assert_clean_exit(result, 0)
+    assert "[project.entry-points.harness] [red]" in result.output
+    assert module in result.output
+
+
+def test_metrics_and_reporters_from_a_plugin(make_plugin: MakePlugin, cli: Cli) -> None:
+    """The metric and reporter hooks, through a plugin, with provenance."""
+    module = make_plugin(
+        "metric_reporter_plugin",
+        """
+        from harness import MetricSpec, Reporter, hookimpl
+
+        def _factory(info):
+            import torchmetrics
+            return torchmetrics.MeanSquaredError()
+
+        class LinesReporter(Reporter):
+            name = "lines"
+            filename = "lines"
+
+            def render(self, results):
+                return "\\n".join(str(r.get("run_id")) for r in results)
+
+        @hookimpl
+        def register_metrics(register):
+            register(MetricSpec("half_mse", _factory, "mean squared error (test)", frozenset({"regression"}), "min"))
+
+        @hookimpl
+        def register_reporters(register):
+            register(LinesReporter)
+        """,
+    )
+
+    registry = get_registry()
+
+    info = _plugin(registry, module)
+    assert info.error is None
+    assert info.registered == {"metrics": ["half_mse"], "reporters": ["lines"]}
+    assert registry.metrics.get("half_mse").provenance.plugin == module
+    assert registry.reporters.get("lines").obj().render([{"run_id": "a"}, {"run_id": "b"}]) == "a\nb"
+    result = cli("list", "metrics")
+    _assert_clean_exit(result, 0)
+    assert "half_mse" in result.output
+
+
+# --- disabling built-ins -------------------------------------------------------------------------
+
+
+def test_disable_builtin_tasks(clean_plugins: None, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "builtin_tasks")
+
+    registry = get_registry()
+
+    assert "builtin_tasks" not in {info.name for info in registry.plugins}
+    assert len(registry.tasks) == 0
+    assert BUILTIN_ARCHITECTURES <= {entry.name for entry in registry.architectures}
+    assert "accuracy" in registry.metrics and registry.warnings == []
+    _assert_clean_exit(cli("list", "tasks"), 0)
+    result = cli("plugins")
+    _assert_clean_exit(result, 0)
+    assert "builtin_tasks" not in result.output and "builtin_architectures" in result.output
+
+
+def test_disable_builtin_tasks_and_replace_them(make_plugin: MakePlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A third party may ship its own `digits` once the built-in tasks are switched off."""
+    module = make_plugin(
+        "my_digits_plugin",
+        """
+        from harness import Task, hookimpl
+
+        class MyDigits(Task):
+            name = "digits"
+
+        @hookimpl
+        def register_tasks(register):
+            register(MyDigits)
+        """,
+    )
+    with pytest.raises(PluginError):
+        get_registry()
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "builtin_tasks")
+
+    assert get_registry().tasks.get("digits").provenance.plugin == module
+
+
+def test_disable_the_harness_distribution_disables_every_builtin(
+    clean_plugins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "harness, *")  # `*`: third-party ones, too
+
+    registry = get_registry()
+
+    assert registry.plugins == [] and registry.warnings == []
+    assert not [info for info in registry.plugins if info.distribution == "harness"]
+    assert all(len(registry.namespace(kind)) == 0 for kind in ("architectures", "tasks", "metrics", "reporters"))

@@ -9,7 +9,7 @@ import pytest
 import harness
 from harness.errors import PluginError, UnknownNameError
 from harness.plugins import get_registry
-from harness.registry import KINDS, Namespace, PluginInfo, Provenance, Registry
+from harness.registry import KINDS, Namespace, PluginInfo, Provenance, Registry, malformed
 
 BUILTINS = {
     "architectures": ("builtin_architectures", {"rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer",
@@ -168,3 +168,80 @@ def test_registry_warnings_list_failed_plugins() -> None:
     registry = Registry(plugins=[PluginInfo("ok", "d", "1"), broken])
 
     assert registry.warnings == ["plugin `broken` (bad-dist) failed to load: boom"]
+
+
+# --- malformed components, conflicts and refusals --------------------------------------------
+
+
+def test_namespace_conflict_names_both_without_raising() -> None:
+    namespace = _namespace("pool")
+
+    message = namespace.conflict("pool", Thing("pool"), BETA)
+
+    assert message is not None and "Duplicate architecture name `pool`" in message
+    assert "alpha_plugin (alpha-dist 1.0)" in message and "HARNESS_DISABLE_PLUGINS=beta_plugin" in message
+    assert namespace.conflict("other", Thing("other"), BETA) is None
+    assert namespace.conflict("pool", namespace.get("pool").obj, ALPHA) is None  # same object, same plugin
+
+
+def test_registry_check_raises_the_conflicts() -> None:
+    registry = Registry()
+    registry.check()  # nothing to report
+
+    registry.conflicts.append("Duplicate task name `x`: registered by plugin a and by plugin b.")
+    with pytest.raises(PluginError, match="Duplicate task name `x`"):
+        registry.check()
+
+
+def test_registry_warnings_say_refused() -> None:
+    refused = PluginInfo("future", "future-dist", "3.0", error="needs API >=2", refused=True)
+
+    assert Registry(plugins=[refused]).warnings == ["plugin `future` (future-dist) was refused: needs API >=2"]
+    assert (refused.status, PluginInfo("ok", "d", "1").status) == ("refused", "ok")
+    assert PluginInfo("broken", "d", "1", error="boom").status == "failed"
+
+
+def _builtin_examples() -> dict[str, object]:
+    registry = get_registry()
+    return {kind: next(iter(registry.namespace(kind))).obj for kind in KINDS}
+
+
+def test_builtins_are_well_formed(builtins_only: None) -> None:
+    registry = get_registry()
+    for kind in KINDS:
+        for entry in registry.namespace(kind):
+            assert malformed(kind, entry.obj) is None, (kind, entry.name)
+
+
+def test_malformed_reasons(builtins_only: None) -> None:
+    from pydantic import BaseModel
+
+    examples = _builtin_examples()
+    arch = examples["architectures"]
+    spec = examples["metrics"]
+
+    class Plain(BaseModel):
+        size: int = 1
+
+    class NoParams(harness.Architecture):
+        name = "no_params"
+        Params = Plain  # type: ignore[assignment]
+
+    class Nameless(harness.Task):
+        pass
+
+    cases = {
+        ("architectures", examples["tasks"]): "is not a subclass of harness.Architecture",
+        ("tasks", Nameless): "task class test_malformed_reasons.<locals>.Nameless has no `name`",
+        ("architectures", NoParams): "architecture `no_params`: `Params` is",
+        ("reporters", arch): "is not a subclass of harness.Reporter",
+        ("metrics", arch): "is not a harness.MetricSpec",
+        ("metrics", harness.MetricSpec("m", lambda info: None, direction="up")): "has direction 'up'",  # type: ignore[arg-type]
+        ("metrics", harness.MetricSpec("m", "nope")): "not a callable factory",  # type: ignore[arg-type]
+        ("metrics", harness.MetricSpec("m", lambda info: None, output_kinds="regression")): "output_kinds",  # type: ignore[arg-type]
+        ("metrics", harness.MetricSpec("", lambda info: None)): "has no name",
+    }
+    for (kind, obj), reason in cases.items():
+        problem = malformed(kind, obj)
+        assert problem is not None and reason in problem, (kind, obj, problem)
+    assert malformed("metrics", spec) is None
