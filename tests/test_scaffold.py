@@ -60,6 +60,7 @@ def test_new_writes_an_installable_project_for_each_kind(kind: str, tmp_path: Pa
     code = (root / module / "__init__.py").read_text()
     assert "@hookimpl" in code and f"def {HOOK[kind]}(register" in code
     assert '"my_thing"' in code  # the registered name: snake case
+    assert 'HARNESS_API = ">=1,<2"' in code  # the hook API range it was written for
     tests = (root / "tests" / "test_conformance.py").read_text()
     assert f"from harness.testing import assert_conforms, {KIT[kind]}" in tests
     assert 'pytest_plugins = ["harness.testing"]' in (root / "tests" / "conftest.py").read_text()
