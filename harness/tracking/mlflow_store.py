@@ -11,8 +11,8 @@ import json
 import logging
 import os
 import time
-from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
@@ -20,6 +20,18 @@ from harness.errors import HarnessError
 DEFAULT_URI = "sqlite:///mlflow.db"
 _BATCH = 100
 HISTORY_SKIP = {"epoch", "step", "elapsed_s"}
+
+
+def artifact_location(uri: str) -> str | None:
+    """Artifacts of a sqlite store go beside the database file (``<db folder>/mlruns``).
+
+    MLflow's default is ``./mlruns`` of whatever folder the experiment is created from, which
+    scatters artifacts when the database lives elsewhere. Other stores keep their own default.
+    """
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return (Path(uri[len(prefix):]).parent / "mlruns").resolve().as_uri()
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -78,7 +90,8 @@ class MlflowTracker:
             found = self.client.get_experiment_by_name(self.experiment)
             if found is not None and found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
-            self.experiment_id = found.experiment_id if found else self.client.create_experiment(self.experiment)
+            self.experiment_id = found.experiment_id if found else self.client.create_experiment(
+                self.experiment, artifact_location=artifact_location(self.uri))
         except Exception as exc:
             raise HarnessError(
                 f"Cannot use the MLflow tracking store `{self.uri}` ({type(exc).__name__}: {str(exc)[:300]}). "

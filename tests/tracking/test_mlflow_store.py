@@ -135,3 +135,15 @@ def test_unreachable_tracking_server_is_bad_input_and_records_nothing(workdir: P
     assert result.exit_code == 2, result.output
     assert "Cannot use the MLflow tracking store" in result.output and "mlflow server" in result.output
     assert not (workdir / "results").exists() and not (workdir / "mlflow.db").exists()
+
+
+def test_sqlite_artifacts_go_beside_the_database_not_the_working_directory(workdir: Path, tmp_path_factory) -> None:
+    elsewhere = tmp_path_factory.mktemp("store")
+    suite = write_suite(workdir, tiny_suite(name="placed", tasks=["digits"], archs=["gru"]))
+    uri = f"sqlite:///{elsewhere / 'runs.db'}"
+    result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local", "--tracking-uri", uri])
+    assert result.exit_code == 0, result.output
+    client, parents, children = mlflow_runs(elsewhere / "runs.db", "placed")
+    assert {a.path for a in client.list_artifacts(children[0].info.run_id)} >= {"config.json", "history.json"}
+    assert list((elsewhere / "mlruns").rglob("config.json"))
+    assert not (workdir / "mlruns").exists()
