@@ -5,16 +5,9 @@ from __future__ import annotations
 import contextlib
 import random
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-
-    pass
-
-
+from typing import Any
 
 #: tolerances of the padding-invariance and pickling comparisons (float32 on a CPU)
 ATOL, RTOL = 1e-5, 1e-4
@@ -87,3 +80,13 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+def finite_value(value: Any, what: str) -> float:
+    import torch
+
+    if isinstance(value, Mapping):
+        raise CheckFailed(f"{what}: compute() returned a mapping; return one value")
+    tensor = torch.as_tensor(value, dtype=torch.float64)
+    if tensor.numel() != 1 or not bool(torch.isfinite(tensor).all()):
+        raise CheckFailed(f"{what}: compute() returned {value!r}; expected one finite number")
+    return float(tensor)

@@ -19,10 +19,17 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 
-from harness.testing._common import ATOL, RTOL, CheckFailed, CheckResult, MAX_PARAMETERS, SKIPPED_BASELINE, _preserved_rng, _run, _seed_all
-
-
-# -- architectures ------------------------------------------------------------------------------
+from harness.testing._common import (
+    ATOL,
+    MAX_PARAMETERS,
+    RTOL,
+    SKIPPED_BASELINE,
+    CheckFailed,
+    CheckResult,
+    _preserved_rng,
+    _run,
+    _seed_all,
+)
 
 _LENGTHS = (5, 2, 7)     # a batch of three sequences of different lengths
 _FULL = 12               # time steps of a fixed-length batch (and the synthetic max_length)

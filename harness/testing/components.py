@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harness.interfaces import (
     InputSpec,
@@ -12,16 +12,9 @@ from harness.interfaces import (
     Reporter,
     TaskInfo,
 )
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-
-    pass
-
 from harness.testing._common import CheckFailed, CheckResult, _run
-from harness.testing.task import _finite
+from harness.testing._common import finite_value as _finite
 
-
-# -- metrics ------------------------------------------------------------------------------------
 
 def _dummy_info(kind: str) -> TaskInfo:
     spec = InputSpec("tokens", 20) if kind in ("seq2seq", "language_modeling") else InputSpec("continuous", 3)
@@ -97,7 +90,6 @@ def check_metric(spec: MetricSpec) -> list[CheckResult]:
     return results
 
 
-# -- reporters ----------------------------------------------------------------------------------
 
 def _fake_records() -> list[dict[str, Any]]:
     base = {"suite": "conformance", "task": "adding", "task_label": "adding", "primary_metric": "mse",

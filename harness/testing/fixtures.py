@@ -9,14 +9,12 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from click.testing import Result
 
     from harness.registry import Registry
 
 
-# -- pytest fixtures ----------------------------------------------------------------------------
 
 try:
     import pytest

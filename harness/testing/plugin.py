@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
-
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-
-    pass
+from typing import Any
 
 from harness.testing._common import CheckResult
 from harness.testing.architecture import check_architecture
-from harness.testing.task import check_task
 from harness.testing.components import check_metric, check_reporter
+from harness.testing.task import check_task
 
-# -- plugins ------------------------------------------------------------------------------------
 
 def _normalize(name: str) -> str:
     import re

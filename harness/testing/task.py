@@ -22,9 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 
-from harness.testing._common import CheckFailed, CheckResult, OVERLAP_TOLERANCE, _preserved_rng, _run
-
-# -- tasks --------------------------------------------------------------------------------------
+from harness.testing._common import OVERLAP_TOLERANCE, CheckFailed, CheckResult, _preserved_rng, _run
+from harness.testing._common import finite_value as _finite
 
 _SPLITS = ("train", "val", "test")
 
@@ -193,17 +192,6 @@ def _metrics_on_dummy(task: Task, info: TaskInfo, batch: Mapping[str, Any]) -> s
             metric.update(*args)
             values[name] = _finite(metric.compute(), f"metric `{name}`")
     return "; ".join(f"{k}={v:.4g}" for k, v in values.items()) + f"; loss={float(loss):.4g}"
-
-
-def _finite(value: Any, what: str) -> float:
-    import torch
-
-    if isinstance(value, Mapping):
-        raise CheckFailed(f"{what}: compute() returned a mapping; return one value")
-    tensor = torch.as_tensor(value, dtype=torch.float64)
-    if tensor.numel() != 1 or not bool(torch.isfinite(tensor).all()):
-        raise CheckFailed(f"{what}: compute() returned {value!r}; expected one finite number")
-    return float(tensor)
 
 
 def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
