@@ -140,25 +140,22 @@ def _target_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.long if array.dtype.kind in "iub" else torch.float32)
 
 
-def pad_collate(batch: Sequence[tuple[torch.Tensor, torch.Tensor]], padding_value: float = 0.0) -> dict[str, torch.Tensor]:
+def pad_collate(
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor]], padding_value: float = 0.0, ragged_targets: bool = False
+) -> dict[str, torch.Tensor]:
     """Pad a list of ``(x, y)`` pairs into a batch dict with ``lengths``.
 
-    Targets of different lengths (1-D sequences) are padded with 0 and their
-    lengths given as ``y_lengths``.
+    ``ragged_targets`` (target sequences, see :class:`SequenceDataset`): ``y`` is padded with 0
+    and the batch carries ``y_lengths``, whether or not this batch's targets differ in length.
     """
     xs = [item[0] for item in batch]
     lengths = torch.tensor([len(x) for x in xs], dtype=torch.long)
     x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True, padding_value=padding_value)
     ys = [item[1] for item in batch]
-    if ys[0].dim() >= 1 and len({len(t) for t in ys}) > 1:
-        out = {"x": x, "lengths": lengths, "y": torch.nn.utils.rnn.pad_sequence(ys, batch_first=True)}
-        out["y_lengths"] = torch.tensor([len(t) for t in ys], dtype=torch.long)
-        return out
-    y = torch.stack(ys)
-    out = {"x": x, "lengths": lengths, "y": y}
-    if y.dim() >= 2 and y.dtype == torch.long:  # token targets that happen to share a length
-        out["y_lengths"] = torch.full((len(ys),), y.shape[1], dtype=torch.long)
-    return out
+    if not ragged_targets:
+        return {"x": x, "lengths": lengths, "y": torch.stack(ys)}
+    y = torch.nn.utils.rnn.pad_sequence(ys, batch_first=True)
+    return {"x": x, "lengths": lengths, "y": y, "y_lengths": torch.tensor([len(t) for t in ys], dtype=torch.long)}
 
 
 class ArrayDataModule(pl.LightningDataModule):
@@ -199,7 +196,8 @@ class ArrayDataModule(pl.LightningDataModule):
             shuffle=shuffle,
             generator=generator,
             num_workers=self.num_workers,
-            collate_fn=partial(pad_collate, padding_value=self.padding_value),
+            collate_fn=partial(pad_collate, padding_value=self.padding_value,
+                               ragged_targets=self.datasets[split].ragged_y),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -14,15 +14,19 @@ def test_ragged_targets_are_padded_with_their_lengths() -> None:
     xs = [np.ones((3, 2)), np.ones((5, 2))]
     ys = [np.array([4, 5]), np.array([6, 7, 8, 9])]
     data = SequenceDataset(xs, ys)
-    batch = pad_collate([data[0], data[1]])
+    assert data.ragged_y
+    batch = pad_collate([data[0], data[1]], ragged_targets=data.ragged_y)
     assert batch["x"].shape == (2, 5, 2) and batch["lengths"].tolist() == [3, 5]
     assert batch["y"].tolist() == [[4, 5, 0, 0], [6, 7, 8, 9]]
     assert batch["y_lengths"].tolist() == [2, 4]
     assert batch["y"].dtype == torch.long
+    same = pad_collate([data[1], data[1]], ragged_targets=True)  # equal lengths in this batch
+    assert same["y_lengths"].tolist() == [4, 4]
 
 
 def test_fixed_targets_stack_without_lengths() -> None:
     data = SequenceDataset([np.zeros((2, 1)), np.zeros((4, 1))], np.array([1, 0]))
+    assert not data.ragged_y
     batch = pad_collate([data[0], data[1]])
     assert batch["y"].tolist() == [1, 0] and "y_lengths" not in batch
     floats = SequenceDataset([np.zeros((2, 1))], np.array([[0.5]], dtype=np.float32))

@@ -188,7 +188,7 @@ class Seq2SeqTask(Task):
             data.setup("test")
         dataset = data.datasets["test"]  # type: ignore[attr-defined]
         picks = np.unique(np.linspace(0, len(dataset) - 1, min(NUM_EXAMPLES, len(dataset))).round().astype(int))
-        batch = pad_collate([dataset[int(i)] for i in picks])
+        batch = pad_collate([dataset[int(i)] for i in picks], ragged_targets=True)
         device = next(network.parameters()).device
         x, lengths = batch["x"].to(device), batch["lengths"].to(device)
         memory = network.encoder(x, lengths).sequence
