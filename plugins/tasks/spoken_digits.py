@@ -75,14 +75,9 @@ class SpokenDigitsTask(Task):
 
     def info(self) -> TaskInfo:
         p: Any = self.params
-        return TaskInfo(
-            input=InputSpec("continuous", 13, max_length=92, variable_length=True),
-            output_kind="classification",
-            output_size=10,
-            loss="cross entropy",
-            metrics=("accuracy", "f1", "auroc"),
-            primary_metric="accuracy",
-            direction="max",
+        return TaskInfo.classification(
+            InputSpec("continuous", 13, max_length=92, variable_length=True),
+            10,
             target=p.target_accuracy,
             source=SOURCE,
         )

@@ -36,6 +36,8 @@ from pydantic import Field
 
 from harness import DataConfig, HarnessError, InputSpec, Params, Task, TaskInfo
 
+from ._cache import task_arrays
+
 if TYPE_CHECKING:
     import numpy as np
     import pytorch_lightning as pl
@@ -149,15 +151,9 @@ class UCRTask(Task):
     def info(self) -> TaskInfo:
         p: Any = self.params
         meta = DATASETS[p.dataset]
-        return TaskInfo(
-            input=InputSpec("continuous", meta.dims, max_length=meta.max_length,
-                            variable_length=meta.variable_length),
-            output_kind="classification",
-            output_size=meta.num_classes,
-            loss="cross entropy",
-            metrics=("accuracy", "f1", "auroc"),
-            primary_metric="accuracy",
-            direction="max",
+        return TaskInfo.classification(
+            InputSpec("continuous", meta.dims, max_length=meta.max_length, variable_length=meta.variable_length),
+            meta.num_classes,
             target=p.target_accuracy if p.target_accuracy is not None else meta.target,
             source=source(p.dataset),
         )
@@ -199,12 +195,7 @@ class UCRTask(Task):
 
     def arrays(self, cache_dir: Path) -> dict[str, Any]:
         """The normalised splits (cached), with the split indices and the training statistics."""
-        from harness.data import cached_arrays
-
-        p: Any = self.params
-        spec = {"task": self.name, "version": self.data_version,
-                **p.model_dump(exclude={"target_accuracy"})}
-        return cached_arrays(cache_dir, self.name, spec, self._arrays)
+        return task_arrays(self, cache_dir, self._arrays)
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
         from harness.data import arrays_datamodule
