@@ -172,19 +172,19 @@ def prepare(suite: str, only: tuple[str, ...], cache_dir: str | None) -> None:
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only))
     cache = Path(cache_dir).resolve() if cache_dir else default_cache_dir()
-    for cell in plan.skipped:
-        if cell.skip_reason and "unavailable" in cell.skip_reason:
-            console.print(Text.assemble(("skipped ", "yellow"), f"{cell.task_label}: {cell.skip_reason}"))
 
     def show(item: Any) -> None:
-        if item.error:
+        if item.unavailable:
+            console.print(Text.assemble(("skipped ", "yellow"), f"{item.task}: unavailable: {item.unavailable}"))
+        elif item.error:
             console.print(Text.assemble(("✗ ", "red"), f"{item.task}: {item.error}"))
         else:
             console.print(Text.assemble(("✓ ", "green"), f"{item.task} ({item.seconds:.1f} s)"))
 
     done = prepare_plan(plan, cache, show)
     failed = sum(1 for item in done if item.error)
-    console.print(f"{len(done) - failed} task data sets ready in {cache}" + (f", {failed} failed." if failed else "."))
+    ready = sum(1 for item in done if not item.error and not item.unavailable)
+    console.print(f"{ready} task data sets ready in {cache}" + (f", {failed} failed." if failed else "."))
     sys.exit(1 if failed else 0)
 
 

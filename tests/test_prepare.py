@@ -66,3 +66,5 @@ def test_unavailable_task_is_skipped_with_its_reason(cli: Callable[..., Result],
     prepared = cli("prepare", str(suite), "--cache-dir", str(tmp_path / "cache"))
     assert prepared.exit_code == 0
     assert "skipped needs_program" in prepared.output and "apt-get install frobnicate" in prepared.output
+    assert prepared.output.count("skipped needs_program") == 1  # once per task, not per cell
+    assert "2 task data sets ready" in prepared.output  # digits × 2 seeds; nothing for needs_program
