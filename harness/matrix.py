@@ -46,6 +46,10 @@ class Cell:
     versions: dict[str, str]
     skip_reason: str | None = None
     grid: dict[str, Any] = field(default_factory=dict)
+    #: time-to-target threshold on the primary metric (suite's ``target`` or the task's), or None
+    target: float | None = None
+    #: the suite's ``measure`` section (what to measure besides the metrics; not part of the run id)
+    measure: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -198,6 +202,8 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     cells: list[Cell] = []
     origins: list[Loc] = []  # the architecture entry each cell comes from (for duplicate errors)
     resources = spec.resources.model_dump()
+    measure = spec.measure.model_dump(mode="json")
+    _check_reporters(suite, registry)
     for ti, t_entry in enumerate(spec.tasks):
         t_base: Loc = ("tasks", ti)
         t_reg = registry.tasks.get(t_entry.name, where=suite.source.where((*t_base, "name")))
@@ -223,13 +229,19 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                         "arch_plugin": f"{a_reg.provenance.distribution}=={a_reg.provenance.version}",
                         "data": task.data_version,
                     }
+                    # settings at their "off" default stay out of the recipe, so adding them kept run ids
+                    trainer_dump = trainer.model_dump(mode="json", exclude={"tbptt"} if trainer.tbptt is None else set())
                     for seed in spec.seeds:
                         recipe = {
                             "task": t_entry.name, "task_params": t_params.model_dump(mode="json"),
                             "architecture": a_entry.name, "arch_params": a_params.model_dump(mode="json"),
-                            "trainer": trainer.model_dump(mode="json"), "seed": seed,
+                            "trainer": trainer_dump, "seed": seed,
                             "metrics": list(metrics), "versions": versions,
                         }
+                        if t_entry.target is not None:
+                            recipe["target"] = t_entry.target
+                        if spec.resources.workers > 1:  # data-parallel training changes the effective batch
+                            recipe["workers"] = spec.resources.workers
                         cells.append(Cell(
                             run_id=run_id(recipe), suite=spec.name,
                             task=t_entry.name, task_label=_label(t_entry, t_point), task_params=recipe["task_params"],
@@ -238,10 +250,17 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                             metrics=metrics, primary_metric=info.primary_metric, direction=info.direction,
                             resources=resources, versions=versions, skip_reason=reason,
                             grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
+                            target=t_entry.target if t_entry.target is not None else info.target,
+                            measure=measure,
                         ))
                         origins.append(a_base)
     _check_unique(cells, origins, suite)
     return Plan(suite, cells)
+
+
+def _check_reporters(suite: Suite, registry: Registry) -> None:
+    for i, name in enumerate(suite.spec.reporters or []):
+        registry.reporters.get(name, where=suite.source.where(("reporters", i)))
 
 
 def _check_grid_keys(entry: ComponentEntry, point: dict[str, Any], cls: Any, suite: Suite, base: Loc, allow_trainer: bool) -> None:

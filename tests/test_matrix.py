@@ -179,7 +179,7 @@ def test_payload_is_plain_json_data(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, GRID_SUITE)
     payload = plan.cells[0].payload()
     assert json.loads(json.dumps(payload)) == {**payload, "metrics": list(payload["metrics"])}
-    assert payload["resources"] == {"cpus": 1.0, "gpus": 0.0}
+    assert payload["resources"] == {"cpus": 1.0, "gpus": 0.0, "workers": 1}
     assert payload["versions"]["harness"]
 
 
@@ -578,3 +578,26 @@ def test_early_stopping_monitor_on_a_logged_metric_is_accepted(tmp_path: Path) -
         """,
     )
     assert plan.cells[0].trainer["early_stopping"]["monitor"] == "val_mae"
+
+
+def test_off_by_default_settings_stay_out_of_run_ids(tmp_path: Path) -> None:
+    """tbptt, target and workers enter a run's identity only when set (so old results still resume)."""
+    base = ids(plan_of(tmp_path, GRID_SUITE, name="base.yaml"))
+    with_tbptt = GRID_SUITE + "  tbptt: {k1: 5}\n"
+    assert set(ids(plan_of(tmp_path, with_tbptt, name="tbptt.yaml"))).isdisjoint(base)
+    with_workers = GRID_SUITE.replace("seeds:", "resources: {workers: 2}\nseeds:", 1)
+    assert set(ids(plan_of(tmp_path, with_workers, name="workers.yaml"))).isdisjoint(base)
+    explicit_off = GRID_SUITE.replace("seeds:", "resources: {workers: 1}\nseeds:", 1) + "  tbptt: null\n"
+    assert ids(plan_of(tmp_path, explicit_off, name="off.yaml")) == base
+
+
+def test_tbptt_k2_cannot_exceed_k1(tmp_path: Path) -> None:
+    bad = GRID_SUITE + "  tbptt: {k1: 5, k2: 8}\n"
+    with pytest.raises(SuiteError, match="k2"):
+        plan_of(tmp_path, bad, name="bad.yaml")
+
+
+def test_unknown_reporter_is_refused_with_its_place(tmp_path: Path) -> None:
+    bad = GRID_SUITE.replace("seeds:", "reporters: [markdwn]\nseeds:", 1)
+    with pytest.raises(Exception, match=r"reporters\[0\].*markdown"):
+        plan_of(tmp_path, bad, name="bad.yaml")
