@@ -21,7 +21,12 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torchmetrics
 
 #: Capabilities an architecture may declare and a task may require.
-CAPABILITIES: frozenset[str] = frozenset({"variable_length", "bidirectional", "causal", "seq2seq"})
+#: ``stateful``: the encoder can carry its state across chunks of a sequence (truncated BPTT,
+#: ``trainer.tbptt``): it has ``forward_chunk(x, lengths, state) -> (EncoderOutput, state)``,
+#: where ``x`` is a chunk of the input, ``lengths`` the valid steps within it (at least 1),
+#: ``state`` what the previous chunk returned (``None`` for the first) and the summary is
+#: read at each sequence's last valid step of the chunk. The harness detaches the state.
+CAPABILITIES: frozenset[str] = frozenset({"variable_length", "bidirectional", "causal", "seq2seq", "stateful"})
 #: What a task predicts; the built-in metrics declare which kinds they accept.
 #: ``classification``/``regression``: one output per sequence (summary head);
 #: ``sequence_labeling``: one class per step; ``transcription``: a label sequence
@@ -139,6 +144,11 @@ class Architecture(Component):
     The encoder's ``forward(x, lengths)`` returns an :class:`EncoderOutput`;
     it has an integer attribute ``output_size``. Padding beyond ``lengths``
     must not change any output at valid steps, nor the summary.
+
+    Optional encoder attributes the harness uses when present: ``probe_module``
+    (an ``nn.Module`` whose output ``[batch, time, features]`` the gradient-flow
+    probe reads ‖∂L/∂h_t‖ at; default: the input of the last ``nn.RNNBase``),
+    and ``forward_chunk`` for the ``stateful`` capability (see ``CAPABILITIES``).
     """
 
     #: capabilities this architecture has regardless of its parameters
@@ -162,6 +172,16 @@ class Architecture(Component):
         if missing:
             return f"`{self.name}` lacks {', '.join(missing)} (has: {', '.join(sorted(caps)) or 'none'})"
         return None
+
+    def tbptt_incompatibility(self) -> str | None:
+        """Why this architecture cannot train with ``trainer.tbptt``, or ``None`` (the skip
+        reason the plan shows)."""
+        if "stateful" in self.capabilities():
+            return None
+        return (
+            f"`{self.name}` cannot carry its state across chunks, so truncated BPTT (trainer.tbptt) "
+            "does not apply (it needs the `stateful` capability: rnn, lstm, gru)"
+        )
 
     def build_encoder(self, input: InputSpec) -> torch.nn.Module:
         raise NotImplementedError(f"{type(self).__name__} must implement build_encoder()")

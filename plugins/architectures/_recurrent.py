@@ -89,6 +89,14 @@ class RecurrentCore(nn.Module):
         sequence, _ = pad_packed_sequence(output, batch_first=True, total_length=total)
         return EncoderOutput(sequence=sequence, summary=self._final_states(hidden, batch))
 
+    def forward_chunk(self, features: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[EncoderOutput, object]:
+        """One chunk of a longer sequence, starting from ``state`` (None: zeros); returns the
+        chunk's outputs and the state after its last step (for truncated BPTT)."""
+        if self.num_directions != 1:
+            raise ValueError("a bidirectional RNN cannot carry its state across chunks")
+        sequence, hidden = self.rnn(features, state)
+        return EncoderOutput(sequence=sequence, summary=last_valid(sequence, lengths)), hidden
+
     def _final_states(self, hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch: int) -> torch.Tensor:
         if isinstance(hidden, tuple):  # LSTM: (h_n, c_n)
             hidden = hidden[0]
@@ -184,6 +192,13 @@ class RecurrentEncoder(nn.Module):
         if self.frontend is not None:
             features = self.frontend(features, lengths)
         return self.core(features, lengths)
+
+    def forward_chunk(self, x: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[EncoderOutput, object]:
+        """Truncated BPTT: run one chunk carrying the recurrent state (no front end: a
+        convolution over time would need the neighbouring chunk's steps)."""
+        if self.frontend is not None:
+            raise ValueError("an encoder with a convolutional front end cannot carry state across chunks")
+        return self.core.forward_chunk(self.input(x), lengths, state)
 
 
 def _input_layer(spec: InputSpec, embedding_size: int | None, token_default: int) -> InputLayer:

@@ -55,6 +55,8 @@ class TransformerSequenceEncoder(nn.Module):
         if pooling not in ("mean", "last"):
             raise ValueError(f"pooling must be 'mean' or 'last', not {pooling!r}")
         self.input = InputLayer(spec, d_model)
+        #: the gradient-flow probe reads ‖∂L/∂e_t‖ at the per-position input embeddings
+        self.probe_module = self.input
         self.input_dropout = nn.Dropout(dropout)
         layer = nn.TransformerEncoderLayer(
             d_model, num_heads, dim_feedforward, dropout, batch_first=True, norm_first=norm_first

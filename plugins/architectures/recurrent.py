@@ -80,7 +80,8 @@ class _UnidirectionalRecurrent(RecurrentDecoderMixin, Architecture):
     """Shared ``build_encoder`` of ``rnn``, ``lstm`` and ``gru``: one fused cell type."""
 
     cell: ClassVar[str]
-    supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal", "seq2seq"})
+    # stateful: the encoder has forward_chunk (carries its state across chunks: truncated BPTT)
+    supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal", "seq2seq", "stateful"})
     Params: ClassVar[type[Params]] = RecurrentParams
 
     def build_encoder(self, input: InputSpec) -> nn.Module:

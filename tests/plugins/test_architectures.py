@@ -92,9 +92,9 @@ def test_registers_the_builtins() -> None:
 @pytest.mark.parametrize(
     ("name", "params", "expected"),
     [
-        ("rnn", {}, {"variable_length", "seq2seq", "causal"}),
-        ("lstm", {}, {"variable_length", "seq2seq", "causal"}),
-        ("gru", {}, {"variable_length", "seq2seq", "causal"}),
+        ("rnn", {}, {"variable_length", "seq2seq", "causal", "stateful"}),
+        ("lstm", {}, {"variable_length", "seq2seq", "causal", "stateful"}),
+        ("gru", {}, {"variable_length", "seq2seq", "causal", "stateful"}),
         ("birnn", {}, {"variable_length", "seq2seq", "bidirectional"}),
         ("cnn_rnn", {}, {"variable_length", "seq2seq"}),
         ("cnn_rnn", {"causal": True}, {"variable_length", "seq2seq", "causal"}),

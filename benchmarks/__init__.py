@@ -1,0 +1,1 @@
+"""pytest-benchmark benchmarks (not in the default test run: ``pytest benchmarks/``)."""

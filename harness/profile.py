@@ -1,0 +1,193 @@
+"""``harness profile``: efficiency of each architecture as the sequence grows.
+
+For every (architecture, length) it builds the task at that length (the task's ``length``
+parameter), takes one training batch of the task's own data, and measures — without training to
+convergence — training throughput (median of a few timed forward+backward+optimizer steps after
+warm-up), inference throughput and batch-1 latency (:mod:`harness.measure.timing`), FLOPs per
+sample (:mod:`harness.measure.flops`), peak memory of the training steps
+(:mod:`harness.measure.memory`) and the activation memory autograd saves for one backward pass
+(``activation_memory_mb``: the bytes of tensors saved for backward, exact on any device, the CPU
+figure that RSS growth cannot give within one process). Records go to
+``results/profile/<task>.jsonl`` and to MLflow (experiment ``profile-<task>``, one run per
+architecture, metrics stepped by length).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+#: parameter names that set a task's sequence length, in order of preference
+LENGTH_PARAMS = ("length", "seq_len", "sequence_length", "max_length")
+#: dataset-size parameters shrunk for profiling (only one batch is needed)
+SIZE_PARAMS = ("num_train", "num_val", "num_test")
+PROFILE_KEYS = ("train_samples_per_s", "train_timesteps_per_s", "infer_samples_per_s", "latency_p50_ms",
+                "latency_p95_ms", "latency_p99_ms", "peak_memory_mb", "activation_memory_mb",
+                "flops_per_sample", "num_params")
+
+
+def length_param(task_cls: Any) -> str:
+    fields = getattr(task_cls.Params, "model_fields", {})
+    for name in LENGTH_PARAMS:
+        if name in fields:
+            return name
+    raise HarnessError(
+        f"task `{task_cls.name}` has no sequence-length parameter ({' / '.join(LENGTH_PARAMS)}), so "
+        "`harness profile` cannot vary its length; profile a task with one, e.g. --task adding or --task copy_memory"
+    )
+
+
+def parse_lengths(text: str) -> list[int]:
+    try:
+        lengths = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        lengths = []
+    if not lengths or min(lengths) < 1:
+        raise HarnessError(f"--lengths {text!r}: give positive integers separated by commas, e.g. --lengths 50,100,200")
+    return lengths
+
+
+def _activation_mb(step: Callable[[], Any]) -> float:
+    """MB of tensors autograd saves for backward while ``step()`` runs its forward pass."""
+    import torch
+
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        total += tensor.numel() * tensor.element_size()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return total / 2**20
+
+
+def profile_one(task: Any, arch: Any, batch_size: int, device: Any, *, steps: int, warmup: int, rounds: int,
+                cache_dir: Path) -> dict[str, float]:
+    """The cost keys of one architecture on one task instance (one length)."""
+    import torch
+
+    from harness.interfaces import DataConfig
+    from harness.measure.flops import forward_flops_per_sample
+    from harness.measure.memory import PeakMemory
+    from harness.measure.timing import inference_timing, percentile, time_rounds, to_device
+    from harness.train.module import HarnessModule, build_optimizer
+
+    info = task.cached_info()
+    torch.manual_seed(0)
+    data = task.datamodule(DataConfig(batch_size=batch_size, seed=0, cache_dir=cache_dir))
+    data.prepare_data()
+    data.setup("fit")
+    batch = to_device(next(iter(data.train_dataloader())), device)
+    encoder = arch.build_encoder(info.input)
+    decoder = arch.build_decoder(info, encoder.output_size) if info.output_kind == "seq2seq" else None
+    head = task.build_head(decoder.output_size if decoder is not None else encoder.output_size)
+    trainer = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
+    module = HarnessModule(encoder, head, task, info, {}, trainer, decoder=decoder).to(device)
+    optimizer = build_optimizer(module.parameters(), trainer)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        task.batch_loss(module(batch), batch).backward()
+        optimizer.step()
+
+    module.train()
+    peak = PeakMemory(device)
+    peak.start()
+    times = time_rounds(train_step, rounds=steps, warmup=warmup, device=device)
+    out = {"peak_memory_mb": peak.peak_mb()}
+    optimizer.zero_grad(set_to_none=True)
+    out["activation_memory_mb"] = _activation_mb(lambda: task.batch_loss(module(batch), batch))
+    samples = int(batch["y"].shape[0])
+    timesteps = float(batch["lengths"].sum()) if "lengths" in batch else float("nan")
+    out["train_samples_per_s"] = samples / percentile(times, 50)
+    out["train_timesteps_per_s"] = timesteps / percentile(times, 50)
+    out.update(inference_timing(module, batch, rounds=rounds, warmup=warmup))
+    out["flops_per_sample"] = forward_flops_per_sample(module, batch)
+    out["num_params"] = float(sum(p.numel() for p in module.parameters()))
+    return out
+
+
+def run_profile(
+    task_name: str, lengths: Sequence[int], archs: Sequence[str] | None = None, *, batch_size: int = 32,
+    gpus: float = 0, steps: int = 5, warmup: int = 2, rounds: int = 10, out_dir: Path = Path("results/profile"),
+    tracking_uri: str | None = None, cache_dir: Path | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Profile ``archs`` (default: every trainable architecture that can run the task) at each length."""
+    import torch
+
+    from harness.plugins import get_registry
+    from harness.train.trial import default_cache_dir, describe_device
+
+    registry = get_registry()
+    task_cls = registry.tasks.get(task_name, "--task").obj
+    param = length_param(task_cls)
+    names = list(archs) if archs else [e.name for e in registry.architectures if e.obj.trainable]
+    arch_objs = {name: registry.architectures.get(name, "--arch").obj() for name in names}
+    if gpus > 0 and not torch.cuda.is_available():
+        raise HarnessError(f"--gpus {gpus}: no CUDA device is visible here; use --gpus 0 to profile on the CPU")
+    device = torch.device("cuda", 0) if gpus > 0 else torch.device("cpu")
+    sizes = {k: batch_size for k in SIZE_PARAMS if k in task_cls.Params.model_fields}
+    records: list[dict[str, Any]] = []
+    for length in lengths:
+        task = task_cls({param: length, **sizes})
+        info = task.cached_info()
+        for name, arch in arch_objs.items():
+            base = {"task": task_name, "architecture": name, "arch_label": name, "length": length,
+                    "batch_size": batch_size, "device": describe_device("gpu" if gpus > 0 else "cpu")}
+            reason = arch.incompatibility(info)
+            if reason:
+                if archs:  # asked for by name: say why not
+                    raise HarnessError(f"--arch {name}: cannot run task `{task_name}`: {reason}")
+                continue
+            try:
+                cost = profile_one(task, arch, batch_size, device, steps=steps, warmup=warmup, rounds=rounds,
+                                   cache_dir=cache_dir or default_cache_dir())
+                record = {**base, **cost}
+            except torch.cuda.OutOfMemoryError as exc:  # a real result at long lengths
+                record = {**base, "error": f"out of memory: {str(exc).splitlines()[0]}"}
+                torch.cuda.empty_cache()
+            records.append(record)
+            if on_record:
+                on_record(record)
+    _write(records, out_dir / f"{task_name}.jsonl")
+    _log_mlflow(records, task_name, tracking_uri)
+    return records
+
+
+def _write(records: list[dict[str, Any]], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+
+
+def _log_mlflow(records: list[dict[str, Any]], task_name: str, uri: str | None) -> None:
+    """Experiment ``profile-<task>``: one run per architecture, each metric stepped by length."""
+    import math
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from harness.tracking.mlflow_store import artifact_location, resolve_uri
+
+    resolved = resolve_uri(uri)
+    client = MlflowClient(tracking_uri=resolved)
+    experiment = f"profile-{task_name}"
+    found = client.get_experiment_by_name(experiment)
+    exp_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location(resolved))
+    now = int(time.time() * 1000)
+    for arch in dict.fromkeys(r["architecture"] for r in records):
+        rows = [r for r in records if r["architecture"] == arch]
+        run = client.create_run(exp_id, run_name=arch, tags={"harness.task": task_name, "harness.architecture": arch,
+                                                              "harness.device": rows[0]["device"]})
+        metrics = [Metric(k, float(r[k]), now, int(r["length"])) for r in rows for k in PROFILE_KEYS
+                   if k in r and math.isfinite(float(r[k]))]
+        client.log_batch(run.info.run_id, metrics=metrics)
+        client.log_param(run.info.run_id, "batch_size", str(rows[0]["batch_size"]))
+        client.log_dict(run.info.run_id, {"records": rows}, "profile.json")
+        client.set_terminated(run.info.run_id)
