@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,18 @@ def _clock(seconds: float) -> str:
 
 
 class Progress:
-    """Counts cells done / running / failed, with elapsed time and an ETA."""
+    """Live progress: counts done / running / failed, the running cells, recent failures, an ETA.
+
+    Small suites print one line per finished cell. Above ``quiet_above`` cells (hundreds of
+    runs) only failures get a line (at most ``max_failure_lines``, then a count), plus a progress
+    line every tenth of the suite, so the terminal stays readable; the live block shows at most
+    ``max_running`` running cells and the last ``max_recent`` failures.
+    """
+
+    quiet_above = 50
+    max_running = 8
+    max_recent = 3
+    max_failure_lines = 50
 
     def __init__(self, console: Console, total: int, capacity: int) -> None:
         self.console = console
@@ -28,7 +40,12 @@ class Progress:
         self.capacity = max(1, capacity)
         self.done = 0
         self.failed = 0
+        self.killed = 0
         self.running: dict[str, str] = {}
+        self.recent: deque[str] = deque(maxlen=self.max_recent)
+        self.quiet = total > self.quiet_above
+        self._failure_lines = 0
+        self._next_milestone = 1
         self.started = time.monotonic()
         self._live = Live(self, console=console, refresh_per_second=2, transient=True)
 
@@ -48,26 +65,48 @@ class Progress:
         self.done += 1
         wall = result.get("wall_time_s", 0.0)
         if result["status"] == "finished":
-            metric = result.get("primary_metric", "")
-            value = (result.get("metrics") or {}).get(f"test_{metric}")
-            shown = f"{metric} {value:.4g}" if isinstance(value, (int, float)) else "finished"
-            self.console.print(f"[green]✓[/] {label}  {shown}  ({wall:.1f} s)")
+            if not self.quiet:
+                metric = result.get("primary_metric", "")
+                value = (result.get("metrics") or {}).get(f"test_{metric}")
+                shown = f"{metric} {value:.4g}" if isinstance(value, (int, float)) else "finished"
+                self.console.print(f"[green]✓[/] {label}  {shown}  ({wall:.1f} s)")
         else:
-            self.failed += 1
+            killed = result["status"] == "killed"
+            self.killed += killed
+            self.failed += not killed
+            kind = (result.get("failure") or {}).get("kind", "exception")
             error = str(result.get("error", "")).splitlines()[0][:200] if result.get("error") else "unknown error"
-            self.console.print(f"[red]✗[/] {label}  failed: {escape(error)}")
+            line = f"{'[yellow]■[/]' if killed else '[red]✗[/]'} {label}  {'killed' if killed else 'failed'} ({kind}): {escape(error)}"
+            self.recent.append(line)
+            if not self.quiet or self._failure_lines < self.max_failure_lines:
+                self.console.print(line)
+                self._failure_lines += 1
+            elif self._failure_lines == self.max_failure_lines:
+                self.console.print("[red]… more failures are not printed one by one[/] (see the results file)")
+                self._failure_lines += 1
+        if self.quiet and self.done * 10 >= self._next_milestone * self.total:
+            self._next_milestone = self.done * 10 // self.total + 1
+            self.console.print(self.status_line())
 
     def status_line(self) -> str:
         elapsed = time.monotonic() - self.started
         eta = "?"
         if self.done:
             eta = _clock(elapsed / self.done * (self.total - self.done))
-        return (f"cells {self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed · "
+        killed = f" · {self.killed} killed" if self.killed else ""
+        return (f"cells {self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed{killed} · "
                 f"elapsed {_clock(elapsed)} · ETA {eta}")
 
     def __rich__(self) -> Group:
         lines: list[Any] = [Text(self.status_line(), style="bold")]
-        lines += [Text(f"  … {label}", style="dim") for label in list(self.running.values())[: self.capacity]]
+        shown = min(self.max_running, self.capacity)
+        running = list(self.running.values())
+        lines += [Text(f"  … {label}", style="dim") for label in running[:shown]]
+        if len(running) > shown:
+            lines.append(Text(f"  … and {len(running) - shown} more running", style="dim"))
+        if self.quiet and self.recent:
+            lines.append(Text("  recent failures:", style="red"))
+            lines += [Text.from_markup(f"    {line}") for line in self.recent]
         return Group(*lines)
 
 

@@ -223,6 +223,8 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     trainer = _trainer(suite, a_entry, a_point, a_base, metrics)
                     arch = a_reg.obj(a_params)
                     reason = f"task `{t_entry.name}` unavailable: {missing}" if missing else arch.incompatibility(info)
+                    if reason is None and trainer.tbptt is not None:
+                        reason = arch.tbptt_incompatibility()
                     versions = {
                         "harness": __version__,
                         "task_plugin": f"{t_reg.provenance.distribution}=={t_reg.provenance.version}",

@@ -34,3 +34,37 @@ def test_grid_labels_survive_the_summary_table_and_progress_lines() -> None:
                     "arch_label": records[0]["arch_label"], "seed": 0})
     progress.finish(records[0])
     assert "ucr[dataset=GunPoint] × gru[hidden_size=32] · seed 0" in buffer.getvalue()
+
+
+def test_progress_at_1000_cells_summarises_instead_of_flooding() -> None:
+    buffer = io.StringIO()
+    progress = Progress(Console(file=buffer, width=200), total=1000, capacity=64)
+    payloads = [{"run_id": f"r{i}", "task_label": "fault", "arch_label": "instant", "seed": i} for i in range(1000)]
+    for payload in payloads[:64]:
+        progress.start(payload)
+    live = _render(progress)
+    assert "0/1000 done · 64 running" in live
+    assert live.count("… fault × instant") == Progress.max_running and "and 56 more running" in live
+    for i, payload in enumerate(payloads):
+        progress.start(payload)
+        failed = i % 100 == 7
+        progress.finish({"run_id": payload["run_id"], "status": "failed" if failed else "finished",
+                         "error": f"RunFailure: loss became nan (cell {i})" if failed else None,
+                         "failure": {"kind": "nan"} if failed else None, "primary_metric": "accuracy",
+                         "metrics": {"test_accuracy": 0.5}, "wall_time_s": 0.1})
+    out = buffer.getvalue()
+    lines = out.splitlines()
+    assert len(lines) <= 30, len(lines)  # 10 failure lines + 10 progress lines, not 1000
+    assert "✓" not in out and out.count("failed (nan): RunFailure: loss became nan") == 10
+    assert lines[-1].startswith("cells 1000/1000 done · 0 running · 10 failed")
+    live = _render(progress)
+    assert "recent failures:" in live and "(cell 907)" in live and "(cell 7)" not in live
+
+
+def test_progress_prints_killed_cells_apart_from_failures() -> None:
+    buffer = io.StringIO()
+    progress = Progress(Console(file=buffer, width=200), total=2, capacity=2)
+    progress.start({"run_id": "a", "task_label": "t", "arch_label": "a", "seed": 0})
+    progress.finish({"run_id": "a", "status": "killed", "error": "interrupted (Ctrl-C)", "failure": {"kind": "killed"}})
+    assert "killed (killed): interrupted" in buffer.getvalue()
+    assert "0 failed · 1 killed" in progress.status_line()

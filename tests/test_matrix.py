@@ -601,3 +601,22 @@ def test_unknown_reporter_is_refused_with_its_place(tmp_path: Path) -> None:
     bad = GRID_SUITE.replace("seeds:", "reporters: [markdwn]\nseeds:", 1)
     with pytest.raises(Exception, match=r"reporters\[0\].*markdown"):
         plan_of(tmp_path, bad, name="bad.yaml")
+
+
+def test_tbptt_skips_architectures_that_cannot_carry_state(tmp_path: Path) -> None:
+    text = """\
+name: tb
+tasks:
+  - name: adding
+    params: {length: 10}
+architectures:
+  - name: lstm
+  - name: transformer
+  - name: birnn
+trainer:
+  tbptt: {k1: 5}
+"""
+    plan = plan_of(tmp_path, text)
+    reasons = {c.architecture: c.skip_reason for c in plan.cells}
+    assert reasons["lstm"] is None
+    assert "truncated BPTT" in (reasons["transformer"] or "") and "truncated BPTT" in (reasons["birnn"] or "")

@@ -3,6 +3,12 @@
 Joins ``--address`` / ``RAY_ADDRESS`` when given, otherwise starts a local Ray
 instance for the duration of the suite. Submission is windowed to what the
 cluster can run at once, so "running" in the progress display is real.
+
+Faults: a task whose worker process or node dies is resubmitted up to
+``execution.max_retries`` times (Ray's own ``max_retries`` stays 0 so the attempt count is
+ours to record); a run alive well past ``trainer.max_time`` is cancelled (``timeout``); the
+suite's ``execution.deadline`` and Ctrl-C cancel every running cell (``killed``). Epoch rows
+stream to a small actor as they happen, so stopped runs keep their partial history.
 """
 
 from __future__ import annotations
@@ -10,13 +16,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessError, ResourceError
 from harness.scheduler.base import OnResult, OnStart, Payload, describe_request, failed_result
 
 FORWARDED_ENV = ("HARNESS_CACHE_DIR", "HARNESS_DISABLE_PLUGINS", "HARNESS_PLUGINS")
+#: a run still alive this long after ``trainer.max_time`` (plus half of it) is cancelled as a timeout;
+#: Lightning stops training gracefully at max_time, the grace covers data preparation and testing
+GRACE_ENV = "HARNESS_RUN_TIMEOUT_GRACE"
+DEFAULT_GRACE_S = 120.0
 
 
 def _capacity(nodes: list[dict[str, Any]], cpus: float, gpus: float) -> int:
@@ -30,19 +42,46 @@ def _capacity(nodes: list[dict[str, Any]], cpus: float, gpus: float) -> int:
     return total
 
 
+def hard_limit(payload: Payload) -> float | None:
+    """Seconds after which a run is cancelled as a timeout (None: no limit)."""
+    max_time = (payload.get("trainer") or {}).get("max_time")
+    if not max_time:
+        return None
+    return float(max_time) * 1.5 + float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S))
+
+
+@dataclass
+class _Running:
+    payload: Payload
+    attempt: int
+    started: float
+    wall_started: float
+    limit: float | None
+    #: (kind, message, status) once the driver cancelled it
+    stopped: tuple[str, str, str] | None = None
+
+
 class RayExecutor:
     name = "ray"
 
     def __init__(self, address: str | None = None) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
         self.capacity = 1
+        self.unscheduled = 0
+        self.deadline_hit = False
+        self.max_retries = 2
+        self.deadline: float | None = None
+        self.recorder: Any = None
         self._owned = False
         self._resources: dict[str, float] = {}
 
-    def start(self, resources: dict[str, float]) -> None:
+    def start(self, resources: dict[str, float], execution: dict[str, Any] | None = None) -> None:
         import ray
 
         self._resources = dict(resources)
+        execution = execution or {}
+        self.max_retries = int(execution.get("max_retries", 2))
+        self.deadline = execution.get("deadline")
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
             try:
@@ -57,52 +96,145 @@ class RayExecutor:
                 where = f"the Ray cluster at `{self.address}`" if self.address else "a local Ray instance"
                 raise HarnessError(
                     f"Could not start or join {where} ({type(exc).__name__}: {str(exc)[:300]}). "
-                    "Check --address / RAY_ADDRESS (e.g. 127.0.0.1:6379, and `ray status` there), "
-                    "or use --executor local."
+                    "Check --address / RAY_ADDRESS (e.g. 127.0.0.1:6379, and `ray status` there; a cluster "
+                    "with token auth needs RAY_AUTH_MODE=token here too), or use --executor local."
                 ) from None
             self._owned = True
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cpus, gpus = float(resources.get("cpus", 1)), float(resources.get("gpus", 0))
-        self.capacity = _capacity(nodes, cpus, gpus)
+        workers = int(resources.get("workers", 1) or 1)
+        slots = _capacity(nodes, cpus, gpus)
+        self.capacity = slots // workers
         if self.capacity < 1:
             largest = max(nodes, key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)), default=None)
             have = largest["Resources"] if largest else {}
             self.close()
             raise ResourceError(
-                f"The suite asks for {describe_request(resources)} per run, but no node of the Ray cluster can "
-                f"host that (largest node: {have.get('CPU', 0):g} CPUs, {have.get('GPU', 0):g} GPUs; "
-                f"{len(nodes)} node(s)). Lower `resources` in the suite, or join a cluster with bigger "
-                "nodes via --address."
+                f"The suite asks for {describe_request(resources)} per run, but "
+                + ("no node of the Ray cluster can host that" if workers == 1 else
+                   f"the Ray cluster can host only {slots} worker(s) of that size")
+                + f" (largest node: {have.get('CPU', 0):g} CPUs, "
+                f"{have.get('GPU', 0):g} GPUs; {len(nodes)} node(s)). Lower `resources` in the suite, "
+                "or join a cluster with more or bigger nodes via --address."
             )
+
+    def _make_recorder(self) -> Any:
+        import ray
+
+        from harness.scheduler.ray_tasks import HistoryRecorder
+
+        try:
+            return ray.remote(num_cpus=0, max_restarts=0)(HistoryRecorder).remote()
+        except Exception:  # without it runs still work; stopped runs just lose their partial history
+            return None
+
+    def _leftovers(self, run: _Running) -> dict[str, Any]:
+        """The streamed history and placement of a run that did not return normally."""
+        if self.recorder is None:
+            return {}
+        import ray
+
+        try:
+            return ray.get(self.recorder.take.remote(run.payload["run_id"]), timeout=10)
+        except Exception:
+            return {}
+
+    def _stopped_result(self, run: _Running, kind: str, message: str, status: str | None = None,
+                        exc: BaseException | None = None) -> dict[str, Any]:
+        left = self._leftovers(run)
+        result = failed_result(run.payload, exc, kind=kind, message=message, attempts=run.attempt,
+                               history=left.get("history"), started=run.wall_started, status=status)
+        if left.get("node_id"):
+            result["node_id"] = left["node_id"]
+        return result
 
     def run(self, payloads: list[Payload], on_start: OnStart, on_result: OnResult) -> None:
         import ray
 
-        from harness.train.trial import run_trial
+        from harness.scheduler.ray_tasks import ray_trial
+        from harness.train.failures import classify, one_line, worker_died
 
-        remote = ray.remote(run_trial)
-        options = {
-            "num_cpus": float(self._resources.get("cpus", 1)),
-            "num_gpus": float(self._resources.get("gpus", 0)),
-            "max_retries": 0,
-        }
-        queue = deque(payloads)
-        pending: dict[Any, Payload] = {}
-        while queue or pending:
-            while queue and len(pending) < self.capacity:
-                payload = queue.popleft()
-                pending[remote.options(name=f"harness:{payload['run_id']}", **options).remote(payload)] = payload
-                on_start(payload)
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
-            for ref in ready:
-                payload = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except Exception as exc:  # worker died (OOM kill, segfault, node lost)
-                    result = failed_result(payload, exc, cause="worker died: ")
-                on_result(result)
+        self.recorder = self._make_recorder()
+        remote = ray.remote(ray_trial)
+        cpus, gpus = float(self._resources.get("cpus", 1)), float(self._resources.get("gpus", 0))
+        distributed = int(self._resources.get("workers", 1) or 1) > 1
+        # a multi-worker run's task only coordinates Ray Train; its workers hold the resources
+        options = {"num_cpus": 0 if distributed else cpus, "num_gpus": 0 if distributed else gpus,
+                   "max_retries": 0}
+        queue: deque[tuple[Payload, int]] = deque((p, 1) for p in payloads)
+        pending: dict[Any, _Running] = {}
+        suite_start = time.monotonic()
+        self.unscheduled = 0
+
+        def stop_all(kind: str, message: str) -> None:
+            for ref, run in pending.items():
+                run.stopped = (kind, message, "killed")
+                ray.cancel(ref, force=True)
+            for run in list(pending.values()):
+                on_result(self._stopped_result(run, kind, message, "killed"))
+            pending.clear()
+            self.unscheduled = len(queue)
+            queue.clear()
+
+        try:
+            while queue or pending:
+                now = time.monotonic()
+                if self.deadline and now - suite_start > float(self.deadline):
+                    self.deadline_hit = True
+                    stop_all("timeout", f"suite deadline of {float(self.deadline):g} s reached; the run was cancelled")
+                    return
+                while queue and len(pending) < self.capacity:
+                    payload, attempt = queue.popleft()
+                    ref = remote.options(name=f"harness:{payload['run_id']}", **options).remote(
+                        {**payload, "attempt": attempt}, self.recorder)
+                    pending[ref] = _Running(payload, attempt, time.monotonic(), time.time(), hard_limit(payload))
+                    on_start(payload)
+                for ref, run in pending.items():
+                    if run.limit and run.stopped is None and now - run.started > run.limit:
+                        limit = run.payload["trainer"].get("max_time")
+                        message = f"run still alive {run.limit:.0f} s after it started (trainer.max_time {limit} s); cancelled"
+                        run.stopped = ("timeout", message, "failed")
+                        ray.cancel(ref, force=True)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    run = pending.pop(ref)
+                    if run.stopped is not None:
+                        on_result(self._stopped_result(run, *run.stopped))
+                        continue
+                    try:
+                        result = ray.get(ref)
+                    except Exception as exc:  # worker died (kill -9, node lost), Ray OOM kill...
+                        if worker_died(exc) and run.attempt <= self.max_retries:
+                            self._leftovers(run)  # drop the dead attempt's rows
+                            queue.appendleft((run.payload, run.attempt + 1))
+                            continue
+                        cause = "worker died: " if classify(exc) == "infrastructure" else ""
+                        message = f"{cause}{one_line(exc)} (attempt {run.attempt} of {self.max_retries + 1})"
+                        on_result(self._stopped_result(run, classify(exc), message, exc=exc))
+                        continue
+                    result["attempts"] = run.attempt
+                    if self.recorder is not None:
+                        self.recorder.take.remote(run.payload["run_id"])  # free its rows; no need to wait
+                    on_result(result)
+        except KeyboardInterrupt:
+            stop_all("killed", "interrupted (Ctrl-C); run the suite again to resume")
+            raise
+
+    def placement(self) -> dict[str, dict[str, Any]]:
+        """Run id → node id, pid and attempt of the runs in flight (for tests and diagnostics)."""
+        import ray
+
+        return ray.get(self.recorder.placement.remote()) if self.recorder is not None else {}
 
     def close(self) -> None:
+        if self.recorder is not None:
+            import ray
+
+            try:
+                ray.kill(self.recorder)
+            except Exception:
+                pass
+            self.recorder = None
         if self._owned:
             import ray
 

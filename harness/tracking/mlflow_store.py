@@ -20,6 +20,8 @@ from harness.errors import HarnessError
 DEFAULT_URI = "sqlite:///mlflow.db"
 _BATCH = 100
 HISTORY_SKIP = {"epoch", "step", "elapsed_s"}
+#: result status -> MLflow run status of the child run
+CHILD_STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 
 
 def artifact_location(uri: str) -> str | None:
@@ -125,6 +127,7 @@ class MlflowTracker:
             "harness.arch_label": result.get("arch_label", result["architecture"]),
             "harness.seed": str(result["seed"]),
             "harness.primary_metric": str(result.get("primary_metric", "")),
+            "harness.direction": str(result.get("direction", "")),
             "harness.status": result["status"],
             "harness.host": str(result.get("host", "")),
             "harness.device": str(result.get("device", "")),
@@ -132,6 +135,11 @@ class MlflowTracker:
         tags.update({f"version.{k}": str(v) for k, v in (result.get("versions") or {}).items()})
         if result.get("error"):
             tags["harness.error"] = str(result["error"])[:4000]
+        if result.get("failure"):
+            tags["harness.failure_kind"] = str(result["failure"].get("kind", ""))
+        for key in ("attempts", "node_id"):
+            if result.get(key) is not None:
+                tags[f"harness.{key}"] = str(result[key])
         name = f"{result.get('task_label', result['task'])}/{result.get('arch_label', result['architecture'])}/seed{result['seed']}"
         run = self.client.create_run(self.experiment_id, start_time=int(started * 1000), tags=tags, run_name=name)
         run_id = run.info.run_id
@@ -153,13 +161,43 @@ class MlflowTracker:
                                              "trainer", "seed", "resources", "versions")}
         self.client.log_dict(run_id, config, "config.json")
         self.client.log_dict(run_id, {"history": result.get("history", [])}, "history.json")
+        if result.get("gradient_flow"):  # the probe's per-step norms: a heatmap in the report
+            self.client.log_dict(run_id, result["gradient_flow"], "gradient_flow.json")
         if result.get("traceback"):
             self.client.log_text(run_id, result["traceback"], "error.txt")
         for name, text in (result.get("artifacts") or {}).items():
             self.client.log_text(run_id, text, f"task/{name}")
-        status = "FINISHED" if result["status"] == "finished" else "FAILED"
-        self.client.set_terminated(run_id, status=status, end_time=end)
+        self.client.set_terminated(run_id, status=CHILD_STATUS.get(result["status"], "FAILED"), end_time=end)
         return run_id
+
+    def finished_children(self) -> dict[str, list[str]]:
+        """``harness.run_id`` → MLflow run ids of this experiment's FINISHED child runs (for resume).
+
+        Read in pages; resume trusts it as much as the results file, so a driver that died
+        after logging a run but before appending it to the file does not run it twice.
+        """
+        found: dict[str, list[str]] = {}
+        token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                max_results=1000, page_token=token)
+            for run in page:
+                run_id = run.data.tags.get("harness.run_id")
+                if run_id and "mlflow.parentRunId" in run.data.tags:
+                    found.setdefault(run_id, []).append(run.info.run_id)
+            token = page.token
+            if not token:
+                return found
+
+    def supersede(self, mlflow_run_ids: Iterable[str], by: str) -> None:
+        """Soft-delete earlier FINISHED child runs of a cell that ``--rerun`` ran again.
+
+        Keeps "one FINISHED child run per run id" true; ``mlflow runs restore`` brings one back.
+        """
+        for run_id in mlflow_run_ids:
+            self.client.set_tag(run_id, "harness.superseded_by", by)
+            self.client.delete_run(run_id)
 
     def _log(
         self, run_id: str, params: Mapping[str, str] | None = None,

@@ -13,11 +13,10 @@ import platform
 import socket
 import tempfile
 import time
-import traceback
 import warnings
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness import __version__
@@ -66,7 +65,8 @@ def _accelerator(payload: dict[str, Any]) -> tuple[str, int]:
     return accel, devices
 
 
-def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dict[str, Any]:
+def _train(payload: dict[str, Any], history_sink: list[dict[str, float]],
+           trainer_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     _quiet()
     import pytorch_lightning as pl
     import torch
@@ -91,16 +91,25 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
     head = task.build_head(decoder.output_size if decoder is not None else encoder.output_size)
     module = HarnessModule(encoder, head, task, info, metrics, spec, decoder=decoder)
     num_params = sum(p.numel() for p in module.parameters())
+    if spec.get("tbptt") and arch.trainable:
+        _check_tbptt(arch)
+    measure = payload.get("measure") or {}
 
     accelerator, devices = _accelerator(payload)
-    history = HistoryCallback(history_sink)
     monitor = f"val_{info.primary_metric}"
     mode = info.direction
+    history = HistoryCallback(history_sink, monitor=monitor, target=payload.get("target"), direction=mode)
     with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
         checkpoint = pl.callbacks.ModelCheckpoint(
             dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1, save_weights_only=True
         )
         callbacks: list[pl.Callback] = [history, checkpoint]
+        probe = None
+        if measure.get("gradient_flow") and arch.trainable:
+            from harness.measure.gradient_flow import GradientFlowCallback
+
+            probe = GradientFlowCallback(measure["gradient_flow"])
+            callbacks.append(probe)
         if spec.get("early_stopping"):
             es = spec["early_stopping"]
             es_monitor = es.get("monitor") or monitor
@@ -108,7 +117,7 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
                 monitor=es_monitor, mode=monitor_direction(es_monitor, metrics),
                 patience=es["patience"], min_delta=es["min_delta"],
             ))
-        trainer = pl.Trainer(
+        trainer = _make_trainer(pl, trainer_overrides,  # Ray Train adds strategy/plugins/devices
             accelerator=accelerator, devices=devices, precision=spec["precision"],
             max_epochs=spec["max_epochs"], max_steps=spec["max_steps"] or -1,
             max_time=timedelta(seconds=spec["max_time"]) if spec.get("max_time") else None,
@@ -118,6 +127,10 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
             num_sanity_val_steps=0, deterministic="warn" if accelerator == "gpu" else True,
             default_root_dir=ckpt_dir,
         )
+        from harness.measure.memory import PeakMemory
+
+        peak = PeakMemory(_device(accelerator))
+        peak.start()
         fit_start = time.perf_counter()
         if arch.trainable:
             trainer.fit(module, datamodule=data)
@@ -126,29 +139,42 @@ def _train(payload: dict[str, Any], history_sink: list[dict[str, float]]) -> dic
             _fit_baseline(module, data)
             best = None
         train_time = time.perf_counter() - fit_start
+        peak_mb = peak.peak_mb() if measure.get("memory", True) else float("nan")
         tested = trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)[0]
     final = {k: float(v) for k, v in tested.items() if k.startswith("test_") and k != "test_loss"}
     final["test_loss"] = float(tested.get("test_loss", float("nan")))
     # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
-    device = torch.device("cuda", torch.cuda.current_device()) if accelerator == "gpu" else torch.device("cpu")
-    infer_throughput = _inference_throughput(module.to(device), data)
+    device = _device(accelerator)
+    measured: dict[str, float] = {}
+    if getattr(trainer, "global_rank", 0) == 0:  # data-parallel: rank 0 measures, once
+        measured = _measure_inference(module.to(device), data, measure)
     with torch.inference_mode():
         artifacts = task.artifacts(module.eval(), data)
     best_epoch = _best_epoch(history_sink, monitor, mode)
+    gradient_flow = probe.result() if probe is not None else None
     return {
         "metrics": final,
         "cost": {
             "train_time_s": train_time,
-            "train_throughput": history.train_samples / history.train_batch_time if history.train_batch_time else 0.0,
-            "inference_throughput": infer_throughput,
+            **_train_rates(history),
+            **measured,
+            "peak_memory_mb": peak_mb,
             "num_params": float(num_params),
             "epochs": float(len(history_sink)),
             "steps": float(trainer.global_step),
             "best_epoch": float(best_epoch),
+            **history.ttt(),
+            **_gradflow_cost(gradient_flow),
         },
+        **({"gradient_flow": gradient_flow} if gradient_flow else {}),
         "device": describe_device(accelerator),
         "artifacts": {str(k): str(v) for k, v in artifacts.items()},
     }
+
+
+def _make_trainer(pl: Any, overrides: dict[str, Any] | None, **kwargs: Any) -> Any:
+    """``pl.Trainer(**kwargs)`` with ``overrides`` (e.g. the DDP strategy of a multi-worker run) on top."""
+    return pl.Trainer(**{**kwargs, **(overrides or {})})
 
 
 def _fit_baseline(module: Any, data: Any) -> None:
@@ -171,24 +197,54 @@ def _best_epoch(history: list[dict[str, float]], monitor: str, mode: str) -> int
     return (max if mode == "max" else min)(scored)[1]
 
 
-def _inference_throughput(module: Any, data: Any) -> float:
-    """Samples per second of a forward pass over the test set (eval mode, no grad)."""
+def _device(accelerator: str) -> Any:
     import torch
 
-    module.eval()
-    samples, elapsed = 0, 0.0
-    with torch.inference_mode():
-        for batch in data.test_dataloader():
-            batch = {k: v.to(module.device) if hasattr(v, "to") else v for k, v in batch.items()}
-            if module.device.type == "cuda":
-                torch.cuda.synchronize(module.device)
-            start = time.perf_counter()
-            module(batch)
-            if module.device.type == "cuda":
-                torch.cuda.synchronize(module.device)
-            elapsed += time.perf_counter() - start
-            samples += len(batch["lengths"])
-    return samples / elapsed if elapsed > 0 else 0.0
+    return torch.device("cuda", torch.cuda.current_device()) if accelerator == "gpu" else torch.device("cpu")
+
+
+def _check_tbptt(arch: Any) -> None:
+    from harness.errors import RunFailure
+
+    reason = arch.tbptt_incompatibility()
+    if reason:
+        raise RunFailure(f"{reason}; remove trainer.tbptt for this architecture")
+
+
+def _train_rates(history: Any) -> dict[str, float]:
+    """Training samples/s and time steps/s over the time spent inside training batches."""
+    if not history.train_batch_time:
+        return {"train_samples_per_s": float("nan"), "train_timesteps_per_s": float("nan")}
+    return {
+        "train_samples_per_s": history.train_samples / history.train_batch_time,
+        "train_timesteps_per_s": history.train_timesteps / history.train_batch_time,
+    }
+
+
+def _gradflow_cost(flow: Mapping[str, Any] | None) -> dict[str, float]:
+    if not flow:
+        return {}
+    return {
+        "gradflow_ratio": float(flow["ratio"]),
+        "gradflow_vanishing": float(flow["vanishing"]),
+        "gradflow_exploding": float(flow["exploding"]),
+    }
+
+
+def _measure_inference(module: Any, data: Any, measure: Mapping[str, Any]) -> dict[str, float]:
+    """Throughput, latency and FLOPs of the trained model on the first test batch (the training
+    batch size), with the TorchBench recipe (see :mod:`harness.measure.timing`)."""
+    from harness.measure.flops import forward_flops_per_sample
+    from harness.measure.timing import inference_timing, to_device
+
+    batch = to_device(next(iter(data.test_dataloader())), module.device)
+    out = inference_timing(
+        module, batch, rounds=int(measure.get("rounds", 30)), warmup=int(measure.get("warmup", 5)),
+        latency=bool(measure.get("latency", True)),
+    )
+    if measure.get("flops", True):
+        out["flops_per_sample"] = forward_flops_per_sample(module, batch)
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -215,17 +271,77 @@ def result_skeleton(payload: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_trial(payload: dict[str, Any]) -> dict[str, Any]:
-    """Train, validate and test one cell; always returns a result dict."""
-    history: list[dict[str, float]] = []
+class _StreamingHistory(list):  # type: ignore[type-arg]
+    """The epoch rows of a run; each row also goes to ``on_epoch`` as it is appended.
+
+    The executor streams rows to the driver this way, so a run killed from outside (kill -9,
+    Ctrl-C, timeout) still leaves its partial history behind.
+    """
+
+    def __init__(self, on_epoch: Callable[[dict[str, float]], None] | None) -> None:
+        super().__init__()
+        self._on_epoch = on_epoch
+
+    def append(self, row: dict[str, float]) -> None:
+        super().append(row)
+        if self._on_epoch is not None:
+            try:
+                self._on_epoch(dict(row))
+            except Exception:  # a lost progress row must never fail the run
+                pass
+
+
+def check_plugins(payload: Mapping[str, Any]) -> None:
+    """Refuse to train with another plugin (or version) than the driver planned with.
+
+    On a cluster every node needs the same plugins installed; a node without one would
+    otherwise fail with an unknown-name error, or silently train different code.
+    """
+    from harness.plugins import get_registry
+    from harness.train.failures import PluginMismatch
+
+    registry = get_registry()
+    wanted = payload.get("versions") or {}
+    for kind, key, version_key in (("tasks", "task", "task_plugin"), ("architectures", "architecture", "arch_plugin")):
+        want = wanted.get(version_key)
+        if not want:
+            continue
+        entry = getattr(registry, kind).entries.get(payload[key])
+        have = f"{entry.provenance.distribution}=={entry.provenance.version}" if entry else None
+        if have == want:
+            continue
+        dist = want.split("==")[0]
+        fix = (f"make module `{payload[key]}`'s plugin importable there and list it in HARNESS_PLUGINS"
+               if dist == "HARNESS_PLUGINS" else f"run `pip install '{want}'` on every node of the cluster")
+        found = f"`{payload[key]}` from {have}" if entry else f"no {kind[:-1]} `{payload[key]}`"
+        raise PluginMismatch(
+            f"node {socket.gethostname()} has {found}, but the driver planned this run with {want}; {fix}, "
+            "then run the suite again."
+        )
+
+
+def run_trial(payload: dict[str, Any], on_epoch: Callable[[dict[str, float]], None] | None = None,
+              trainer_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, validate and test one cell; always returns a result dict.
+
+    A failed run has ``status: failed`` and a ``failure`` block (see ``harness.train.failures``);
+    the epoch rows reached so far are kept in ``history``.
+    """
+    from harness.train.failures import classify, failure, status_for, trimmed_traceback
+
+    history = _StreamingHistory(on_epoch)
     result = result_skeleton(payload)
     started = result["started_at"]
     try:
-        result.update(_train(payload, history))
+        check_plugins(payload)
+        result.update(_train(payload, history, trainer_overrides))
         result["status"] = "finished"
     except Exception as exc:  # every failure is recorded, the suite goes on
-        result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
-    result["history"] = history
+        kind = classify(exc)
+        error = f"{type(exc).__name__}: {exc}"
+        result.update(status=status_for(kind), error=error, traceback=trimmed_traceback(exc),
+                      failure=failure(kind, error, int(payload.get("attempt", 1))))
+    result["history"] = list(history)
     result["versions"] = _versions()
     result["finished_at"] = time.time()
     result["wall_time_s"] = result["finished_at"] - started

@@ -38,7 +38,7 @@ def test_every_architecture_trains_on_every_task(all_payloads: dict, task: str, 
     assert len(result["history"]) == 2  # one row per epoch
     assert {"train_loss", "val_loss"} <= set(result["history"][0])
     cost = result["cost"]
-    assert cost["num_params"] > 0 and cost["train_throughput"] > 0 and cost["inference_throughput"] > 0
+    assert cost["num_params"] > 0 and cost["train_samples_per_s"] > 0 and cost["infer_samples_per_s"] > 0
     assert result["versions"]["torch"] and result["device"].startswith("cpu")
 
 
@@ -112,3 +112,50 @@ def test_task_info_is_computed_once_per_task() -> None:
     for _ in range(3):
         task.cached_info()
     assert len(calls) == 1
+
+
+def test_time_to_target_is_recorded_where_reached_and_not_elsewhere(tmp_path: Path) -> None:
+    suite = tiny_suite(archs=["gru"], tasks=["adding", "digits"])
+    suite["tasks"][0]["target"] = 0.6  # tiny adding: val MSE 0.78 after epoch 0, 0.52 after epoch 1
+    suite["tasks"][1]["target"] = 0.9999  # not in two tiny epochs
+    results = {p["task"]: run_trial(p) for p in payloads(write_suite(tmp_path, suite), tmp_path / "cache")}
+    reached, missed = results["adding"]["cost"], results["digits"]["cost"]
+    assert results["adding"]["status"] == results["digits"]["status"] == "finished"
+    assert reached["ttt_reached"] == 1.0
+    history = results["adding"]["history"]
+    first = next(row for row in history if row["val_mse"] <= 0.6)  # the first validation that reaches it
+    assert history[0]["val_mse"] > 0.6 and reached["ttt_steps"] == first["step"]
+    assert reached["ttt_samples"] == 64 * first["step"] and 0 < reached["ttt_time_s"] <= reached["train_time_s"]
+    assert missed["ttt_reached"] == 0.0 and "ttt_steps" not in missed
+
+
+def test_every_run_has_the_cost_metrics(all_payloads: dict) -> None:
+    result = run_trial(all_payloads[("adding", "lstm")])
+    cost = result["cost"]
+    for key in ("flops_per_sample", "train_samples_per_s", "train_timesteps_per_s", "infer_samples_per_s",
+                "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "peak_memory_mb"):
+        assert math.isfinite(cost[key]) and cost[key] >= 0, key
+    assert cost["latency_p50_ms"] <= cost["latency_p95_ms"] <= cost["latency_p99_ms"]
+    assert cost["train_timesteps_per_s"] == pytest.approx(12 * cost["train_samples_per_s"])  # adding: T = 12
+    from harness.measure import analytic
+
+    assert cost["flops_per_sample"] == analytic.recurrent(1, 12, 2, 64, "lstm") + analytic.linear(1, 1, 64, 1)
+
+
+def test_measurements_can_be_switched_off(all_payloads: dict) -> None:
+    payload = all_payloads[("adding", "gru")]
+    measure = {**payload["measure"], "latency": False, "flops": False, "memory": False}
+    cost = run_trial({**payload, "measure": measure})["cost"]
+    assert "latency_p50_ms" not in cost and "flops_per_sample" not in cost and math.isnan(cost["peak_memory_mb"])
+    assert cost["infer_samples_per_s"] > 0
+
+
+def test_tbptt_trains_recurrent_models_and_refuses_others(all_payloads: dict) -> None:
+    payload = all_payloads[("adding", "lstm")]
+    tbptt = {**payload, "trainer": {**payload["trainer"], "tbptt": {"k1": 4, "k2": 2}}}
+    result = run_trial(tbptt)
+    assert result["status"] == "finished", result.get("traceback")
+    assert math.isfinite(result["metrics"]["test_mse"])
+    assert result["metrics"] != run_trial(payload)["metrics"]  # a different gradient: a different model
+    refused = run_trial({**all_payloads[("adding", "transformer")], "trainer": tbptt["trainer"]})
+    assert refused["status"] == "failed" and "cannot carry its state" in refused["error"]

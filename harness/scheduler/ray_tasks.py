@@ -1,0 +1,58 @@
+"""What runs inside Ray: the per-cell task and the actor that keeps partial histories.
+
+Kept apart from the executor so the worker side stays small: a task reports where it runs
+(node id, pid) and streams each epoch row to the :class:`HistoryRecorder` actor, so the driver
+still has a run's partial metrics when its worker is killed (kill -9, Ctrl-C, timeout).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+class HistoryRecorder:
+    """Epoch rows and placement of the runs in flight, keyed by run id (one per suite)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list[dict[str, float]]] = {}
+        self.where: dict[str, dict[str, Any]] = {}
+
+    def started(self, run_id: str, node_id: str, pid: int, attempt: int) -> None:
+        self.rows[run_id] = []  # a retry starts its history afresh
+        self.where[run_id] = {"node_id": node_id, "pid": pid, "attempt": attempt}
+
+    def add(self, run_id: str, row: dict[str, float]) -> None:
+        self.rows.setdefault(run_id, []).append(row)
+
+    def take(self, run_id: str) -> dict[str, Any]:
+        return {"history": self.rows.pop(run_id, []), **self.where.pop(run_id, {})}
+
+    def placement(self) -> dict[str, dict[str, Any]]:
+        """Where each run in flight executes (tests use it to find a worker's pid)."""
+        return dict(self.where)
+
+
+def ray_trial(payload: dict[str, Any], recorder: Any) -> dict[str, Any]:
+    """One cell in a Ray worker: a plain Lightning run, or a Ray Train DDP run for ``workers`` > 1."""
+    import ray
+
+    from harness.train.trial import run_trial
+
+    node_id = ray.get_runtime_context().get_node_id()
+    run_id = payload["run_id"]
+
+    def on_epoch(row: dict[str, float]) -> None:
+        if recorder is not None:
+            recorder.add.remote(run_id, row)
+
+    if recorder is not None:
+        recorder.started.remote(run_id, node_id, os.getpid(), int(payload.get("attempt", 1)))
+    if int(payload["resources"].get("workers", 1) or 1) > 1:
+        from harness.train.distributed import run_distributed
+
+        result = run_distributed(payload, on_epoch)
+    else:
+        result = run_trial(payload, on_epoch)
+    result["node_id"] = result.get("node_id") or node_id
+    return result

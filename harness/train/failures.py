@@ -1,0 +1,98 @@
+"""Why a run failed, in one word: the ``failure`` block of a result.
+
+Kinds (``result["failure"]["kind"]``): ``exception`` (the run's code raised), ``nan`` (the loss
+diverged), ``oom`` (torch / Python / Ray's memory monitor ran out of memory), ``timeout`` (the run
+outlived its hard limit, or the suite's deadline), ``infrastructure`` (the worker process or node
+died, or the worker lacks the plugin the driver planned with) and ``killed`` (Ctrl-C).
+
+Classification goes by exception class *names* along the cause chain, so this module imports
+neither torch nor ray and can run on the driver for errors a worker never returned.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from typing import Any
+
+KINDS = ("exception", "nan", "oom", "timeout", "infrastructure", "killed")
+
+#: Ray errors that mean "the process or node running the task went away" (retried by the executor)
+WORKER_DIED = {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "ActorUnavailableError",
+               "ObjectLostError", "OwnerDiedError", "ObjectReconstructionFailedError", "RaySystemError",
+               "LocalRayletDiedError", "ObjectFetchTimedOutError", "ReferenceCountingAssertionError"}
+OOM_NAMES = {"OutOfMemoryError", "MemoryError"}
+OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "killed due to memory pressure")
+NAN_TEXT = ("loss became nan", "loss became inf", "loss became -inf")
+#: frames kept at the end of a trimmed traceback (the raise site and its callers)
+TRACE_FRAMES = 12
+TRACE_CHARS = 8000
+
+
+class RunTimeout(Exception):
+    """The run (or the suite) ran past its time limit and was cancelled."""
+
+
+class PluginMismatch(Exception):
+    """The worker's plugin registry differs from the driver's for this run."""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def classify(exc: BaseException) -> str:
+    """The failure kind of an exception raised by (or for) a run."""
+    chain = list(_chain(exc))
+    names = {type(e).__name__ for e in chain}
+    text = " ".join(str(e) for e in chain).lower()
+    if "TaskCancelledError" in names or isinstance(exc, KeyboardInterrupt):
+        return "killed"
+    if "RunTimeout" in names:
+        return "timeout"
+    if "PluginMismatch" in names:
+        return "infrastructure"
+    if names & OOM_NAMES or any(t in text for t in OOM_TEXT):
+        return "oom"
+    if names & WORKER_DIED:
+        return "infrastructure"
+    if any(t in text for t in NAN_TEXT):
+        return "nan"
+    return "exception"
+
+
+def worker_died(exc: BaseException) -> bool:
+    """True when Ray lost the process running the task (a retry may succeed)."""
+    return classify(exc) == "infrastructure" and "PluginMismatch" not in {type(e).__name__ for e in _chain(exc)}
+
+
+def one_line(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:500]}".rstrip(": ")
+
+
+def trimmed_traceback(exc: BaseException) -> str:
+    """The traceback without the framework's middle: the last frames and the exception."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    kept = frames[-TRACE_FRAMES:]
+    lines = ["Traceback (most recent call last, trimmed):\n"]
+    if len(frames) > len(kept):
+        lines.append(f"  ... {len(frames) - len(kept)} earlier frame(s) omitted ...\n")
+    lines += traceback.format_list(kept)
+    lines += traceback.format_exception_only(type(exc), exc)
+    text = "".join(lines)
+    return text if len(text) <= TRACE_CHARS else "...\n" + text[-TRACE_CHARS:]
+
+
+def failure(kind: str, message: str, attempts: int = 1) -> dict[str, Any]:
+    return {"kind": kind, "message": message, "attempts": int(attempts)}
+
+
+def status_for(kind: str) -> str:
+    """``killed`` for runs stopped from outside (Ctrl-C), else ``failed``."""
+    return "killed" if kind == "killed" else "failed"

@@ -1,0 +1,73 @@
+"""Resume and stop semantics of the driver, with the in-process executor (no Ray needed).
+
+Finished cells are found in the results file *or* in MLflow (a driver that died after logging a
+run but before appending it to the file must not run it again); a suite deadline leaves the
+unstarted cells for the next invocation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import mlflow_runs, write_suite
+
+SUITE: dict[str, Any] = {
+    "name": "resumable", "seeds": [0, 1],
+    "tasks": [{"name": "fault"}], "architectures": [{"name": "instant"}],
+    "trainer": {"max_epochs": 1, "batch_size": 32},
+    "measure": {"latency": False, "flops": False, "memory": False},
+}
+
+
+@pytest.fixture
+def fault_plugin(clean_plugins: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from harness.plugins import clear_cache
+
+    monkeypatch.setenv("HARNESS_PLUGINS", "tests.fault_plugin")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    clear_cache()
+
+
+def test_finished_runs_found_only_in_mlflow_are_not_run_again(fault_plugin: None, cli: Any, tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, SUITE)
+    first = cli("run", str(suite), "--executor", "local")
+    assert first.exit_code == 0, first.output
+    (tmp_path / "results" / "resumable.jsonl").unlink()  # as if the driver died before writing the file
+
+    again = cli("run", str(suite), "--executor", "local")
+    assert again.exit_code == 0, again.output
+    assert "0 finished, 0 failed, 0 skipped, 2 already done" in again.output
+    _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
+    assert len(parents) == 2 and len(children) == 2
+
+    forced = cli("run", str(suite), "--executor", "local", "--rerun")
+    assert forced.exit_code == 0, forced.output
+    _, _, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
+    per_id = Counter(c.data.tags["harness.run_id"] for c in children if c.info.status == "FINISHED")
+    assert len(per_id) == 2 and set(per_id.values()) == {1}  # the earlier runs were superseded
+
+    clash = cli("run", str(suite), "--executor", "local", "--rerun", "--resume")
+    assert clash.exit_code == 2 and "pass one of them" in clash.output
+
+
+def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(fault_plugin: None, cli: Any, tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, {**SUITE, "execution": {"deadline": 0.001}})
+    out = cli("run", str(suite), "--executor", "local")
+    # the in-process executor checks the deadline between runs: the first run starts, the second does not
+    assert "Suite deadline reached: running cells were cancelled, 1 cell(s) not started" in out.output, out.output
+    assert out.exit_code == 1 and "1 finished, 0 failed, 0 skipped, 1 not started (deadline)." in out.output
+    _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
+    assert [p.info.status for p in parents] == ["KILLED"] and len(children) == 1
+
+    write_suite(tmp_path, {**SUITE, "execution": {"deadline": 3600}})  # same cells (deadline is not in run ids)
+    again = cli("run", str(suite), "--executor", "local")
+    assert again.exit_code == 0 and "1 finished, 0 failed, 0 skipped, 1 already done." in again.output, again.output
+    records = [json.loads(line) for line in (tmp_path / "results" / "resumable.jsonl").read_text().splitlines()]
+    assert Counter(r["run_id"] for r in records if r["status"] == "finished").most_common(1)[0][1] == 1
