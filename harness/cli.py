@@ -85,30 +85,43 @@ def main(ctx: click.Context, traceback: bool) -> None:
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster to join (default: start a local one).")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///mlflow.db).")
 @click.option("--results", type=click.Path(dir_okay=False), help="JSON-lines results file (default: results/<suite>.jsonl).")
-@click.option("--rerun", is_flag=True, help="Run cells again even if the results file has them finished.")
+@click.option("--rerun", is_flag=True, help="Run every cell again, even those finished before (in the results file or MLflow).")
+@click.option("--resume", is_flag=True, help="Skip cells finished before (the default; spelled out for scripts).")
 @click.option("--report-dir", type=click.Path(file_okay=False), help="Where summary reports go (default: reports/<suite>).")
 @click.option("--gpus", type=click.FloatRange(min=0), help="GPUs per run, overriding the suite's resources (0: run on CPU).")
 @click.option("--cpus", type=click.FloatRange(min=0, min_open=True), help="CPUs per run, overriding the suite's resources.")
 def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, tracking_uri: str | None,
-        results: str | None, rerun: bool, report_dir: str | None, gpus: float | None, cpus: float | None) -> None:
+        results: str | None, rerun: bool, resume: bool, report_dir: str | None, gpus: float | None,
+        cpus: float | None) -> None:
     """Run every cell of SUITE and record it in MLflow.
 
-    Exit code 0: all runs finished; 1: some runs failed; 2: bad input.
+    Exit code 0: all runs finished; 1: some runs failed; 2: bad input; 130: interrupted
+    (Ctrl-C; run the same command again to resume).
     """
     from rich.text import Text
 
     from harness.console import summary_table
     from harness.report.summary import summarize
-    from harness.runner import RunOptions, plan_suite, run_plan
+    from harness.runner import RunOptions, SuiteInterrupted, plan_suite, run_plan
     from harness.tracking.mlflow_store import ui_link
 
+    if rerun and resume:
+        from harness.errors import HarnessError
+
+        raise HarnessError("--resume skips finished cells and --rerun runs them again; pass one of them.")
     console = _console()
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
     options = RunOptions(executor, address, tracking_uri, results, rerun, report_dir)
     console.print(f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
                   f"({len(plan.skipped)} skipped) on executor `{executor}`")
-    outcome = run_plan(plan, options, console)
+    try:
+        outcome = run_plan(plan, options, console)
+    except SuiteInterrupted as stop:
+        console.print(f"[yellow]Interrupted:[/] {stop.killed} running cell(s) cancelled and recorded as killed, "
+                      f"{len(stop.results) - stop.killed} recorded before, {stop.unscheduled} not started.")
+        console.print(f"Resume with `harness run {suite}` (finished cells are skipped; killed and failed ones run again).")
+        sys.exit(130)
     in_plan = {c.run_id for c in plan.cells}
     records = [r for r in outcome.records if r.get("run_id") in in_plan]
     console.print(summary_table(summarize(records), title=f"{plan.suite.spec.name}: mean over seeds"))
@@ -116,10 +129,11 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
         console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
     failed = outcome.failed
     console.print(f"{len(outcome.results) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
-                  + (f", {outcome.resumed} already done" if outcome.resumed else "") + ".")
+                  + (f", {outcome.resumed} already done" if outcome.resumed else "")
+                  + (f", {outcome.unstarted} not started (deadline)" if outcome.unstarted else "") + ".")
     console.print(f"Results: {outcome.results_path}  Reports: {', '.join(str(p) for p in outcome.reports)}")
     console.print(f"MLflow ({outcome.tracking_uri}): {ui_link(outcome.tracking_uri, outcome.experiment_id)}")
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if failed or outcome.unstarted else 0)
 
 
 @main.command()
@@ -315,6 +329,175 @@ def list_(kind: str, fmt: str) -> None:
         table.add_row(entry.name, str(entry.provenance), entry.description, describe_params(entry.obj))
     console.print(table)
     _warn_plugins(console)
+
+
+@main.command()
+@click.argument("target", required=False, metavar="[SUITE | RESULTS.jsonl | RUN_ID | EXPERIMENT]")
+@click.option("--results", type=click.Path(dir_okay=False), help="Results file to read (default: results/<suite>.jsonl).")
+@click.option("--invocation", help="Only records of this invocation (parent run id) of the results file.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store for RUN_ID / EXPERIMENT targets.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Report root (default: reports/<suite>).")
+@click.option("--reporter", "reporters", multiple=True, help="Only these reporters (repeatable; default: all installed).")
+def report(target: str | None, results: str | None, invocation: str | None, tracking_uri: str | None,
+           out_dir: str | None, reporters: tuple[str, ...]) -> None:
+    """Write the report (index.html, report.md, results.csv) of a suite's runs.
+
+    TARGET: a suite file or name (its results file: every run's latest record), a results
+    file, a parent run id (one invocation) or an MLflow experiment (its newest invocation).
+    Output: <out>/<invocation>/ and a copy in <out>/latest/.
+    """
+    from pathlib import Path
+
+    from harness.report.output import write_report_set
+    from harness.report.records import select
+
+    selection = select(target, results, tracking_uri, invocation)
+    root = Path(out_dir) if out_dir else Path("reports") / selection.context.suite
+    paths = write_report_set(selection.records, root, selection.context, list(reporters) or None)
+    click.echo(f"Report of {selection.context.suite} ({len(selection.records)} runs, invocation "
+               f"{selection.context.invocation}):")
+    for path in paths:
+        click.echo(f"  {path}")
+    click.echo(f"  (copied to {root / 'latest'})")
+
+
+@main.command()
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--results", type=click.Path(dir_okay=False), help="Results file holding both invocations.")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store for run-id targets.")
+@click.option("--min-effect", type=click.FloatRange(min=0), help="Relative change that counts when a side has one seed (e.g. 0.05).")
+@click.option("--fail-on-cost", is_flag=True, help="Exit 1 on cost regressions (throughput, latency, memory) too.")
+def compare(a: str, b: str, results: str | None, tracking_uri: str | None, min_effect: float | None,
+            fail_on_cost: bool) -> None:
+    """Compare two invocations of a suite (before → after): per-cell deltas and verdicts.
+
+    A and B: results files, suite names, or parent run ids. Verdicts come from the seed spread
+    (Welch t-test over seeds, α=0.05); one seed cannot be judged unless --min-effect is given.
+
+    Exit code 0: no regression; 1: the primary metric regressed in some cell (or a cost,
+    with --fail-on-cost); 2: bad input.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.report.compare import compare as compare_runs
+    from harness.report.compare import environment_warnings
+    from harness.report.records import select
+    from harness.report.tables import number
+
+    before, after = select(a, results, tracking_uri), select(b, results, tracking_uri)
+    console = _console()
+    if before.context.suite != after.context.suite:
+        console.print(f"[yellow]warning:[/] different suites: {before.context.suite} vs {after.context.suite}")
+    for warning in environment_warnings(before.records, after.records):
+        console.print(f"[yellow]warning:[/] environments differ: {warning}")
+    deltas = compare_runs(before.records, after.records, min_effect)
+    table = Table(title=f"{before.context.suite}: A {before.context.invocation} → B {after.context.invocation}")
+    for column in ("task", "architecture", "metric", "A (mean, n)", "B (mean, n)", "Δ", "p (Welch)", "verdict"):
+        table.add_column(column)
+    styles = {"improved": "green", "regressed": "bold red"}
+    for d in deltas:
+        table.add_row(Text(d.task), Text(d.arch), f"{d.metric} {'↑' if d.direction == 'max' else '↓'}",
+                      f"{number(d.mean_a)} ({len(d.a)})", f"{number(d.mean_b)} ({len(d.b)})", number(d.delta),
+                      number(d.pvalue, 2), Text(d.verdict, style=styles.get(d.verdict, "")))
+    console.print(table)
+    primary = {(d.task, d.arch): d.metric for d in deltas if d.metric not in {k for k, _ in _cost_keys()}}
+    regressed = [d for d in deltas if d.verdict == "regressed" and (fail_on_cost or primary.get((d.task, d.arch)) == d.metric)]
+    counts = {v: sum(1 for d in deltas if d.verdict == v) for v in ("improved", "regressed", "unchanged")}
+    console.print(", ".join(f"{n} {v}" for v, n in counts.items()) + f" (of {len(deltas)} comparisons).")
+    sys.exit(1 if regressed else 0)
+
+
+def _cost_keys() -> tuple[tuple[str, bool], ...]:
+    from harness.report.compare import COST_KEYS
+
+    return COST_KEYS
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@main.command()
+@click.argument("suite", required=False)
+@click.option("--port", type=int, default=0, help="Port (default: a free one).")
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db here).")
+def ui(suite: str | None, port: int, tracking_uri: str | None) -> None:
+    """Start the MLflow UI on the suite's store, bound to 127.0.0.1; Ctrl-C stops it.
+
+    SUITE: a suite file or name; the printed link opens its runs table.
+    """
+    import signal
+    from pathlib import Path
+
+    from harness.tracking import ui as mlflow_ui
+    from harness.tracking.mlflow_store import resolve_uri
+
+    name = suite
+    if suite and suite.endswith((".yaml", ".yml")) and Path(suite).is_file():
+        from harness.report.records import _suite_yaml
+
+        name = _suite_yaml(Path(suite))[0]
+    uri = resolve_uri(tracking_uri)
+    port = port or mlflow_ui.free_port()
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the UI's process group too
+    process = mlflow_ui.start(uri, port)
+    try:
+        mlflow_ui.wait_ready(process, port)
+        experiment = mlflow_ui.experiment_id(uri, name)
+        if name and experiment is None:
+            click.echo(f"warning: no experiment `{name}` in {uri}; showing the experiment list.", err=True)
+        click.echo(f"MLflow UI on {uri}: {mlflow_ui.runs_url(port, experiment)}  (Ctrl-C to stop)", nl=True)
+        sys.stdout.flush()
+        process.wait()
+    except KeyboardInterrupt:
+        click.echo("Stopping the MLflow UI.")
+    finally:
+        mlflow_ui.stop(process)
+
+
+@main.command()
+@click.option("--task", "task_name", required=True, help="Task with a length parameter (e.g. adding, copy_memory).")
+@click.option("--lengths", default="50,100,200,400,800", show_default=True, help="Sequence lengths, comma-separated.")
+@click.option("--arch", "archs", default=None, help="Architectures, comma-separated (default: every one that fits).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--gpus", type=click.FloatRange(min=0), default=0, show_default=True, help="1: profile on the GPU.")
+@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed training steps.")
+@click.option("--rounds", type=click.IntRange(min=3), default=10, show_default=True, help="Timed inference rounds.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/profile", show_default=True)
+@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db here).")
+def profile(task_name: str, lengths: str, archs: str | None, batch_size: int, gpus: float, steps: int, rounds: int,
+            out_dir: str, tracking_uri: str | None) -> None:
+    """Throughput, latency, memory and FLOPs of each architecture as the sequence grows.
+
+    No training to convergence: a few timed steps per (architecture, length). Writes
+    OUT/<task>.jsonl and logs to the MLflow experiment profile-<task>.
+    """
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from harness.profile import parse_lengths, run_profile
+
+    console = _console()
+    names = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
+    table = Table("arch", "T", "train samples/s", "train steps/s", "infer samples/s", "p50 ms", "p99 ms",
+                  "act. MB", "peak MB", "MFLOPs/sample", title=f"profile: {task_name}")
+
+    def show(r: dict[str, Any]) -> None:
+        if "error" in r:
+            table.add_row(r["architecture"], str(r["length"]), r["error"])
+            return
+        table.add_row(r["architecture"], str(r["length"]), f"{r['train_samples_per_s']:.0f}",
+                      f"{r['train_timesteps_per_s']:.3g}", f"{r['infer_samples_per_s']:.0f}",
+                      f"{r['latency_p50_ms']:.2f}", f"{r['latency_p99_ms']:.2f}", f"{r['activation_memory_mb']:.1f}",
+                      f"{r['peak_memory_mb']:.1f}", f"{r['flops_per_sample'] / 1e6:.2f}")
+
+    records = run_profile(task_name, parse_lengths(lengths), names, batch_size=batch_size, gpus=gpus, steps=steps,
+                          rounds=rounds, out_dir=Path(out_dir), tracking_uri=tracking_uri, on_record=show)
+    console.print(table)
+    console.print(f"{len(records)} records -> {Path(out_dir) / (task_name + '.jsonl')}; MLflow experiment profile-{task_name}")
 
 
 if __name__ == "__main__":  # pragma: no cover

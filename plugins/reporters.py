@@ -1,58 +1,71 @@
-"""Built-in report writers: the summary table as Markdown and as CSV."""
+"""Built-in report writers: a self-contained HTML page, Markdown and a tidy CSV.
+
+They use only the public report API (``harness.report.summary``): the statistics and plots
+live in the core, so a third-party reporter can render the same analysis its own way.
+``write`` accepts an optional ``context`` (suite text, command, profile records); without it
+the context is read from the records.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from harness import Reporter, hookimpl
-from harness.report.summary import summarize
+from harness.report import summary as api
 
 
-class MarkdownReporter(Reporter):
-    """Task × architecture table of the primary test metric (mean ± std over seeds), best in bold."""
+class _ContextReporter(Reporter):
+    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+        raise NotImplementedError
+
+    def render(self, results: Sequence[Mapping[str, Any]]) -> str:
+        return self.text(results)
+
+    def write(self, results: Sequence[Mapping[str, Any]], out_dir: Path, context: Any = None) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{self.filename}{self.suffix}"
+        path.write_text(self.text(results, context), encoding="utf-8")
+        return path
+
+
+class HtmlReporter(_ContextReporter):
+    """index.html: tables with 95 % CIs and significance marks, ranks, plots, failures, provenance; offline."""
+
+    name = "html"
+    filename = "index"
+    suffix = ".html"
+
+    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+        analysis = api.analyze(results, context)
+        return api.render_html(analysis, api.all_figures(analysis))
+
+
+class MarkdownReporter(_ContextReporter):
+    """report.md: the same tables as the HTML page, for a pull request or a README."""
 
     name = "markdown"
+    filename = "report"
     suffix = ".md"
 
-    def render(self, results: Sequence[Mapping[str, Any]]) -> str:
-        table = summarize(results)
-        lines = ["| task | " + " | ".join(table.architectures) + " |",
-                 "|---|" + "---|" * len(table.architectures)]
-        for task in table.tasks:
-            cells = [f"**{text}**" if best else text for text, best, _ in table.row(task)]
-            lines.append(f"| {table.header(task)} | " + " | ".join(cells) + " |")
-        counts = table.counts
-        lines += ["", f"{counts['finished']} finished, {counts['failed']} failed, {counts['skipped']} skipped."]
-        return "\n".join(lines) + "\n"
+    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+        return api.render_markdown(api.analyze(results, context))
 
 
-class CsvReporter(Reporter):
-    """One row per run: labels, seed, status, every final metric and cost."""
+class CsvReporter(_ContextReporter):
+    """results.csv: one tidy row per run (labels, seed, status, failure kind, every metric and cost)."""
 
     name = "csv"
-    filename = "runs"
+    filename = "results"
     suffix = ".csv"
 
-    def render(self, results: Sequence[Mapping[str, Any]]) -> str:
-        metric_keys = sorted({k for r in results for k in (r.get("metrics") or {})})
-        cost_keys = sorted({k for r in results for k in (r.get("cost") or {})})
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["run_id", "task", "architecture", "seed", "status", *metric_keys, *cost_keys, "error"])
-        for r in results:
-            metrics, cost = r.get("metrics") or {}, r.get("cost") or {}
-            writer.writerow([
-                r.get("run_id"), r.get("task_label", r.get("task")), r.get("arch_label", r.get("architecture")),
-                r.get("seed"), r.get("status"), *[metrics.get(k, "") for k in metric_keys],
-                *[cost.get(k, "") for k in cost_keys], r.get("error") or r.get("skip_reason") or "",
-            ])
-        return out.getvalue()
+    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+        return api.tidy_csv(results)
 
 
 @hookimpl
 def register_reporters(register: Callable[[Any], None]) -> None:
+    register(HtmlReporter)
     register(MarkdownReporter)
     register(CsvReporter)

@@ -21,7 +21,7 @@ BUILTINS = {
                                     "mase", "exact_match", "token_accuracy", "bleu", "wer", "cer", "ser",
                                     "cross_entropy", "bits_per_char", "perplexity", "digit_accuracy",
                                     "direction_accuracy"}),
-    "reporters": ("builtin_reporters", {"markdown", "csv"}),
+    "reporters": ("builtin_reporters", {"html", "markdown", "csv"}),
 }
 ALPHA = Provenance("alpha_plugin", "alpha-dist", "1.0")
 BETA = Provenance("beta_plugin", "beta-dist", "2.3")

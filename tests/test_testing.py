@@ -238,9 +238,9 @@ def test_unknown_plugin_lists_the_installed_ones(clean_plugins: None) -> None:
 
 def test_check_plugin_matches_modules_and_kinds(clean_plugins: None) -> None:
     results = check_plugin("harness_builtins.reporters")
-    assert {r.component for r in results} == {"reporter markdown", "reporter csv"}
+    assert {r.component for r in results} == {"reporter html", "reporter markdown", "reporter csv"}
     assert all(r.passed for r in results)
-    assert {r.component for r in check_plugin("harness", kinds=["reporters"])} == {"reporter markdown", "reporter csv"}
+    assert {r.component for r in check_plugin("harness", kinds=["reporters"])} == {"reporter html", "reporter markdown", "reporter csv"}
 
 
 # -- the CLI --------------------------------------------------------------------------------------

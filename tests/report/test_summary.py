@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from harness_builtins.reporters import CsvReporter, MarkdownReporter
 
 from harness.report.summary import summarize
-from harness_builtins.reporters import CsvReporter, MarkdownReporter
 
 
 def _record(run_id: str, task: str, arch: str, value: float | None, status: str = "finished",
@@ -44,7 +44,10 @@ def test_a_rerun_replaces_the_earlier_record_of_the_same_run() -> None:
 
 def test_markdown_and_csv_reporters_render_the_table() -> None:
     markdown = MarkdownReporter().render(RECORDS)
-    assert "| digits (test accuracy ↑) | 0.92 ± 0.028 (n=2) | **0.95, 1 failed** | — |" in markdown
-    assert "5 finished, 1 failed, 1 skipped." in markdown
+    # mean ± 95 % t half-width: 0.92 ± 12.706 · 0.028284 / √2 = 0.92 ± 0.25
+    assert "| lstm | 0.92 ± 0.25 (n=2) |" in markdown
+    assert "| gru | **0.95 (n=1), 1 failed** |" in markdown
+    assert "| adding | birnn | skipped | skipped | 0 | lacks causal |" in markdown
+    assert "| digits | gru | failed | exception | 0 | boom |" in markdown
     rows = CsvReporter().render(RECORDS).splitlines()
-    assert rows[0].startswith("run_id,task,architecture,seed,status") and len(rows) == 8
+    assert rows[0].startswith("run_id,suite,task,architecture,seed,status,failure_kind") and len(rows) == 8

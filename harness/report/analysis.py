@@ -1,0 +1,247 @@
+"""Result records → the numbers a report shows: per-task tables, ranks, failures, provenance.
+
+Renderers (HTML, Markdown, CSV) only format an :class:`Analysis`; every statistical decision is
+made here, once, so the three formats can never disagree.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.report.context import ReportContext
+from harness.report.stats import ALPHA, Friedman, Interval, friedman, holm, mean_ci, paired_t
+
+#: cost columns in table order: (key, column label); absent keys are not shown
+COSTS: list[tuple[str, str]] = [
+    ("num_params", "params"), ("flops_per_sample", "FLOPs/sample"), ("train_samples_per_s", "train samples/s"),
+    ("infer_samples_per_s", "infer samples/s"), ("latency_p50_ms", "latency p50 ms"),
+    ("peak_memory_mb", "memory MB"), ("train_time_s", "train time s"),
+]
+#: old cost names → the agreed ones (records written before the measurement work landed)
+ALIASES = {"train_throughput": "train_samples_per_s", "inference_throughput": "infer_samples_per_s"}
+_HIGHER = ("acc", "f1", "auroc", "precision", "recall", "bleu", "chrf", "exact", "r2", "score")
+
+
+def normalize_cost(cost: Mapping[str, Any] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in (cost or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.setdefault(ALIASES.get(key, key), float(value))
+    return out
+
+
+def metric_direction(metric: str, primary: str, primary_direction: str) -> str:
+    """The primary metric's direction comes from the task; others are inferred from their name."""
+    if metric == primary:
+        return primary_direction
+    return "max" if any(word in metric.lower() for word in _HIGHER) else "min"
+
+
+def label(record: Mapping[str, Any], kind: str) -> str:
+    key = "task" if kind == "task" else "architecture"
+    return str(record.get(f"{kind}_label", record.get(key, "?")) if kind == "task"
+               else record.get("arch_label", record.get("architecture", "?")))
+
+
+def latest(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Last record per run id (a rerun replaces a failure), in first-seen order."""
+    out: dict[str, Mapping[str, Any]] = {}
+    for i, record in enumerate(records):
+        out[str(record.get("run_id", f"#{i}"))] = record
+    return list(out.values())
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass
+class ArchRow:
+    arch: str
+    values: dict[str, dict[Any, float]] = field(default_factory=dict)  # metric → seed → value
+    intervals: dict[str, Interval] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)  # mean over finished runs
+    ttt_reached: int = 0
+    ttt_runs: int = 0
+    ttt_steps: float | None = None
+    best: set[str] = field(default_factory=set)  # metrics on which it is the best
+    tied: dict[str, float] = field(default_factory=dict)  # metric → Holm p vs best, where not significant
+    pvalues: dict[str, float | None] = field(default_factory=dict)
+    failed: int = 0
+    skipped: str | None = None
+    history: list[list[Mapping[str, Any]]] = field(default_factory=list)  # one per finished seed
+
+    @property
+    def n(self) -> int:
+        return max((len(v) for v in self.values.values()), default=0)
+
+
+@dataclass
+class TaskTable:
+    task: str
+    primary: str
+    direction: str
+    metrics: list[str]
+    rows: list[ArchRow]
+    cost_keys: list[str]
+    has_ttt: bool
+    target: float | None
+
+    def direction_of(self, metric: str) -> str:
+        return metric_direction(metric, self.primary, self.direction)
+
+    def row(self, arch: str) -> ArchRow | None:
+        return next((r for r in self.rows if r.arch == arch), None)
+
+
+@dataclass
+class Ranking:
+    archs: list[str]
+    tasks: list[str]
+    friedman: Friedman | None
+    note: str
+
+
+@dataclass
+class Analysis:
+    context: ReportContext
+    tables: list[TaskTable]
+    ranking: Ranking
+    problems: list[dict[str, Any]]  # failed/skipped/killed cells with their causes
+    provenance: dict[str, Any]
+    records: list[Mapping[str, Any]]
+    test_note: str = (f"Mean ± 95 % t-interval over seeds (n = finished seeds; n=1: no interval). Bold: best mean. "
+                      f"≈: not significantly different from the best (paired t-test over seeds, runs paired by "
+                      f"seed, Holm-corrected, α={ALPHA}); needs ≥ 2 shared seeds. Tasks do not store "
+                      "per-example predictions, so no per-example bootstrap is done.")
+
+
+def _table(task: str, recs: list[Mapping[str, Any]]) -> TaskTable:
+    primary = str(recs[0].get("primary_metric") or "")
+    direction = str(recs[0].get("direction") or "max")
+    archs: dict[str, ArchRow] = {}
+    metrics: dict[str, None] = {primary: None} if primary else {}
+    target = next((r.get("target") for r in recs if _finite(r.get("target"))), None)
+    costs: dict[str, dict[str, list[float]]] = {}
+    for r in recs:
+        row = archs.setdefault(label(r, "arch"), ArchRow(label(r, "arch")))
+        status = r.get("status")
+        if status == "skipped":
+            row.skipped = str(r.get("skip_reason") or "skipped")
+            continue
+        if status != "finished":
+            row.failed += 1
+            continue
+        seed: Any = r.get("seed", 0)
+        for key, value in (r.get("metrics") or {}).items():
+            if key.startswith("test_") and key != "test_loss" and _finite(value):
+                metrics.setdefault(key[5:], None)
+                per_seed = row.values.setdefault(key[5:], {})
+                slot = seed if seed not in per_seed else (seed, len(per_seed))  # a repeated seed is not paired
+                per_seed[slot] = float(value)
+        cost = normalize_cost(r.get("cost"))
+        for key, value in cost.items():
+            if math.isfinite(value):
+                costs.setdefault(row.arch, {}).setdefault(key, []).append(value)
+        if "ttt_reached" in cost:
+            row.ttt_runs += 1
+            row.ttt_reached += int(cost["ttt_reached"] >= 0.5)
+        row.history.append(list(r.get("history") or []))
+    for arch, keyed in costs.items():
+        row = archs[arch]
+        row.costs = {k: statistics.fmean(v) for k, v in keyed.items()}
+        steps = keyed.get("ttt_steps")
+        row.ttt_steps = statistics.fmean(steps) if steps else None
+    rows = list(archs.values())
+    for row in rows:
+        row.intervals = {m: mean_ci(list(v.values())) for m, v in row.values.items() if v}
+    table = TaskTable(task, primary, direction, list(metrics), rows,
+                      [k for k, _ in COSTS if any(k in r.costs for r in rows)],
+                      any(r.ttt_runs for r in rows), float(target) if target is not None else None)
+    for metric in table.metrics:
+        _mark_best(table, metric)
+    return table
+
+
+def _mark_best(table: TaskTable, metric: str) -> None:
+    scored = [r for r in table.rows if metric in r.intervals]
+    if not scored:
+        return
+    sign = 1 if table.direction_of(metric) == "max" else -1
+    best = max(scored, key=lambda r: sign * r.intervals[metric].mean)
+    best.best.add(metric)
+    raw = {r.arch: paired_t(best.values[metric], r.values[metric])[0] for r in scored if r is not best}
+    for arch, p in holm(raw).items():
+        row = table.row(arch)
+        assert row is not None  # arch names come from the table itself
+        row.pvalues[metric] = p
+        if p is not None and p >= ALPHA:
+            row.tied[metric] = p
+
+
+def _ranking(tables: list[TaskTable]) -> Ranking:
+    usable = [t for t in tables if any(t.primary in r.intervals for r in t.rows)]
+    archs = [a for a in dict.fromkeys(r.arch for t in usable for r in t.rows)
+             if all((row := t.row(a)) is not None and t.primary in row.intervals for t in usable)]
+    dropped = sorted({r.arch for t in usable for r in t.rows} - set(archs))
+    note = f" Left out (no result on every task): {', '.join(dropped)}." if dropped else ""
+    if len(usable) < 2 or len(archs) < 2:
+        return Ranking(archs, [t.task for t in usable], None,
+                       "Average ranks need ≥ 2 tasks and ≥ 2 architectures with results on all of them." + note)
+    rows = [[t.row(a).intervals[t.primary].mean for a in archs] for t in usable]  # type: ignore[union-attr]
+    result = friedman(rows, [t.direction == "max" for t in usable])
+    verdict = "differ significantly" if result.pvalue < ALPHA else "do not differ significantly"
+    note = (f"Ranks of the mean primary metric per task (1 = best, ties share the mean rank), averaged over "
+            f"{len(usable)} tasks. Friedman χ²={result.chi2:.3g}, Iman–Davenport F={result.iman_davenport:.3g}, "
+            f"p={result.pvalue:.3g}: the architectures {verdict} (α={ALPHA}). Nemenyi critical difference "
+            f"CD={result.cd:.3g} (Demšar 2006); with few tasks the test has little power." + note)
+    return Ranking(archs, [t.task for t in usable], result, note)
+
+
+def _problems(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for r in records:
+        status = str(r.get("status"))
+        if status == "finished":
+            continue
+        failure = r.get("failure") or {}
+        kind = str(failure.get("kind") or ("skipped" if status == "skipped" else "exception"))
+        cause = str(r.get("skip_reason") or failure.get("message") or r.get("error") or "").splitlines()
+        key = (label(r, "task"), label(r, "arch"), status, cause[0] if cause else "")
+        entry = seen.setdefault(key, {"task": key[0], "architecture": key[1], "status": status, "kind": kind,
+                                      "cause": key[3], "seeds": [], "attempts": failure.get("attempts")})
+        entry["seeds"].append(r.get("seed"))
+    return list(seen.values())
+
+
+def _provenance(records: Sequence[Mapping[str, Any]], context: ReportContext) -> dict[str, Any]:
+    versions: dict[str, set[str]] = {}
+    for r in records:
+        for key, value in (r.get("versions") or {}).items():
+            versions.setdefault(str(key), set()).add(str(value))
+    return {
+        "suite": context.suite, "invocation": context.invocation, "suite_hash": context.suite_hash,
+        "command": context.command, "source": context.source, "generated_at": context.generated_at,
+        "versions": {k: sorted(v) for k, v in sorted(versions.items())},
+        "devices": sorted({str(r["device"]) for r in records if r.get("device")}),
+        "hosts": sorted({str(r["host"]) for r in records if r.get("host")}),
+        "invocations": sorted({str(r["parent_run_id"]) for r in records if r.get("parent_run_id")}),
+    }
+
+
+def analyze(records: Iterable[Mapping[str, Any]], context: ReportContext | None = None) -> Analysis:
+    rows = latest(records)
+    context = context or ReportContext.from_records(rows)
+    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        by_task.setdefault(label(r, "task"), []).append(r)
+    tables = [_table(task, recs) for task, recs in by_task.items()]
+    return Analysis(context, tables, _ranking(tables), _problems(rows), _provenance(rows, context), rows)
+
+
+__all__ = ["ALIASES", "COSTS", "Analysis", "ArchRow", "Ranking", "TaskTable", "analyze", "label", "latest",
+           "metric_direction", "normalize_cost"]

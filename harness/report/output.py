@@ -1,0 +1,55 @@
+"""Write the report folder: ``<root>/<invocation>/`` plus a stable ``<root>/latest/`` copy.
+
+``latest`` is a plain copy (not a symlink) so README links and CI artifact paths work on every
+file system; ``latest/INVOCATION`` names the invocation it copies.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.report.context import ReportContext
+
+LATEST = "latest"
+
+
+def _folder_name(invocation: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", invocation).strip("-") or "invocation"
+
+
+def write_with(reporter: Any, records: Sequence[Mapping[str, Any]], out_dir: Path, context: ReportContext) -> Path:
+    """Call ``reporter.write``, passing ``context`` only to reporters whose ``write`` accepts it."""
+    try:
+        accepts = "context" in inspect.signature(reporter.write).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return reporter.write(records, out_dir, context=context) if accepts else reporter.write(records, out_dir)
+
+
+def write_report_set(records: Sequence[Mapping[str, Any]], root: Path, context: ReportContext,
+                     reporters: Sequence[str] | None = None, latest: bool = True) -> list[Path]:
+    """Every selected reporter (None = all installed) writes into ``root/<invocation>/``."""
+    from harness.plugins import get_registry
+
+    registry = get_registry()
+    entries = ([registry.reporters.get(name, where="reporters") for name in reporters]
+               if reporters is not None else list(registry.reporters))
+    out_dir = root / _folder_name(context.invocation)
+    paths = [write_with(entry.obj(), records, out_dir, context) for entry in entries]
+    if latest and out_dir.name != LATEST:
+        target = root / LATEST
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+        shutil.copytree(out_dir, target)
+        (target / "INVOCATION").write_text(context.invocation + "\n", encoding="utf-8")
+    return paths
+
+
+__all__ = ["LATEST", "write_report_set", "write_with"]

@@ -1,0 +1,139 @@
+"""Analysis → plain tables (header + rows of cells) that HTML and Markdown both render.
+
+A cell is ``(text, style)`` with style in {"", "best", "tied", "muted"}; the renderers map the
+style to bold / a ≈ mark / grey, so both formats show the same decisions.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from harness.report.analysis import COSTS, Analysis, ArchRow, TaskTable, label, normalize_cost
+from harness.report.stats import Interval
+
+Cell = tuple[str, str]
+Table = tuple[list[str], list[list[Cell]]]
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if 1e3 <= abs(value) < 1e9:
+        return f"{value:,.0f}"
+    if abs(value) >= 1e9 or (value != 0 and abs(value) < 1e-3):
+        return f"{value:.{max(digits - 1, 1)}e}"
+    return f"{value:.{digits}g}"
+
+
+def interval_text(interval: Interval) -> str:
+    if interval.half is None:
+        return f"{number(interval.mean)} (n=1)"
+    return f"{number(interval.mean)} ± {number(interval.half, 2)} (n={interval.n})"
+
+
+def _metric_cell(table: TaskTable, row: ArchRow, metric: str) -> Cell:
+    interval = row.intervals.get(metric)
+    if interval is None:
+        if row.skipped:
+            return ("skipped", "muted")
+        return (f"{row.failed} failed" if row.failed else "—", "muted")
+    text = interval_text(interval)
+    if row.failed:
+        text += f", {row.failed} failed"
+    if metric in row.best:
+        return (text, "best")
+    if metric in row.tied:
+        return (f"≈ {text}", "tied")
+    return (text, "")
+
+
+def task_table(table: TaskTable) -> Table:
+    arrows = {m: "↑" if table.direction_of(m) == "max" else "↓" for m in table.metrics}
+    header = ["architecture", *[f"{m} {arrows[m]}" + (" (primary)" if m == table.primary else "") for m in table.metrics],
+              *[dict(COSTS)[k] for k in table.cost_keys]]
+    if table.has_ttt:
+        header.append("time-to-target steps" + (f" (≥/≤ {number(table.target)})" if table.target is not None else ""))
+    rows = []
+    for row in table.rows:
+        cells: list[Cell] = [(row.arch, "")]
+        cells += [_metric_cell(table, row, m) for m in table.metrics]
+        cells += [(number(row.costs.get(k), 3) if k in row.costs else "—", "") for k in table.cost_keys]
+        if table.has_ttt:
+            steps = number(row.ttt_steps, 3) if row.ttt_steps is not None else "—"
+            cells.append((f"{steps} (reached {row.ttt_reached}/{row.ttt_runs})", ""))
+        rows.append(cells)
+    return header, rows
+
+
+def ranking_table(analysis: Analysis) -> Table | None:
+    result = analysis.ranking.friedman
+    if result is None:
+        return None
+    header = ["architecture", "average rank", *analysis.ranking.tasks]
+    order = sorted(range(result.k), key=lambda j: result.avg_ranks[j])
+    best = result.avg_ranks[order[0]]
+    rows = []
+    for j in order:
+        arch = analysis.ranking.archs[j]
+        style = "best" if j == order[0] else ("tied" if result.avg_ranks[j] - best <= result.cd else "")
+        per_task = []
+        for t in analysis.tables:
+            if t.task in analysis.ranking.tasks:
+                r = t.row(arch)
+                per_task.append((number(r.intervals[t.primary].mean) if r else "—", ""))
+        rows.append([(arch, ""), (f"{result.avg_ranks[j]:.2f}", style), *per_task])
+    return header, rows
+
+
+def problems_table(analysis: Analysis) -> Table | None:
+    if not analysis.problems:
+        return None
+    header = ["task", "architecture", "status", "kind", "seeds", "cause"]
+    rows = [[(p["task"], ""), (p["architecture"], ""), (p["status"], ""), (p["kind"], ""),
+             (", ".join(str(s) for s in p["seeds"]), ""), (p["cause"], "")] for p in analysis.problems]
+    return header, rows
+
+
+def provenance_rows(analysis: Analysis) -> list[tuple[str, str]]:
+    p = analysis.provenance
+    rows = [("suite", str(p["suite"])), ("invocation", str(p["invocation"])),
+            ("suite hash (sha256 of the suite file)", p["suite_hash"] or "unknown (suite file not available)"),
+            ("command", p["command"] or "unknown (not recorded)"), ("records from", p["source"] or "—"),
+            ("devices", ", ".join(p["devices"]) or "—"), ("hosts", ", ".join(p["hosts"]) or "—"),
+            ("generated", p["generated_at"])]
+    if len(p["invocations"]) > 1:
+        rows.append(("runs from invocations", ", ".join(p["invocations"]) + " (resumed suite)"))
+    for key, values in p["versions"].items():
+        rows.append((f"version: {key}", ", ".join(values) + (" (differs between runs!)" if len(values) > 1 else "")))
+    return rows
+
+
+def tidy_csv(records: Sequence[Mapping[str, Any]]) -> str:
+    """One row per run: labels, seed, status, failure kind, every metric and cost key."""
+    metric_keys = sorted({k for r in records for k in (r.get("metrics") or {})})
+    cost_keys = sorted({k for r in records for k in normalize_cost(r.get("cost"))})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["run_id", "suite", "task", "architecture", "seed", "status", "failure_kind", "primary_metric",
+                     "direction", *metric_keys, *cost_keys, "wall_time_s", "device", "parent_run_id", "error"])
+    for r in records:
+        metrics, cost = r.get("metrics") or {}, normalize_cost(r.get("cost"))
+        kind = (r.get("failure") or {}).get("kind") or ("" if r.get("status") in ("finished", "skipped") else "exception")
+        cause = str(r.get("error") or r.get("skip_reason") or "").splitlines()
+        writer.writerow([r.get("run_id"), r.get("suite"), label(r, "task"), label(r, "arch"), r.get("seed"),
+                         r.get("status"), kind, r.get("primary_metric"), r.get("direction"),
+                         *[_plain(metrics.get(k)) for k in metric_keys], *[_plain(cost.get(k)) for k in cost_keys],
+                         _plain(r.get("wall_time_s")), r.get("device", ""), r.get("parent_run_id", ""),
+                         cause[0] if cause else ""])
+    return out.getvalue()
+
+
+def _plain(value: Any) -> Any:
+    return "" if value is None else value
+
+
+__all__ = ["interval_text", "number", "problems_table", "provenance_rows", "ranking_table", "task_table", "tidy_csv"]

@@ -1,0 +1,126 @@
+"""Read-only MLflow queries: an invocation's child runs back as result records.
+
+Reports and ``harness compare`` work from the results file by default; this lets them work from
+a tracking server too (a team's shared store, or another machine's runs). The layout read here
+is the one ``mlflow_store.MlflowTracker`` writes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+#: per-epoch metrics and final test metrics; every other metric of a child run is a cost
+_NOT_COST = re.compile(r"^(test_|val_|train_loss$|val_loss$)")
+
+
+def _client(uri: str) -> Any:
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars on the console
+    from mlflow.tracking import MlflowClient
+
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=uri)
+
+
+def _artifact(client: Any, run_id: str, name: str) -> str | None:
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            return Path(client.download_artifacts(run_id, name, tmp)).read_text(encoding="utf-8")
+    except Exception:  # noqa: BLE001 - an artifact store that is gone, or a run without the file
+        return None
+
+
+def _record(client: Any, run: Any, suite: str) -> dict[str, Any]:
+    from harness.report.analysis import metric_direction
+
+    tags, metrics = run.data.tags, run.data.metrics
+    primary = tags.get("harness.primary_metric", "")
+    history_text = _artifact(client, run.info.run_id, "history.json")
+    status = tags.get("harness.status") or ("finished" if run.info.status == "FINISHED" else "failed")
+    record: dict[str, Any] = {
+        "run_id": tags.get("harness.run_id", run.info.run_id), "suite": suite,
+        "task": tags.get("harness.task", "?"), "task_label": tags.get("harness.task_label", tags.get("harness.task", "?")),
+        "architecture": tags.get("harness.architecture", "?"),
+        "arch_label": tags.get("harness.arch_label", tags.get("harness.architecture", "?")),
+        "seed": int(tags.get("harness.seed", "0")), "status": status, "primary_metric": primary,
+        "direction": tags.get("harness.direction") or metric_direction(primary, "", "max"),
+        "metrics": {k: v for k, v in metrics.items() if k.startswith("test_")},
+        "cost": {k: v for k, v in metrics.items() if not _NOT_COST.match(k)},
+        "history": json.loads(history_text).get("history", []) if history_text else [],
+        "versions": {k[len("version."):]: v for k, v in tags.items() if k.startswith("version.")},
+        "device": tags.get("harness.device", ""), "host": tags.get("harness.host", ""),
+        "parent_run_id": tags.get("mlflow.parentRunId", ""), "mlflow_run_id": run.info.run_id,
+        "started_at": (run.info.start_time or 0) / 1000, "finished_at": (run.info.end_time or 0) / 1000,
+    }
+    if tags.get("harness.error"):
+        record["error"] = tags["harness.error"]
+    return record
+
+
+def invocation_records(uri: str, target: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Records of one invocation: ``target`` is a parent run id (a child's id means its parent),
+    an experiment name or an experiment id (then its newest invocation).
+
+    Returns (records, parent info: suite, invocation, command, suite_text).
+    """
+    client = _client(uri)
+    try:
+        parent = None
+        if RUN_ID.match(target):
+            run = client.get_run(target)
+            parent_id = run.data.tags.get("mlflow.parentRunId")
+            parent = client.get_run(parent_id) if parent_id else run
+        else:
+            experiment = client.get_experiment_by_name(target)
+            if experiment is None and target.isdigit():
+                experiment = client.get_experiment(target)
+            if experiment is None:
+                raise HarnessError(f"`{target}` is neither a run id nor an experiment in the MLflow store {uri}. "
+                                   "Pass a suite name, a results file, a parent run id or an experiment name/id "
+                                   "(see `harness ui` to browse the store).")
+            parents = client.search_runs([experiment.experiment_id], "tags.`harness.suite` != ''",
+                                         order_by=["attributes.start_time DESC"], max_results=1)
+            if not parents:
+                raise HarnessError(f"The experiment `{experiment.name}` in {uri} has no harness invocation.")
+            parent = parents[0]
+    except HarnessError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any store failure becomes a user-facing error
+        raise HarnessError(f"Cannot read `{target}` from the MLflow store {uri} ({type(exc).__name__}: "
+                           f"{str(exc)[:200]}). Check --tracking-uri.") from None
+    experiment_name = client.get_experiment(parent.info.experiment_id).name
+    suite = parent.data.tags.get("harness.suite", experiment_name)
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+                                  max_results=10000)
+    records = [_record(client, run, suite) for run in reversed(children)]  # oldest first, as in the results file
+    info = {"suite": suite, "invocation": parent.info.run_id, "command": parent.data.tags.get("harness.command"),
+            "suite_text": _artifact(client, parent.info.run_id, "suite.yaml")}
+    return records, info
+
+
+def parent_info(uri: str, parent_run_id: str) -> dict[str, Any]:
+    """Command and suite text of an invocation, when its store is reachable (else empty).
+
+    A sqlite store that does not exist is not created (MLflow would create an empty one).
+    """
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+        return {}
+    try:
+        client = _client(uri)
+        run = client.get_run(parent_run_id)
+    except Exception:  # noqa: BLE001 - provenance is best effort: an unreachable store leaves it unknown
+        return {}
+    return {"command": run.data.tags.get("harness.command"), "suite_text": _artifact(client, parent_run_id, "suite.yaml")}
+
+
+__all__ = ["RUN_ID", "invocation_records", "parent_info"]

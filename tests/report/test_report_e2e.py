@@ -1,0 +1,136 @@
+"""End to end from a real `harness run`: the report folder, the HTML in headless Chromium, the
+same report from MLflow, and `harness compare` on real records with an injected regression."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import TINY_ADDING, write_suite
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS = str(Path(sys.executable).with_name("harness"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--enable-logging=stderr",
+         "--v=0"]
+
+
+def _harness(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAY_ADDRESS": "", "HARNESS_CACHE_DIR": str(workdir.parent / "cache"), "COLUMNS": "200"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([HARNESS, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=240, check=False)
+    if check:
+        assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def suite_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real two-seed run of gru and rnn on tiny digits and adding (plus a skipped naive cell)."""
+    work = tmp_path_factory.mktemp("report") / "work"
+    work.mkdir()
+    write_suite(work, {
+        "name": "tinyreport", "seeds": [0, 1],
+        "tasks": [{"name": "digits"}, {"name": "adding", "params": dict(TINY_ADDING)}],
+        "architectures": [{"name": "gru", "params": {"hidden_size": 16}}, {"name": "rnn", "params": {"hidden_size": 16}},
+                          {"name": "naive"}],
+        "trainer": {"max_epochs": 2, "batch_size": 64, "lr": 0.003},
+    })
+    _harness(work, "run", "suite.yaml", "--executor", "local")
+    return work
+
+
+def test_run_writes_the_invocation_folder_and_latest(suite_run: Path) -> None:
+    records = [json.loads(line) for line in (suite_run / "results" / "tinyreport.jsonl").read_text().splitlines()]
+    parent = records[-1]["parent_run_id"]
+    folder = suite_run / "reports" / "tinyreport"
+    for sub in (parent, "latest"):
+        assert {p.name for p in (folder / sub).iterdir()} >= {"index.html", "report.md", "results.csv"}
+    assert (folder / "latest" / "INVOCATION").read_text().strip() == parent
+    markdown = (folder / "latest" / "report.md").read_text()
+    assert re.search(r"\| gru \| .*± .* \(n=2\)", markdown)  # a 95 % CI over the two seeds
+    assert "harness run suite.yaml --executor local" in markdown  # provenance: command line
+    assert "suite hash" in markdown and "unknown (suite file" not in markdown
+    assert "| digits | naive | skipped | skipped | 0, 1 |" in markdown
+    rows = (folder / "latest" / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 12 and "train_samples_per_s" in rows[0]
+
+
+def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def _console_messages(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if re.search(r"CONSOLE[(:]", line)]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_html_report_renders_in_headless_chromium(suite_run: Path, tmp_path: Path) -> None:
+    index = suite_run / "reports" / "tinyreport" / "latest" / "index.html"
+    text = index.read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), "the page must not load anything from outside"
+    dom = _chromium("--dump-dom", index.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<table") >= 5  # 2 tasks, ranks, failures, provenance
+    assert dom.stdout.count("<svg") >= 7  # CD diagram, 2 learning curves, 4 Pareto plots
+    assert "Critical difference" in dom.stdout and "Pareto" in dom.stdout
+    assert _console_messages(dom.stderr) == [], _console_messages(dom.stderr)
+    shot = tmp_path / "report.png"
+    taken = _chromium(f"--screenshot={shot}", "--window-size=1300,2400", index.as_uri())
+    assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
+    artifacts = REPO / "reports" / "test-artifacts"
+    artifacts.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, artifacts / "report-e2e.png")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
+def test_console_error_detection_works(tmp_path: Path) -> None:
+    """The check above can fail: a page with a script error shows up in Chromium's log."""
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
+    done = _chromium("--dump-dom", page.as_uri())
+    assert any("undefinedFunction" in m for m in _console_messages(done.stderr)), done.stderr[-2000:]
+
+
+def test_report_from_mlflow_matches_the_results_file(suite_run: Path, tmp_path: Path) -> None:
+    parent = json.loads((suite_run / "results" / "tinyreport.jsonl").read_text().splitlines()[-1])["parent_run_id"]
+    out = tmp_path / "from-mlflow"
+    # from another folder: no results file there, so the records must come from the MLflow store
+    done = _harness(tmp_path, "report", parent, "--tracking-uri", f"sqlite:///{suite_run / 'mlflow.db'}",
+                    "--out", str(out))
+    assert "8 runs" in done.stdout  # MLflow has the finished runs (skipped cells are only in the results file)
+    markdown = (out / parent / "report.md").read_text()
+    from_file = (suite_run / "reports" / "tinyreport" / "latest" / "report.md").read_text()
+    table = re.compile(r"^\| (gru|rnn) \|.*$", re.MULTILINE)
+    assert table.findall(markdown) and [m.group(0) for m in table.finditer(markdown)][:4] == \
+        [m.group(0) for m in table.finditer(from_file)][:4]
+    assert "harness run suite.yaml --executor local" in markdown
+
+
+def test_compare_flags_an_injected_regression_in_real_records(suite_run: Path, tmp_path: Path) -> None:
+    records = [json.loads(line) for line in (suite_run / "results" / "tinyreport.jsonl").read_text().splitlines()]
+    # With two seeds a side, Welch's test (Holm over 4 cells) needs a shift of ~50 seed spreads:
+    # inject one far outside the spread of adding × rnn (mse, lower is better).
+    cell = [r["metrics"]["test_mse"] for r in records
+            if r["status"] == "finished" and r["task"] == "adding" and r["architecture"] == "rnn"]
+    shift = 100 * (max(cell) - min(cell)) + 1.0
+    worse = tmp_path / "worse.jsonl"
+    with worse.open("w") as handle:
+        for r in records:
+            if r["status"] == "finished" and r["task"] == "adding" and r["architecture"] == "rnn":
+                r = {**r, "metrics": {**r["metrics"], "test_mse": r["metrics"]["test_mse"] + shift}}
+            handle.write(json.dumps(r) + "\n")
+    same = _harness(suite_run, "compare", "results/tinyreport.jsonl", "results/tinyreport.jsonl", check=False)
+    assert same.returncode == 0 and "0 regressed" in same.stdout, same.stdout + same.stderr
+    flagged = _harness(suite_run, "compare", "results/tinyreport.jsonl", str(worse), check=False)
+    assert flagged.returncode == 1, flagged.stdout + flagged.stderr
+    assert re.search(r"adding .* rnn .* mse .* regressed", flagged.stdout)
+    assert "1 regressed" in flagged.stdout
