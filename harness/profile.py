@@ -52,22 +52,6 @@ def parse_lengths(text: str) -> list[int]:
     return lengths
 
 
-def _activation_mb(step: Callable[[], Any]) -> float:
-    """MB of tensors autograd saves for backward while ``step()`` runs its forward pass."""
-    import torch
-
-    total = 0
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return total / 2**20
-
-
 def profile_one(task: Any, arch: Any, batch_size: int, device: Any, *, steps: int, warmup: int, rounds: int,
                 cache_dir: Path) -> dict[str, float]:
     """The cost keys of one architecture on one task instance (one length)."""
@@ -75,7 +59,7 @@ def profile_one(task: Any, arch: Any, batch_size: int, device: Any, *, steps: in
 
     from harness.interfaces import DataConfig
     from harness.measure.flops import forward_flops_per_sample
-    from harness.measure.memory import PeakMemory
+    from harness.measure.memory import PeakMemory, activation_mb
     from harness.measure.timing import inference_timing, percentile, time_rounds, to_device
     from harness.train.module import HarnessModule, build_optimizer
 
@@ -103,7 +87,7 @@ def profile_one(task: Any, arch: Any, batch_size: int, device: Any, *, steps: in
     times = time_rounds(train_step, rounds=steps, warmup=warmup, device=device)
     out = {"peak_memory_mb": peak.peak_mb()}
     optimizer.zero_grad(set_to_none=True)
-    out["activation_memory_mb"] = _activation_mb(lambda: task.batch_loss(module(batch), batch))
+    out["activation_memory_mb"] = activation_mb(lambda: task.batch_loss(module(batch), batch))
     samples = int(batch["y"].shape[0])
     timesteps = float(batch["lengths"].sum()) if "lengths" in batch else float("nan")
     out["train_samples_per_s"] = samples / percentile(times, 50)

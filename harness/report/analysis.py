@@ -19,7 +19,7 @@ from harness.report.stats import ALPHA, Friedman, Interval, friedman, holm, mean
 COSTS: list[tuple[str, str]] = [
     ("num_params", "params"), ("flops_per_sample", "FLOPs/sample"), ("train_samples_per_s", "train samples/s"),
     ("infer_samples_per_s", "infer samples/s"), ("latency_p50_ms", "latency p50 ms"),
-    ("peak_memory_mb", "memory MB"), ("train_time_s", "train time s"),
+    ("peak_memory_mb", "peak memory MB"), ("activation_memory_mb", "activations MB"), ("train_time_s", "train time s"),
 ]
 #: old cost names → the agreed ones (records written before the measurement work landed)
 ALIASES = {"train_throughput": "train_samples_per_s", "inference_throughput": "infer_samples_per_s"}

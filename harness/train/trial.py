@@ -233,8 +233,12 @@ def _gradflow_cost(flow: Mapping[str, Any] | None) -> dict[str, float]:
 
 def _measure_inference(module: Any, data: Any, measure: Mapping[str, Any]) -> dict[str, float]:
     """Throughput, latency and FLOPs of the trained model on the first test batch (the training
-    batch size), with the TorchBench recipe (see :mod:`harness.measure.timing`)."""
+    batch size), with the TorchBench recipe (see :mod:`harness.measure.timing`); and the
+    activation memory one training batch of that size saves for backward."""
+    import torch
+
     from harness.measure.flops import forward_flops_per_sample
+    from harness.measure.memory import activation_mb
     from harness.measure.timing import inference_timing, to_device
 
     batch = to_device(next(iter(data.test_dataloader())), module.device)
@@ -244,6 +248,14 @@ def _measure_inference(module: Any, data: Any, measure: Mapping[str, Any]) -> di
     )
     if measure.get("flops", True):
         out["flops_per_sample"] = forward_flops_per_sample(module, batch)
+    if measure.get("memory", True) and any(p.requires_grad for p in module.parameters()):
+        # what one training batch of this size keeps for backward: exact on any device
+        was_training = module.training
+        module.train()
+        with torch.enable_grad():
+            out["activation_memory_mb"] = activation_mb(lambda: module.task.batch_loss(module(batch), batch))
+        module.zero_grad(set_to_none=True)
+        module.train(was_training)
     return out
 
 

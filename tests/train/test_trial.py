@@ -136,6 +136,7 @@ def test_every_run_has_the_cost_metrics(all_payloads: dict) -> None:
                 "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "peak_memory_mb"):
         assert math.isfinite(cost[key]) and cost[key] >= 0, key
     assert cost["latency_p50_ms"] <= cost["latency_p95_ms"] <= cost["latency_p99_ms"]
+    assert cost["activation_memory_mb"] > 0
     assert cost["train_timesteps_per_s"] == pytest.approx(12 * cost["train_samples_per_s"])  # adding: T = 12
     from harness.measure import analytic
 
@@ -147,6 +148,7 @@ def test_measurements_can_be_switched_off(all_payloads: dict) -> None:
     measure = {**payload["measure"], "latency": False, "flops": False, "memory": False}
     cost = run_trial({**payload, "measure": measure})["cost"]
     assert "latency_p50_ms" not in cost and "flops_per_sample" not in cost and math.isnan(cost["peak_memory_mb"])
+    assert "activation_memory_mb" not in cost
     assert cost["infer_samples_per_s"] > 0
 
 
