@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -85,3 +88,19 @@ def register_tasks(register):
     register(NanTask)
     register(CrashTask)
 '''
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--enable-logging=stderr", "--v=0"]
+
+
+def chromium(*args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Debian chromium with the usual flags (callers skip when ``CHROMIUM`` is None)."""
+    assert CHROMIUM is not None
+    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def console_messages(stderr: str) -> list[str]:
+    """The page's console messages (errors included) from chromium's stderr log."""
+    return [line for line in stderr.splitlines() if re.search(r"CONSOLE[(:]", line)]

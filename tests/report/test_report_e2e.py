@@ -14,13 +14,10 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import TINY_ADDING, write_suite
+from helpers import CHROMIUM, TINY_ADDING, chromium, console_messages, write_suite
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--enable-logging=stderr",
-         "--v=0"]
 
 
 def _harness(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -64,27 +61,19 @@ def test_run_writes_the_invocation_folder_and_latest(suite_run: Path) -> None:
     assert len(rows) == 1 + 12 and "train_samples_per_s" in rows[0]
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CHROMIUM, *FLAGS, *args], capture_output=True, text=True, timeout=120, check=False)
-
-
-def _console_messages(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if re.search(r"CONSOLE[(:]", line)]
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
-def test_html_report_renders_in_headless_chromium(suite_run: Path, tmp_path: Path) -> None:
+def test_html_report_renders_in_headlesschromium(suite_run: Path, tmp_path: Path) -> None:
     index = suite_run / "reports" / "tinyreport" / "latest" / "index.html"
     text = index.read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), "the page must not load anything from outside"
-    dom = _chromium("--dump-dom", index.as_uri())
+    dom = chromium("--dump-dom", index.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<table") >= 5  # 2 tasks, ranks, failures, provenance
     assert dom.stdout.count("<svg") >= 7  # CD diagram, 2 learning curves, 4 Pareto plots
     assert "Critical difference" in dom.stdout and "Pareto" in dom.stdout
-    assert _console_messages(dom.stderr) == [], _console_messages(dom.stderr)
+    assert console_messages(dom.stderr) == [], console_messages(dom.stderr)
     shot = tmp_path / "report.png"
-    taken = _chromium(f"--screenshot={shot}", "--window-size=1300,2400", index.as_uri())
+    taken = chromium(f"--screenshot={shot}", "--window-size=1300,2400", index.as_uri())
     assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
     artifacts = REPO / "reports" / "test-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -96,8 +85,8 @@ def test_console_error_detection_works(tmp_path: Path) -> None:
     """The check above can fail: a page with a script error shows up in Chromium's log."""
     page = tmp_path / "broken.html"
     page.write_text("<html><body><script>undefinedFunction();</script></body></html>")
-    done = _chromium("--dump-dom", page.as_uri())
-    assert any("undefinedFunction" in m for m in _console_messages(done.stderr)), done.stderr[-2000:]
+    done = chromium("--dump-dom", page.as_uri())
+    assert any("undefinedFunction" in m for m in console_messages(done.stderr)), done.stderr[-2000:]
 
 
 def test_report_from_mlflow_matches_the_results_file(suite_run: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BROKEN_TASKS, mlflow_runs, tiny_suite, write_suite
+from tests.helpers import BROKEN_TASKS, CHROMIUM, chromium, console_messages, mlflow_runs, tiny_suite, write_suite
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -63,6 +63,13 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
     digits = report.split("## digits", 1)[1].split("## adding", 1)[0]
     rows = [line.split("|")[1].strip(" *≈") for line in digits.splitlines() if line.startswith("| ")][1:]
     assert rows == ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"], rows
+    # every run carries the cost metrics, and the quickstart's HTML report renders without errors
+    for record in records:
+        assert {"flops_per_sample", "latency_p99_ms", "train_samples_per_s", "activation_memory_mb"} <= set(record["cost"])
+    if CHROMIUM is not None:
+        dom = chromium("--dump-dom", (tmp_path / "reports" / "quickstart" / "latest" / "index.html").as_uri())
+        assert dom.returncode == 0 and dom.stdout.count("<table") >= 4 and dom.stdout.count("<svg") >= 7
+        assert console_messages(dom.stderr) == []
 
 
 
