@@ -61,6 +61,20 @@ def _resources(gpus: float | None, cpus: float | None) -> dict[str, float]:
     return {k: v for k, v in (("gpus", gpus), ("cpus", cpus)) if v is not None}
 
 
+def _report_summary(paths: list[Any]) -> str:
+    """``reports/S/latest/index.html (+ report.md, results.csv; this invocation: reports/S/<id>/)``."""
+    if not paths:
+        return "none (no reporter selected)"
+    folder = paths[0].parent
+    latest = folder.parent / "latest"
+    names = [p.name for p in paths]
+    shown = latest if latest.is_dir() else folder
+    first = next((n for n in names if n.endswith(".html")), names[0])
+    rest = [n for n in names if n != first]
+    extra = f" (+ {', '.join(rest)}" if rest else " ("
+    return f"{shown / first}{extra}{'; ' if rest else ''}this invocation: {folder}/)"
+
+
 def _warn_plugins(console: Any) -> None:
     from harness.plugins import get_registry
 
@@ -131,7 +145,7 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
     console.print(f"{len(outcome.results) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
                   + (f", {outcome.resumed} already done" if outcome.resumed else "")
                   + (f", {outcome.unstarted} not started (deadline)" if outcome.unstarted else "") + ".")
-    console.print(f"Results: {outcome.results_path}  Reports: {', '.join(str(p) for p in outcome.reports)}")
+    console.print(f"Results: {outcome.results_path}  Report: {_report_summary(outcome.reports)}")
     console.print(f"MLflow ({outcome.tracking_uri}): {ui_link(outcome.tracking_uri, outcome.experiment_id)}")
     sys.exit(1 if failed or outcome.unstarted else 0)
 

@@ -436,3 +436,14 @@ def test_gpus_and_cpus_override_the_suite_resources(tmp_path: Path, cli: Callabl
     assert refused.exit_code == 2 and "--gpus: accelerator is `gpu` but resources.gpus is 0" in refused.output
     fraction = cli("validate", str(suite), "--gpus", "1.5")
     assert fraction.exit_code == 2 and "whole number" in fraction.output
+
+
+def test_report_summary_points_at_the_latest_copy(tmp_path: Path) -> None:
+    from harness.cli import _report_summary
+
+    folder = tmp_path / "reports" / "s" / "abc123"
+    (tmp_path / "reports" / "s" / "latest").mkdir(parents=True)
+    line = _report_summary([folder / "index.html", folder / "report.md", folder / "results.csv"])
+    assert line.startswith(str(tmp_path / "reports" / "s" / "latest" / "index.html"))
+    assert "report.md, results.csv" in line and f"this invocation: {folder}/" in line
+    assert _report_summary([]) == "none (no reporter selected)"

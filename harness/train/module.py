@@ -89,11 +89,12 @@ class HarnessModule(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         loss = self.epoch_train_loss()
         if loss is not None:  # kept in callback_metrics for callbacks that monitor it
-            self.log("train_loss", loss, on_step=False, on_epoch=True)
+            # sync_dist: the mean over data-parallel ranks (a no-op on one device)
+            self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
 
     def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
         prediction, loss = self._step(batch)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
         if isinstance(prediction, torch.Tensor) and prediction.is_floating_point():
             prediction = prediction.float()  # metrics in full precision under mixed precision
         inputs = self.task.evaluate(self, prediction, batch)
