@@ -45,6 +45,10 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
         assert child.info.status == "FINISHED"
         assert child.data.params["arch.hidden_size" if "arch.hidden_size" in child.data.params else "arch.d_model"]
         assert child.data.params["trainer.lr"] == "0.003"
+        cost_keys = {"flops_per_sample", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "train_samples_per_s",
+                     "train_timesteps_per_s", "infer_samples_per_s", "peak_memory_mb", "activation_memory_mb",
+                     "num_params", "train_time_s", "steps", "ttt_reached"}
+        assert cost_keys <= set(child.data.metrics), cost_keys - set(child.data.metrics)
         for key in ("train_time_s", "train_samples_per_s", "infer_samples_per_s", "num_params"):
             assert child.data.metrics[key] > 0
         if child.data.tags["harness.task"] == "digits":
