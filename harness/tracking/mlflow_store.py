@@ -66,8 +66,10 @@ def ui_link(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
     if uri == resolve_uri(DEFAULT_URI):  # the default store of this folder
-        return f"run `mlflow ui` in this folder and open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-    return f"run `mlflow ui --backend-store-uri {uri}` and open http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+        return (f"run `harness ui --port 5000` in this folder and open "
+                f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
+    return (f"run `harness ui --tracking-uri {uri} --port 5000` and open "
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
 
 
 class MlflowTracker:
