@@ -14,6 +14,7 @@ from typing import Any
 
 from harness.report.context import ReportContext
 from harness.report.stats import ALPHA, Friedman, Interval, friedman, holm, mean_ci, paired_t
+from harness.tracking.results import latest_by_run
 
 #: cost columns in table order: (key, column label); absent keys are not shown
 COSTS: list[tuple[str, str]] = [
@@ -35,24 +36,24 @@ def normalize_cost(cost: Mapping[str, Any] | None) -> dict[str, float]:
 
 
 def metric_direction(metric: str, primary: str, primary_direction: str) -> str:
-    """The primary metric's direction comes from the task; others are inferred from their name."""
+    """The primary metric's direction comes from the task; the others from the metric registry.
+
+    A metric whose plugin is not installed where the report is made falls back to its name.
+    """
     if metric == primary:
         return primary_direction
+    from harness.plugins import get_registry
+
+    metrics = get_registry().metrics
+    if metric in metrics:
+        return str(metrics.get(metric).obj.direction)
     return "max" if any(word in metric.lower() for word in _HIGHER) else "min"
 
 
 def label(record: Mapping[str, Any], kind: str) -> str:
-    key = "task" if kind == "task" else "architecture"
-    return str(record.get(f"{kind}_label", record.get(key, "?")) if kind == "task"
-               else record.get("arch_label", record.get("architecture", "?")))
-
-
-def latest(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """Last record per run id (a rerun replaces a failure), in first-seen order."""
-    out: dict[str, Mapping[str, Any]] = {}
-    for i, record in enumerate(records):
-        out[str(record.get("run_id", f"#{i}"))] = record
-    return list(out.values())
+    """The record's task or architecture label (``kind``: ``task`` or ``arch``), else its name."""
+    name = "task" if kind == "task" else "architecture"
+    return str(record.get(f"{kind}_label") or record.get(name, "?"))
 
 
 def _finite(value: Any) -> bool:
@@ -234,7 +235,7 @@ def _provenance(records: Sequence[Mapping[str, Any]], context: ReportContext) ->
 
 
 def analyze(records: Iterable[Mapping[str, Any]], context: ReportContext | None = None) -> Analysis:
-    rows = latest(records)
+    rows = latest_by_run(records)
     context = context or ReportContext.from_records(rows)
     by_task: dict[str, list[Mapping[str, Any]]] = {}
     for r in rows:
@@ -243,5 +244,5 @@ def analyze(records: Iterable[Mapping[str, Any]], context: ReportContext | None 
     return Analysis(context, tables, _ranking(tables), _problems(rows), _provenance(rows, context), rows)
 
 
-__all__ = ["ALIASES", "COSTS", "Analysis", "ArchRow", "Ranking", "TaskTable", "analyze", "label", "latest",
+__all__ = ["ALIASES", "COSTS", "Analysis", "ArchRow", "Ranking", "TaskTable", "analyze", "label",
            "metric_direction", "normalize_cost"]

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.report.analysis import label, latest, normalize_cost
+from harness.report.analysis import label, normalize_cost
 from harness.report.stats import ALPHA, holm, welch
+from harness.tracking.results import latest_by_run
 
 #: main costs compared besides the primary metric: (key, higher is better)
 COST_KEYS = (("train_samples_per_s", True), ("latency_p50_ms", False), ("peak_memory_mb", False))
@@ -69,7 +70,7 @@ def verdict(a: Sequence[float], b: Sequence[float], higher_is_better: bool,
 
 def _values(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     cells: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in latest(records):
+    for r in latest_by_run(records):
         if r.get("status") != "finished":
             continue
         key = (label(r, "task"), label(r, "arch"))

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.tracking.results import latest_by_run
+
 
 @dataclass
 class SummaryCell:
@@ -89,10 +91,7 @@ def _order(seen: Iterable[str]) -> list[str]:
 
 def summarize(records: Iterable[Mapping[str, Any]]) -> SummaryTable:
     """Aggregate result records (last record per run id wins) over seeds."""
-    latest: dict[str, Mapping[str, Any]] = {}
-    for record in records:
-        latest[str(record.get("run_id"))] = record
-    rows = list(latest.values())
+    rows = latest_by_run(records)
     tasks = _order(r.get("task_label", r.get("task", "?")) for r in rows)
     archs = _order(r.get("arch_label", r.get("architecture", "?")) for r in rows)
     cells: dict[tuple[str, str], SummaryCell] = {}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+RecordT = TypeVar("RecordT", bound=Mapping[str, Any])
 
 
 def _clean(value: Any) -> Any:
@@ -59,9 +61,9 @@ def finished_ids(records: Iterable[dict[str, Any]]) -> set[str]:
     return {r["run_id"] for r in records if r.get("status") == "finished" and "run_id" in r}
 
 
-def latest_by_run(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The last record of each run id, in order of first appearance."""
-    latest: dict[str, dict[str, Any]] = {}
+def latest_by_run(records: Iterable[RecordT]) -> list[RecordT]:
+    """The last record of each run id (a rerun replaces a failure), in order of first appearance."""
+    latest: dict[str, RecordT] = {}
     for record in records:
         latest[record.get("run_id", str(id(record)))] = record
     return list(latest.values())

@@ -7,6 +7,8 @@ import math
 import pytest
 from scipy.stats import t
 
+from harness.testing import harness_registry, register_plugin  # noqa: F401  (the kit's fixtures)
+
 from harness.report.stats import (
     friedman,
     friedman_from_ranks,
@@ -103,3 +105,24 @@ def test_pareto_front_on_fixed_points() -> None:
     assert pareto_front(points) == [0, 1, 3, 5]  # (3, .6) and (2, .4) are dominated; equal points both stay
     assert pareto_front([(1.0, 0.5), (2.0, 0.3)], quality_higher=False) == [0, 1]
     assert pareto_front([(10.0, 0.5), (20.0, 0.6), (5.0, 0.7)], cost_lower=False) == [1, 2]
+
+
+def test_metric_directions_come_from_the_registry(register_plugin, harness_registry) -> None:  # noqa: F811
+    """A lower-is-better metric whose name reads like a score is still ranked as `min`."""
+    import types
+
+    import torchmetrics
+
+    import harness
+    from harness.report.analysis import metric_direction
+
+    assert metric_direction("brier_score", "accuracy", "max") == "max"  # not installed: guessed from its name
+
+    @harness.hookimpl
+    def register_metrics(register):  # type: ignore[no-untyped-def]
+        register(harness.MetricSpec("brier_score", lambda info: torchmetrics.MeanSquaredError(), direction="min"))
+
+    register_plugin(types.SimpleNamespace(register_metrics=register_metrics))
+    assert metric_direction("brier_score", "accuracy", "max") == "min"
+    assert metric_direction("accuracy", "accuracy", "max") == "max"
+    assert metric_direction("wer", "accuracy", "max") == "min"
