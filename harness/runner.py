@@ -102,7 +102,9 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     from harness.console import Progress
     from harness.scheduler import make_executor
     from harness.tracking.mlflow_store import MlflowTracker, resolve_uri
+
     spec = plan.suite.spec
+    command = shlex.join(["harness", *sys.argv[1:]])
     results_file = ResultsFile(options.results or spec.tracking.results or default_results_path(spec.name))
     previous = results_file.read()
     uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
@@ -122,7 +124,7 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
             tags={
                 "harness.suite": spec.name, "harness.suite_file": str(plan.suite.path),
                 "harness.version": __version__, "harness.executor": executor.name,
-                "harness.command": shlex.join(["harness", *sys.argv[1:]]), "harness.host": socket.gethostname(),
+                "harness.command": command, "harness.host": socket.gethostname(),
                 "harness.python": platform.python_version(),
             },
             params={"seeds": spec.seeds, "cells": len(plan.cells), "to_run": len(todo),
@@ -180,7 +182,7 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     order = {cell.run_id: i for i, cell in enumerate(plan.cells)}  # tables follow the suite, not finishing order
     records.sort(key=lambda r: order.get(r.get("run_id", ""), len(order)))
     reports = write_reports(records, spec.name, options.report_dir, invocation=parent, suite_path=plan.suite.path,
-                            command=shlex.join(["harness", *sys.argv[1:]]), reporters=spec.reporters,
+                            command=command, reporters=spec.reporters,
                             profile_dir=results_file.path.parent / "profile")
     return RunOutcome(results, records, plan.skipped, resumed, results_file.path, uri, tracker.experiment_id,
                       parent, reports, getattr(executor, "unscheduled", 0))

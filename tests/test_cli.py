@@ -447,3 +447,10 @@ def test_report_summary_points_at_the_latest_copy(tmp_path: Path) -> None:
     assert line.startswith(str(tmp_path / "reports" / "s" / "latest" / "index.html"))
     assert "report.md, results.csv" in line and f"this invocation: {folder}/" in line
     assert _report_summary([]) == "none (no reporter selected)"
+
+
+def test_report_of_a_broken_suite_names_the_place(workdir: Path) -> None:
+    suite = copy_in(workdir, SUITES / "bad_load" / "negative_lr.yaml")
+    outcome = via_runner(["report", str(suite)])
+    assert_clean_error(outcome, "trainer.lr")
+    assert not (workdir / "reports").exists()

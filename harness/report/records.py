@@ -23,20 +23,6 @@ class Selection:
     results_path: Path | None
 
 
-def _suite_yaml(path: Path) -> tuple[str, str | None, str]:
-    import yaml
-
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise HarnessError(f"{path}: not valid YAML ({exc}).") from None
-    if not isinstance(data, dict) or not data.get("name"):
-        raise HarnessError(f"{path}: a suite file needs a top-level `name:`.")
-    results = (data.get("tracking") or {}).get("results") if isinstance(data.get("tracking"), dict) else None
-    return str(data["name"]), results, text
-
-
 def _from_file(path: Path, invocation: str | None, suite: str | None) -> list[dict[str, Any]]:
     records = ResultsFile(path).read()
     if suite:
@@ -59,8 +45,12 @@ def select(target: str | None, results: str | None = None, tracking_uri: str | N
     if target and target.endswith((".yaml", ".yml")):
         if not Path(target).is_file():
             raise HarnessError(f"Suite file {target} not found.")
-        suite, configured, suite_text = _suite_yaml(Path(target))
-        path = path or Path(configured or Path("results") / f"{suite}.jsonl")
+        from harness.runner import default_results_path
+        from harness.suite import load_suite
+
+        loaded = load_suite(target)  # a broken suite file is reported with its place, like `harness run`
+        suite, suite_text = loaded.spec.name, loaded.path.read_text(encoding="utf-8")
+        path = path or Path(loaded.spec.tracking.results or default_results_path(suite))
     elif target and target.endswith(".jsonl"):
         path = Path(target)
     elif target and not RUN_ID.match(target) and path is None:

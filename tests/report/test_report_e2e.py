@@ -123,3 +123,11 @@ def test_compare_flags_an_injected_regression_in_real_records(suite_run: Path, t
     assert flagged.returncode == 1, flagged.stdout + flagged.stderr
     assert re.search(r"adding .* rnn .* mse .* regressed", flagged.stdout)
     assert "1 regressed" in flagged.stdout
+
+
+def test_report_of_a_suite_file_reads_its_results_file(suite_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "by-suite"
+    done = _harness(suite_run, "report", "suite.yaml", "--out", str(out))
+    assert "12 runs" in done.stdout, done.stdout
+    markdown = (out / "latest" / "report.md").read_text()
+    assert "## digits" in markdown and "## adding" in markdown and "suite hash" in markdown
