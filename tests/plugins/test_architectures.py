@@ -8,11 +8,14 @@ from typing import Any
 
 import pytest
 import torch
+from harness_builtins.architectures import register_architectures
 from pydantic import ValidationError
 from torch import nn
 
 from harness import CAPABILITIES, Architecture, InputSpec, Params
-from harness_builtins.architectures import register_architectures
+
+# the conformance kit's batch helpers (random steps; padding with garbage that must not leak)
+from harness.testing.architecture import _pad, _steps
 
 
 def _registered() -> dict[str, type[Architecture]]:
@@ -55,22 +58,6 @@ def _build(name: str, params: dict[str, Any], spec: InputSpec) -> tuple[Architec
     torch.manual_seed(0)
     architecture = ARCHITECTURES[name](params)
     return architecture, architecture.build_encoder(spec)
-
-
-def _steps(spec: InputSpec, length: int, gen: torch.Generator, low: int = 1) -> torch.Tensor:
-    """``length`` random steps: ``[length, size]`` floats or ``[length]`` token ids >= low."""
-    if spec.kind == "tokens":
-        return torch.randint(low, spec.size, (length,), generator=gen)
-    return torch.randn(length, spec.size, generator=gen)
-
-
-def _pad(seqs: list[torch.Tensor], total: int, spec: InputSpec, gen: torch.Generator) -> torch.Tensor:
-    """A batch padded to ``total`` steps with random garbage (never zeros or padding ids)."""
-    rows = []
-    for seq in seqs:
-        garbage = _steps(spec, total - len(seq), gen, low=0)
-        rows.append(torch.cat([seq, garbage if spec.kind == "tokens" else 10 * garbage]))
-    return torch.stack(rows)
 
 
 parametrize_cases = pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
