@@ -158,11 +158,44 @@ def pad_collate(
     return {"x": x, "lengths": lengths, "y": y, "y_lengths": torch.tensor([len(t) for t in ys], dtype=torch.long)}
 
 
-class ArrayDataModule(pl.LightningDataModule):
+class SplitDataModule(pl.LightningDataModule):
+    """Seeded loaders over ``self.datasets`` (``train``/``val``/``test``), filled by ``setup``.
+
+    Subclasses build ``datasets`` and say how a split's items become a batch
+    (:meth:`collate_for`); training batches are shuffled with a generator seeded by ``seed``.
+    """
+
+    def __init__(self, batch_size: int, seed: int, num_workers: int = 0) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.seed = seed
+        self.num_workers = num_workers
+        self.datasets: dict[str, Any] = {}
+
+    def collate_for(self, split: str) -> Callable[[Any], Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement collate_for(split)")
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
+        return DataLoader(
+            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, generator=generator,
+            num_workers=self.num_workers, collate_fn=self.collate_for(split),
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+
+class ArrayDataModule(SplitDataModule):
     """A data module over in-memory splits ``{"train"|"val"|"test": (xs, y)}``.
 
     ``load`` builds the splits (called once, in the worker, inside ``setup``).
-    Training batches are shuffled with a generator seeded by ``seed``.
     """
 
     def __init__(
@@ -174,13 +207,10 @@ class ArrayDataModule(pl.LightningDataModule):
         padding_value: float = 0.0,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         self._load = load
-        self.batch_size = batch_size
-        self.seed = seed
         self.tokens = tokens
         self.padding_value = padding_value
-        self.num_workers = num_workers
         self.datasets: dict[str, SequenceDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
@@ -188,26 +218,8 @@ class ArrayDataModule(pl.LightningDataModule):
             splits = self._load()
             self.datasets = {name: SequenceDataset(xs, y, tokens=self.tokens) for name, (xs, y) in splits.items()}
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            self.datasets[split],
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            num_workers=self.num_workers,
-            collate_fn=partial(pad_collate, padding_value=self.padding_value,
-                               ragged_targets=self.datasets[split].ragged_y),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def collate_for(self, split: str) -> Callable[[Any], Any]:
+        return partial(pad_collate, padding_value=self.padding_value, ragged_targets=self.datasets[split].ragged_y)
 
 
 SPLITS = ("train", "val", "test")

@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from harness.data import SplitDataModule
 from harness_builtins.metrics.forecasting import naive_scale
 
 
@@ -46,7 +46,7 @@ class WindowDataset(Dataset):
         return self.x[i], self.y[i], self.origins[i], self.offsets[i]
 
 
-class ForecastDataModule(pl.LightningDataModule):
+class ForecastDataModule(SplitDataModule):
     """Chronological train/validation/test windows of one series, standardised with training statistics."""
 
     def __init__(
@@ -64,13 +64,12 @@ class ForecastDataModule(pl.LightningDataModule):
         seed: int,
         num_workers: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, seed, num_workers)
         self._load_values = load_values
         self._splits = splits
         self.window, self.horizon, self.season, self.mase_lag = window, horizon, season, mase_lag
         self.scaling = scaling
         self.arima_defaults = dict(arima_defaults)
-        self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.values: np.ndarray | None = None  # the series in its own units
         self.series: np.ndarray | None = None  # standardised with the training span's statistics
         self.datasets: dict[str, WindowDataset] = {}
@@ -116,18 +115,5 @@ class ForecastDataModule(pl.LightningDataModule):
             "mase_scale": torch.full((size,), self.mase_scale, dtype=torch.float64),
         }
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(
-            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-            num_workers=self.num_workers, collate_fn=self.collate,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def collate_for(self, split: str) -> Callable[[Sequence[tuple[torch.Tensor, ...]]], dict[str, torch.Tensor]]:
+        return self.collate
