@@ -1,6 +1,6 @@
 """Built-in report writers: a self-contained HTML page, Markdown and a tidy CSV.
 
-They use only the public report API (``harness.report.summary``): the statistics and plots
+They use only the public report API (``harness.report``): the statistics and plots
 live in the core, so a third-party reporter can render the same analysis its own way.
 ``write`` accepts an optional ``context`` (suite text, command, profile records); without it
 the context is read from the records.
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import Reporter, hookimpl
-from harness.report import summary as api
+from harness import report as api
 
 
 class _ContextReporter(Reporter):

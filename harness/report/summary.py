@@ -112,21 +112,3 @@ def summarize(records: Iterable[Mapping[str, Any]]) -> SummaryTable:
         elif status == "skipped":
             cell.skipped = str(r.get("skip_reason", "skipped"))
     return SummaryTable(tasks, archs, cells, metric)
-
-
-#: the full report API, re-exported here because ``harness.report.summary`` is the report module
-#: plugins may import (tests/test_public_api.py); loaded lazily so the console stays light
-_REPORT_API = {
-    "ReportContext": "harness.report.context", "analyze": "harness.report.analysis",
-    "render_html": "harness.report.html", "render_markdown": "harness.report.markdown",
-    "tidy_csv": "harness.report.tables", "all_figures": "harness.report.plots",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _REPORT_API.get(name)
-    if module is None:
-        raise AttributeError(f"module 'harness.report.summary' has no attribute {name!r}")
-    from importlib import import_module
-
-    return getattr(import_module(module), name)
