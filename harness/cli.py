@@ -443,17 +443,17 @@ def ui(suite: str | None, port: int, tracking_uri: str | None) -> None:
     SUITE: a suite file or name; the printed link opens its runs table.
     """
     import signal
-    from pathlib import Path
 
     from harness.tracking import ui as mlflow_ui
     from harness.tracking.mlflow_store import resolve_uri
 
-    name = suite
-    if suite and suite.endswith((".yaml", ".yml")) and Path(suite).is_file():
-        from harness.report.records import _suite_yaml
+    name, suite_uri = suite, None
+    if suite and suite.endswith((".yaml", ".yml")):
+        from harness.suite import load_suite
 
-        name = _suite_yaml(Path(suite))[0]
-    uri = resolve_uri(tracking_uri)
+        spec = load_suite(suite).spec  # a missing or broken file: the usual located error, exit 2
+        name, suite_uri = spec.tracking.experiment or spec.name, spec.tracking.uri
+    uri = resolve_uri(tracking_uri or suite_uri)
     port = port or mlflow_ui.free_port()
     signal.signal(signal.SIGTERM, _interrupt)  # `kill PID` stops the UI's process group too
     process = mlflow_ui.start(uri, port)

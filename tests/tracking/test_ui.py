@@ -82,3 +82,10 @@ def test_ui_serves_nested_child_runs_and_stops_its_process_group(tmp_path: Path)
     while any(_group_alive(g) for g in mlflow_groups) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_group_alive(g) for g in mlflow_groups), "mlflow ui processes survived `harness ui`"
+
+
+def test_ui_of_a_missing_suite_file_is_a_clean_error(tmp_path: Path) -> None:
+    done = subprocess.run([HARNESS, "ui", "nope.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 2 and done.stderr.startswith("Error: ") and "nope.yaml" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
