@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from harness import __version__
+from harness.scheduler import EXECUTORS
 
 ONLY_KEYS = {"task": "task", "arch": "arch", "architecture": "arch"}
 
@@ -95,17 +96,17 @@ def main(ctx: click.Context, traceback: bool) -> None:
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Run only matching cells (repeatable).")
-@click.option("--executor", default="ray", show_default=True, help="ray (local instance or --address) or local (in-process).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default="ray", show_default=True,
+              help="ray (local instance or --address) or local (in-process).")
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster to join (default: start a local one).")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///mlflow.db).")
 @click.option("--results", type=click.Path(dir_okay=False), help="JSON-lines results file (default: results/<suite>.jsonl).")
 @click.option("--rerun", is_flag=True, help="Run every cell again, even those finished before (in the results file or MLflow).")
-@click.option("--resume", is_flag=True, help="Skip cells finished before (the default; spelled out for scripts).")
 @click.option("--report-dir", type=click.Path(file_okay=False), help="Where summary reports go (default: reports/<suite>).")
 @click.option("--gpus", type=click.FloatRange(min=0), help="GPUs per run, overriding the suite's resources (0: run on CPU).")
 @click.option("--cpus", type=click.FloatRange(min=0, min_open=True), help="CPUs per run, overriding the suite's resources.")
 def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, tracking_uri: str | None,
-        results: str | None, rerun: bool, resume: bool, report_dir: str | None, gpus: float | None,
+        results: str | None, rerun: bool, report_dir: str | None, gpus: float | None,
         cpus: float | None) -> None:
     """Run every cell of SUITE and record it in MLflow.
 
@@ -119,10 +120,6 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
     from harness.runner import RunOptions, SuiteInterrupted, plan_suite, run_plan
     from harness.tracking.mlflow_store import ui_link
 
-    if rerun and resume:
-        from harness.errors import HarnessError
-
-        raise HarnessError("--resume skips finished cells and --rerun runs them again; pass one of them.")
     console = _console()
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
@@ -137,7 +134,7 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
         console.print(f"Resume with `harness run {suite}` (finished cells are skipped; killed and failed ones run again).")
         sys.exit(130)
     in_plan = {c.run_id for c in plan.cells}
-    records = [r for r in outcome.records if r.get("run_id") in in_plan]
+    records = [r for r in outcome.records if r.run_id in in_plan]
     console.print(summary_table(summarize(records), title=f"{plan.suite.spec.name}: mean over seeds"))
     for cell in outcome.skipped_cells:
         console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from harness.records import RunRecord, RunSpec
 from harness.report.summary import SummaryTable
 
 
@@ -56,26 +57,26 @@ class Progress:
     def __exit__(self, *exc: Any) -> None:
         self._live.__exit__(*exc)
 
-    def start(self, payload: dict[str, Any]) -> None:
-        self.running[payload["run_id"]] = f"{payload['task_label']} × {payload['arch_label']} · seed {payload['seed']}"
+    def start(self, spec: RunSpec) -> None:
+        self.running[spec.run_id] = spec.label
 
-    def finish(self, result: dict[str, Any]) -> None:
+    def finish(self, record: RunRecord) -> None:
         # labels carry grid points like `ucr[dataset=GunPoint]`, which are not rich markup
-        label = escape(self.running.pop(result["run_id"], result.get("run_id", "?")))
+        label = escape(self.running.pop(record.run_id, record.spec.label))
         self.done += 1
-        wall = result.get("wall_time_s", 0.0)
-        if result["status"] == "finished":
+        wall = record.wall_time_s
+        if record.finished:
             if not self.quiet:
-                metric = result.get("primary_metric", "")
-                value = (result.get("metrics") or {}).get(f"test_{metric}")
-                shown = f"{metric} {value:.4g}" if isinstance(value, (int, float)) else "finished"
+                metric = record.spec.primary_metric
+                value = record.metrics.get(f"test_{metric}")
+                shown = f"{metric} {value:.4g}" if value is not None else "finished"
                 self.console.print(f"[green]✓[/] {label}  {shown}  ({wall:.1f} s)")
         else:
-            killed = result["status"] == "killed"
+            killed = record.status == "killed"
             self.killed += killed
             self.failed += not killed
-            kind = (result.get("failure") or {}).get("kind", "exception")
-            error = str(result.get("error", "")).splitlines()[0][:200] if result.get("error") else "unknown error"
+            kind = record.failure.kind if record.failure else "exception"
+            error = record.error.splitlines()[0][:200] if record.error else "unknown error"
             line = f"{'[yellow]■[/]' if killed else '[red]✗[/]'} {label}  {'killed' if killed else 'failed'} ({kind}): {escape(error)}"
             self.recent.append(line)
             if not self.quiet or self._failure_lines < self.max_failure_lines:

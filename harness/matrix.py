@@ -10,66 +10,35 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from harness import __version__
 from harness.errors import SuiteError, suggest
+from harness.provenance import git_commit
+from harness.records import PlanProvenance, PluginRef, RunSpec
 from harness.registry import Registry
-from harness.suite import ComponentEntry, Suite, TrainerSpec, check_accelerator
+from harness.settings import TrainerSpec
+from harness.suite import ComponentEntry, Suite, check_accelerator
 from harness.validation import raise_for
 from harness.yamlsrc import Loc, format_loc
 
 TRAINER_PREFIX = "trainer."
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One run of the plan: plain data, shipped to a worker as its recipe."""
-
-    run_id: str
-    suite: str
-    task: str
-    task_label: str
-    task_params: dict[str, Any]
-    architecture: str
-    arch_label: str
-    arch_params: dict[str, Any]
-    trainer: dict[str, Any]
-    seed: int
-    metrics: tuple[str, ...]
-    primary_metric: str
-    direction: str
-    resources: dict[str, float]
-    versions: dict[str, str]
-    skip_reason: str | None = None
-    grid: dict[str, Any] = field(default_factory=dict)
-    #: time-to-target threshold on the primary metric (suite's ``target`` or the task's), or None
-    target: float | None = None
-    #: the suite's ``measure`` section (what to measure besides the metrics; not part of the run id)
-    measure: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.task_label} × {self.arch_label} · seed {self.seed}"
-
-    def payload(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 @dataclass
 class Plan:
     suite: Suite
-    cells: list[Cell]
+    cells: list[RunSpec]
 
     @property
-    def runnable(self) -> list[Cell]:
+    def runnable(self) -> list[RunSpec]:
         return [c for c in self.cells if c.skip_reason is None]
 
     @property
-    def skipped(self) -> list[Cell]:
+    def skipped(self) -> list[RunSpec]:
         return [c for c in self.cells if c.skip_reason is not None]
 
     def filtered(self, only: dict[str, set[str]]) -> Plan:
@@ -92,7 +61,7 @@ class Plan:
                         "(grid points can also be named by their label, as `harness validate` shows them)."
                     )
 
-        def keep(cell: Cell) -> bool:
+        def keep(cell: RunSpec) -> bool:
             tasks, archs = only.get("task"), only.get("arch")
             return (not tasks or cell.task in tasks or cell.task_label in tasks) and (
                 not archs or cell.architecture in archs or cell.arch_label in archs
@@ -105,6 +74,26 @@ def run_id(recipe: dict[str, Any]) -> str:
     """Content hash of a resolved run recipe (stable across processes and machines)."""
     blob = json.dumps(recipe, sort_keys=True, separators=(",", ":"), default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _recipe(task: str, task_params: dict[str, Any], arch: str, arch_params: dict[str, Any], trainer: TrainerSpec,
+            seed: int, metrics: tuple[str, ...], provenance: PlanProvenance, target: float | None,
+            workers: int) -> dict[str, Any]:
+    """What the run id hashes: the resolved run, in the layout every earlier run id was hashed with.
+
+    Settings at their "off" default stay out, so adding them kept the run ids of earlier results.
+    The git commit stays out too: a new commit of harness must not re-run a finished suite.
+    """
+    recipe: dict[str, Any] = {
+        "task": task, "task_params": task_params, "architecture": arch, "arch_params": arch_params,
+        "trainer": trainer.model_dump(mode="json", exclude={"tbptt"} if trainer.tbptt is None else set()),
+        "seed": seed, "metrics": list(metrics), "versions": provenance.id_versions(),
+    }
+    if target is not None:
+        recipe["target"] = target
+    if workers > 1:  # data-parallel training changes the effective batch
+        recipe["workers"] = workers
+    return recipe
 
 
 def _grid_points(entry: ComponentEntry) -> list[dict[str, Any]]:
@@ -199,10 +188,9 @@ def _metrics(entry: Any, default: tuple[str, ...], primary: str, kind: str, regi
 def build_plan(suite: Suite, registry: Registry) -> Plan:
     """Expand and validate every cell of ``suite`` against ``registry``."""
     spec = suite.spec
-    cells: list[Cell] = []
+    cells: list[RunSpec] = []
     origins: list[Loc] = []  # the architecture entry each cell comes from (for duplicate errors)
-    resources = spec.resources.model_dump()
-    measure = spec.measure.model_dump(mode="json")
+    commit = git_commit()
     _check_reporters(suite, registry)
     for ti, t_entry in enumerate(spec.tasks):
         t_base: Loc = ("tasks", ti)
@@ -225,35 +213,28 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     reason = f"task `{t_entry.name}` unavailable: {missing}" if missing else arch.incompatibility(info)
                     if reason is None and trainer.tbptt is not None:
                         reason = arch.tbptt_incompatibility()
-                    versions = {
-                        "harness": __version__,
-                        "task_plugin": f"{t_reg.provenance.distribution}=={t_reg.provenance.version}",
-                        "arch_plugin": f"{a_reg.provenance.distribution}=={a_reg.provenance.version}",
-                        "data": task.data_version,
-                    }
-                    # settings at their "off" default stay out of the recipe, so adding them kept run ids
-                    trainer_dump = trainer.model_dump(mode="json", exclude={"tbptt"} if trainer.tbptt is None else set())
+                    provenance = PlanProvenance(
+                        harness=__version__,
+                        task_plugin=PluginRef(distribution=t_reg.provenance.distribution,
+                                              version=t_reg.provenance.version),
+                        arch_plugin=PluginRef(distribution=a_reg.provenance.distribution,
+                                              version=a_reg.provenance.version),
+                        data_version=task.data_version, git_commit=commit,
+                    )
+                    task_params = t_params.model_dump(mode="json")
+                    arch_params = a_params.model_dump(mode="json")
                     for seed in spec.seeds:
-                        recipe = {
-                            "task": t_entry.name, "task_params": t_params.model_dump(mode="json"),
-                            "architecture": a_entry.name, "arch_params": a_params.model_dump(mode="json"),
-                            "trainer": trainer_dump, "seed": seed,
-                            "metrics": list(metrics), "versions": versions,
-                        }
-                        if t_entry.target is not None:
-                            recipe["target"] = t_entry.target
-                        if spec.resources.workers > 1:  # data-parallel training changes the effective batch
-                            recipe["workers"] = spec.resources.workers
-                        cells.append(Cell(
-                            run_id=run_id(recipe), suite=spec.name,
-                            task=t_entry.name, task_label=_label(t_entry, t_point), task_params=recipe["task_params"],
-                            architecture=a_entry.name, arch_label=_label(a_entry, a_point),
-                            arch_params=recipe["arch_params"], trainer=recipe["trainer"], seed=seed,
-                            metrics=metrics, primary_metric=info.primary_metric, direction=info.direction,
-                            resources=resources, versions=versions, skip_reason=reason,
-                            grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
+                        cells.append(RunSpec(
+                            run_id=run_id(_recipe(t_entry.name, task_params, a_entry.name, arch_params, trainer,
+                                                  seed, metrics, provenance, t_entry.target, spec.resources.workers)),
+                            suite=spec.name, task=t_entry.name, task_label=_label(t_entry, t_point),
+                            task_params=task_params, architecture=a_entry.name, arch_label=_label(a_entry, a_point),
+                            arch_params=arch_params, seed=seed, trainer=trainer, resources=spec.resources,
+                            measure=spec.measure, execution=spec.execution, metrics=metrics,
+                            primary_metric=info.primary_metric, direction=info.direction,
                             target=t_entry.target if t_entry.target is not None else info.target,
-                            measure=measure,
+                            provenance=provenance, skip_reason=reason,
+                            grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
                         ))
                         origins.append(a_base)
     _check_unique(cells, origins, suite)
@@ -283,7 +264,7 @@ def _check_grid_keys(entry: ComponentEntry, point: dict[str, Any], cls: Any, sui
         )
 
 
-def _check_unique(cells: list[Cell], origins: list[Loc], suite: Suite) -> None:
+def _check_unique(cells: list[RunSpec], origins: list[Loc], suite: Suite) -> None:
     seen: dict[str, int] = {}
     for i, cell in enumerate(cells):
         first = seen.get(cell.run_id)

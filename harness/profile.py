@@ -61,19 +61,16 @@ def profile_one(task: Any, arch: Any, batch_size: int, device: Any, *, steps: in
     from harness.measure.flops import forward_flops_per_sample
     from harness.measure.memory import PeakMemory, activation_mb
     from harness.measure.timing import inference_timing, percentile, time_rounds, to_device
-    from harness.train.module import HarnessModule, build_optimizer
+    from harness.settings import TrainerSpec
+    from harness.train.module import build_module, build_optimizer
 
-    info = task.cached_info()
     torch.manual_seed(0)
     data = task.datamodule(DataConfig(batch_size=batch_size, seed=0, cache_dir=cache_dir))
     data.prepare_data()
     data.setup("fit")
     batch = to_device(next(iter(data.train_dataloader())), device)
-    encoder = arch.build_encoder(info.input)
-    decoder = arch.build_decoder(info, encoder.output_size) if info.output_kind == "seq2seq" else None
-    head = task.build_head(decoder.output_size if decoder is not None else encoder.output_size)
-    trainer = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
-    module = HarnessModule(encoder, head, task, info, {}, trainer, decoder=decoder).to(device)
+    trainer = TrainerSpec(optimizer="adam", lr=1e-3)
+    module = build_module(task, arch, trainer).to(device)
     optimizer = build_optimizer(module.parameters(), trainer)
 
     def train_step() -> None:

@@ -15,15 +15,22 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from harness import __version__
-from harness.matrix import Cell, Plan, build_plan
+from harness.matrix import Plan, build_plan
 from harness.plugins import get_registry
-from harness.suite import load_suite
-from harness.tracking.results import ResultsFile, finished_ids, latest_by_run
+from harness.provenance import git_commit
+from harness.records import RunRecord, RunSpec, finished_ids, latest_by_run
+from harness.settings import ResourcesSpec
+from harness.suite import check_accelerator, load_suite
+from harness.tracking.results import ResultsFile, default_results_path
+
+if TYPE_CHECKING:
+    from harness.scheduler.base import Executor
+    from harness.tracking.mlflow_store import MlflowTracker
 
 
 @dataclass
@@ -38,10 +45,10 @@ class RunOptions:
 
 @dataclass
 class RunOutcome:
-    results: list[dict[str, Any]]
+    results: list[RunRecord]
     #: the latest record of every run of this suite in the results file, this invocation's included
-    records: list[dict[str, Any]]
-    skipped_cells: list[Cell]
+    records: list[RunRecord]
+    skipped_cells: list[RunSpec]
     resumed: int
     results_path: Path
     tracking_uri: str
@@ -53,7 +60,7 @@ class RunOutcome:
 
     @property
     def failed(self) -> int:
-        return sum(1 for r in self.results if r["status"] != "finished")
+        return sum(1 for r in self.results if not r.finished)
 
 
 def plan_suite(path: str, only: dict[str, set[str]] | None = None,
@@ -62,9 +69,7 @@ def plan_suite(path: str, only: dict[str, set[str]] | None = None,
     registry = get_registry()
     suite = load_suite(path)
     if resources:
-        from harness.suite import ResourcesSpec, check_accelerator
-
-        merged = ResourcesSpec(**{**suite.spec.resources.model_dump(), **resources})
+        merged = ResourcesSpec.model_validate({**suite.spec.resources.model_dump(), **resources})
         suite.spec = suite.spec.model_copy(update={"resources": merged})
         check_accelerator(suite.spec.trainer.accelerator, merged, "--gpus")
     plan = build_plan(suite, registry)
@@ -74,14 +79,14 @@ def plan_suite(path: str, only: dict[str, set[str]] | None = None,
 class SuiteInterrupted(KeyboardInterrupt):
     """Ctrl-C during a suite: running cells were cancelled and recorded as killed."""
 
-    def __init__(self, results: list[dict[str, Any]], unscheduled: int) -> None:
+    def __init__(self, results: list[RunRecord], unscheduled: int) -> None:
         super().__init__()
         self.results = results
         self.unscheduled = unscheduled
 
     @property
     def killed(self) -> int:
-        return sum(1 for r in self.results if r["status"] == "killed")
+        return sum(1 for r in self.results if r.status == "killed")
 
 
 def _cache_dir() -> str | None:
@@ -94,12 +99,57 @@ def _cache_dir() -> str | None:
     return str(Path(chosen).expanduser().resolve()) if chosen else None
 
 
-def default_results_path(suite_name: str) -> Path:
-    return Path("results") / f"{suite_name}.jsonl"
+class _Recorder:
+    """Records each finished cell once: MLflow child run (best effort), then the results file."""
+
+    def __init__(self, tracker: MlflowTracker, results_file: ResultsFile, parent: str,
+                 in_mlflow: dict[str, list[str]], console: Console) -> None:
+        self.tracker, self.results_file, self.parent = tracker, results_file, parent
+        self.in_mlflow, self.console = in_mlflow, console
+        self.results: list[RunRecord] = []
+        self._logged_finished: set[str] = set()
+
+    def __call__(self, record: RunRecord) -> bool:
+        """Record ``record``; False when it was a second finished record of a run id (dropped)."""
+        record.parent_run_id = self.parent
+        rid = record.run_id
+        if record.finished and rid in self._logged_finished:
+            return False  # never two FINISHED child runs (or records) for one run id
+        try:
+            record.mlflow_run_id = self.tracker.log_child(record)
+            if record.finished:
+                self._logged_finished.add(rid)
+                if self.in_mlflow.get(rid):  # --rerun: the new run replaces the earlier ones
+                    self.tracker.supersede(self.in_mlflow.pop(rid), by=record.mlflow_run_id)
+        except Exception as exc:  # the results file still gets it
+            self.console.print(f"[yellow]warning:[/] could not log run {rid} to MLflow: {exc}")
+        self.results_file.append(record)
+        self.results.append(record)
+        return True
+
+
+def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, console: Console) -> str:
+    """Run ``todo`` with a live progress display; the parent run's final MLflow status."""
+    from harness.console import Progress
+
+    with Progress(console, len(todo), executor.capacity) as progress:
+        def on_result(record: RunRecord) -> None:
+            if recorder(record):
+                progress.finish(record)
+
+        try:
+            executor.run(todo, progress.start, on_result)
+        except KeyboardInterrupt:
+            raise SuiteInterrupted(recorder.results, executor.unscheduled) from None
+    if executor.deadline_hit:
+        console.print(f"[yellow]Suite deadline reached:[/] running cells were cancelled, "
+                      f"{executor.unscheduled} cell(s) not started; run the suite again to resume.")
+    if any(r.status == "killed" for r in recorder.results) or executor.unscheduled:
+        return "KILLED"
+    return "FINISHED" if all(r.finished for r in recorder.results) else "FAILED"
 
 
 def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
-    from harness.console import Progress
     from harness.scheduler import make_executor
     from harness.tracking.mlflow_store import MlflowTracker, resolve_uri
 
@@ -109,86 +159,65 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     previous = results_file.read()
     uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
     executor = make_executor(options.executor, options.address)
-    # refuses infeasible requests before anything is recorded
-    executor.start(spec.resources.model_dump(), spec.execution.model_dump())
+    executor.start(spec.resources, spec.execution)  # refuses infeasible requests before anything is recorded
     try:
         tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
         tracker.connect()
         # finished in the results file *or* in MLflow: a driver that died between the two is not run twice
         in_mlflow = tracker.finished_children()
         done = set() if options.rerun else finished_ids(previous) | set(in_mlflow)
-        todo = [c for c in plan.runnable if c.run_id not in done]
+        cache_dir = _cache_dir()
+        todo = [c.model_copy(update={"cache_dir": cache_dir}) for c in plan.runnable if c.run_id not in done]
         resumed = len(plan.runnable) - len(todo)
-        parent = tracker.start_parent(
-            name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
-            tags={
-                "harness.suite": spec.name, "harness.suite_file": str(plan.suite.path),
-                "harness.version": __version__, "harness.executor": executor.name,
-                "harness.command": command, "harness.host": socket.gethostname(),
-                "harness.python": platform.python_version(),
-            },
-            params={"seeds": spec.seeds, "cells": len(plan.cells), "to_run": len(todo),
-                    "skipped": len(plan.skipped), "resumed": resumed, "resources": spec.resources.model_dump()},
-            suite_text=plan.suite.path.read_text(encoding="utf-8"),
-        )
-        # a record's "metrics" are values; the cell's metric *names* stay out of it
-        skipped = [{**{k: v for k, v in cell.payload().items() if k != "metrics"}, "status": "skipped",
-                    "parent_run_id": parent} for cell in plan.skipped]
+        parent = _start_parent(tracker, plan, executor.name, command, todo, resumed)
+        skipped = [RunRecord.skipped(cell, parent) for cell in plan.skipped]
         for record in skipped:
             results_file.append(record)
-        results: list[dict[str, Any]] = []
-        payloads = [{**c.payload(), "cache_dir": _cache_dir()} for c in todo]
         if resumed:
             console.print(f"Resuming: {resumed} finished run(s) found in {results_file.path} or MLflow are skipped "
                           "(--rerun to redo).")
-        logged_finished: set[str] = set()
-
-        def on_result(result: dict[str, Any]) -> None:
-            result["parent_run_id"] = parent
-            rid = result["run_id"]
-            if result["status"] == "finished" and rid in logged_finished:
-                return  # never two FINISHED child runs (or records) for one run id
-            try:
-                result["mlflow_run_id"] = tracker.log_child(result)
-                if result["status"] == "finished":
-                    logged_finished.add(rid)
-                    if in_mlflow.get(rid):  # --rerun: the new run replaces the earlier ones
-                        tracker.supersede(in_mlflow.pop(rid), by=result["mlflow_run_id"])
-            except Exception as exc:  # the results file still gets it
-                console.print(f"[yellow]warning:[/] could not log run {rid} to MLflow: {exc}")
-            results_file.append(result)
-            results.append(result)
-            progress.finish(result)
-
+        recorder = _Recorder(tracker, results_file, parent, in_mlflow, console)
         status = "FAILED"
-        with Progress(console, len(payloads), executor.capacity) as progress:
-            try:
-                executor.run(payloads, progress.start, on_result)
-                status = "FINISHED" if all(r["status"] == "finished" for r in results) else "FAILED"
-                if any(r["status"] == "killed" for r in results) or getattr(executor, "unscheduled", 0):
-                    status = "KILLED"
-                if getattr(executor, "deadline_hit", False):
-                    console.print(f"[yellow]Suite deadline reached:[/] running cells were cancelled, "
-                                  f"{executor.unscheduled} cell(s) not started; run the suite again to resume.")
-            except KeyboardInterrupt:
-                status = "KILLED"
-                raise SuiteInterrupted(results, getattr(executor, "unscheduled", 0)) from None
-            finally:
-                finished = [r for r in results if r["status"] == "finished"]
-                tracker.finish_parent(status, {"runs_finished": len(finished), "runs_failed": len(results) - len(finished)})
+        try:
+            status = _execute(executor, todo, recorder, console)
+        except SuiteInterrupted:
+            status = "KILLED"
+            raise
+        finally:
+            finished = sum(1 for r in recorder.results if r.finished)
+            tracker.finish_parent(status, {"runs_finished": finished, "runs_failed": len(recorder.results) - finished})
     finally:
         executor.close()
-    records = [r for r in latest_by_run([*previous, *skipped, *results]) if r.get("suite") == spec.name]
+    records = [r for r in latest_by_run([*previous, *skipped, *recorder.results]) if r.spec.suite == spec.name]
     order = {cell.run_id: i for i, cell in enumerate(plan.cells)}  # tables follow the suite, not finishing order
-    records.sort(key=lambda r: order.get(r.get("run_id", ""), len(order)))
+    records.sort(key=lambda r: order.get(r.run_id, len(order)))
     reports = write_reports(records, spec.name, options.report_dir, invocation=parent, suite_path=plan.suite.path,
                             command=command, reporters=spec.reporters,
                             profile_dir=results_file.path.parent / "profile")
-    return RunOutcome(results, records, plan.skipped, resumed, results_file.path, uri, tracker.experiment_id,
-                      parent, reports, getattr(executor, "unscheduled", 0))
+    return RunOutcome(recorder.results, records, plan.skipped, resumed, results_file.path, uri,
+                      tracker.experiment_id, parent, reports, executor.unscheduled)
 
 
-def write_reports(records: list[dict[str, Any]], suite_name: str, report_dir: str | None, *,
+def _start_parent(tracker: MlflowTracker, plan: Plan, executor: str, command: str, todo: list[RunSpec],
+                  resumed: int) -> str:
+    spec = plan.suite.spec
+    commit = git_commit()
+    return tracker.start_parent(
+        name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        tags={
+            "harness.suite": spec.name, "harness.suite_file": str(plan.suite.path),
+            "harness.version": __version__, "harness.executor": executor,
+            "harness.command": command, "harness.host": socket.gethostname(),
+            "harness.python": platform.python_version(),
+            **({"harness.git_commit": commit} if commit else {}),
+        },
+        params={"seeds": spec.seeds, "cells": len(plan.cells), "to_run": len(todo),
+                "skipped": len(plan.skipped), "resumed": resumed, "resources": spec.resources.model_dump()},
+        suite_text=plan.suite.path.read_text(encoding="utf-8"),
+    )
+
+
+def write_reports(records: list[RunRecord], suite_name: str, report_dir: str | None, *,
                   invocation: str | None = None, suite_path: Path | None = None, command: str | None = None,
                   reporters: list[str] | None = None, profile_dir: Path | None = None) -> list[Path]:
     """The suite's reporters (``reporters:``; None = every installed one) write ``records`` into
@@ -205,9 +234,10 @@ def write_reports(records: list[dict[str, Any]], suite_name: str, report_dir: st
         context.suite_text = Path(suite_path).read_text(encoding="utf-8")
     context.command = command
     if profile_dir is not None:
-        context.profiles = load_profiles(profile_dir, [str(r.get("task")) for r in records])
+        context.profiles = load_profiles(profile_dir, [r.spec.task for r in records])
     root = Path(report_dir or Path("reports") / suite_name)
     return write_report_set(records, root, context, reporters)
 
 
-__all__ = ["RunOptions", "RunOutcome", "SuiteInterrupted", "plan_suite", "run_plan", "write_reports"]
+__all__ = ["RunOptions", "RunOutcome", "SuiteInterrupted", "default_results_path", "plan_suite", "run_plan",
+           "write_reports"]

@@ -37,6 +37,8 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from harness.settings import GradientFlowSpec
+
 
 def probe_module(encoder: nn.Module) -> nn.Module | None:
     """Where ‖∂L/∂h_t‖ is read: ``encoder.probe_module`` if set, else the last ``nn.RNNBase``."""
@@ -167,12 +169,12 @@ class GradientFlowCallback(pl.Callback):
     """Runs :func:`probe` at ``steps`` (optimizer steps done so far; 0 = before the first update),
     every ``every_n_steps``, and once at the end of training (the trained model); rank 0 only."""
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
-        self.steps = {int(s) for s in spec.get("steps") or [0]}
-        self.every = spec.get("every_n_steps")
-        self.batch_size = int(spec.get("batch_size", 32))
-        self.vanishing_ratio = float(spec.get("vanishing_ratio", 1e-3))
-        self.exploding_norm = float(spec.get("exploding_norm", 1e3))
+    def __init__(self, spec: GradientFlowSpec) -> None:
+        self.steps = set(spec.steps)
+        self.every = spec.every_n_steps
+        self.batch_size = spec.batch_size
+        self.vanishing_ratio = spec.vanishing_ratio
+        self.exploding_norm = spec.exploding_norm
         self.probes: list[dict[str, Any]] = []
         self._batch: dict[str, Any] | None = None
         self._done: set[int] = set()

@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.records import RunRecord, latest_by_run
 from harness.report.context import ReportContext
 from harness.report.stats import ALPHA, Friedman, Interval, friedman, holm, mean_ci, paired_t
-from harness.tracking.results import latest_by_run
 
 #: cost columns in table order: (key, column label); absent keys are not shown
 COSTS: list[tuple[str, str]] = [
@@ -35,13 +35,17 @@ def normalize_cost(cost: Mapping[str, Any] | None) -> dict[str, float]:
     return out
 
 
-def metric_direction(metric: str, primary: str, primary_direction: str) -> str:
-    """The primary metric's direction comes from the task; the others from the metric registry.
+def metric_direction(metric: str, primary: str, primary_direction: str,
+                     recorded: Mapping[str, str] | None = None) -> str:
+    """The primary metric's direction comes from the task; the others as the runs recorded them.
 
-    A metric whose plugin is not installed where the report is made falls back to its name.
+    Records written before runs recorded directions take it from the metric registry; a metric
+    whose plugin is not installed where the report is made falls back to its name.
     """
     if metric == primary:
         return primary_direction
+    if recorded and metric in recorded:
+        return recorded[metric]
     from harness.plugins import get_registry
 
     metrics = get_registry().metrics
@@ -50,10 +54,9 @@ def metric_direction(metric: str, primary: str, primary_direction: str) -> str:
     return "max" if any(word in metric.lower() for word in _HIGHER) else "min"
 
 
-def label(record: Mapping[str, Any], kind: str) -> str:
-    """The record's task or architecture label (``kind``: ``task`` or ``arch``), else its name."""
-    name = "task" if kind == "task" else "architecture"
-    return str(record.get(f"{kind}_label") or record.get(name, "?"))
+def label(record: RunRecord, kind: str) -> str:
+    """The record's task or architecture label (``kind``: ``task`` or ``arch``)."""
+    return record.spec.task_label if kind == "task" else record.spec.arch_label
 
 
 def _finite(value: Any) -> bool:
@@ -91,9 +94,11 @@ class TaskTable:
     cost_keys: list[str]
     has_ttt: bool
     target: float | None
+    #: metric → direction, as the runs recorded them
+    directions: dict[str, str] = field(default_factory=dict)
 
     def direction_of(self, metric: str) -> str:
-        return metric_direction(metric, self.primary, self.direction)
+        return metric_direction(metric, self.primary, self.direction, self.directions)
 
     def row(self, arch: str) -> ArchRow | None:
         return next((r for r in self.rows if r.arch == arch), None)
@@ -114,44 +119,43 @@ class Analysis:
     ranking: Ranking
     problems: list[dict[str, Any]]  # failed/skipped/killed cells with their causes
     provenance: dict[str, Any]
-    records: list[Mapping[str, Any]]
+    records: list[RunRecord]
     test_note: str = (f"Mean ± 95 % t-interval over seeds (n = finished seeds; n=1: no interval). Bold: best mean. "
                       f"≈: not significantly different from the best (paired t-test over seeds, runs paired by "
                       f"seed, Holm-corrected, α={ALPHA}); needs ≥ 2 shared seeds. Tasks do not store "
                       "per-example predictions, so no per-example bootstrap is done.")
 
 
-def _table(task: str, recs: list[Mapping[str, Any]]) -> TaskTable:
-    primary = str(recs[0].get("primary_metric") or "")
-    direction = str(recs[0].get("direction") or "max")
+def _table(task: str, recs: list[RunRecord]) -> TaskTable:
+    primary, direction = recs[0].spec.primary_metric, recs[0].spec.direction
     archs: dict[str, ArchRow] = {}
     metrics: dict[str, None] = {primary: None} if primary else {}
-    target = next((r.get("target") for r in recs if _finite(r.get("target"))), None)
+    directions: dict[str, str] = {}
+    target = next((r.spec.target for r in recs if _finite(r.spec.target)), None)
     costs: dict[str, dict[str, list[float]]] = {}
     for r in recs:
-        row = archs.setdefault(label(r, "arch"), ArchRow(label(r, "arch")))
-        status = r.get("status")
-        if status == "skipped":
-            row.skipped = str(r.get("skip_reason") or "skipped")
+        row = archs.setdefault(r.spec.arch_label, ArchRow(r.spec.arch_label))
+        if r.status == "skipped":
+            row.skipped = r.error or "skipped"
             continue
-        if status != "finished":
+        if not r.finished:
             row.failed += 1
             continue
-        seed: Any = r.get("seed", 0)
-        for key, value in (r.get("metrics") or {}).items():
-            if key.startswith("test_") and key != "test_loss" and _finite(value):
-                metrics.setdefault(key[5:], None)
-                per_seed = row.values.setdefault(key[5:], {})
-                slot = seed if seed not in per_seed else (seed, len(per_seed))  # a repeated seed is not paired
-                per_seed[slot] = float(value)
-        cost = normalize_cost(r.get("cost"))
+        directions.update(r.directions)
+        seed: Any = r.spec.seed
+        for key, value in r.test_metrics().items():
+            metrics.setdefault(key, None)
+            per_seed = row.values.setdefault(key, {})
+            slot = seed if seed not in per_seed else (seed, len(per_seed))  # a repeated seed is not paired
+            per_seed[slot] = value
+        cost = normalize_cost(r.cost)
         for key, value in cost.items():
             if math.isfinite(value):
                 costs.setdefault(row.arch, {}).setdefault(key, []).append(value)
         if "ttt_reached" in cost:
             row.ttt_runs += 1
             row.ttt_reached += int(cost["ttt_reached"] >= 0.5)
-        row.history.append(list(r.get("history") or []))
+        row.history.append(list(r.history))
     for arch, keyed in costs.items():
         row = archs[arch]
         row.costs = {k: statistics.fmean(v) for k, v in keyed.items()}
@@ -162,7 +166,7 @@ def _table(task: str, recs: list[Mapping[str, Any]]) -> TaskTable:
         row.intervals = {m: mean_ci(list(v.values())) for m, v in row.values.items() if v}
     table = TaskTable(task, primary, direction, list(metrics), rows,
                       [k for k, _ in COSTS if any(k in r.costs for r in rows)],
-                      any(r.ttt_runs for r in rows), float(target) if target is not None else None)
+                      any(r.ttt_runs for r in rows), float(target) if target is not None else None, directions)
     for metric in table.metrics:
         _mark_best(table, metric)
     return table
@@ -203,43 +207,58 @@ def _ranking(tables: list[TaskTable]) -> Ranking:
     return Ranking(archs, [t.task for t in usable], result, note)
 
 
-def _problems(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _problems(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for r in records:
-        status = str(r.get("status"))
-        if status == "finished":
+        if r.finished:
             continue
-        failure = r.get("failure") or {}
-        kind = str(failure.get("kind") or ("skipped" if status == "skipped" else "exception"))
-        cause = str(r.get("skip_reason") or failure.get("message") or r.get("error") or "").splitlines()
-        key = (label(r, "task"), label(r, "arch"), status, cause[0] if cause else "")
-        entry = seen.setdefault(key, {"task": key[0], "architecture": key[1], "status": status, "kind": kind,
-                                      "cause": key[3], "seeds": [], "attempts": failure.get("attempts")})
-        entry["seeds"].append(r.get("seed"))
+        kind = r.failure.kind if r.failure is not None else ("skipped" if r.status == "skipped" else "exception")
+        cause = r.error.splitlines()
+        key = (r.spec.task_label, r.spec.arch_label, r.status, cause[0] if cause else "")
+        entry = seen.setdefault(key, {"task": key[0], "architecture": key[1], "status": r.status, "kind": kind,
+                                      "cause": key[3], "seeds": [],
+                                      "attempts": r.failure.attempts if r.failure is not None else None})
+        entry["seeds"].append(r.spec.seed)
     return list(seen.values())
 
 
-def _provenance(records: Sequence[Mapping[str, Any]], context: ReportContext) -> dict[str, Any]:
+def _provenance(records: Sequence[RunRecord], context: ReportContext) -> dict[str, Any]:
+    """What produced the records: both provenances (plan: plugins, data, harness; runtime: libraries)."""
     versions: dict[str, set[str]] = {}
+    plugins: dict[str, set[str]] = {}
+    data: dict[str, set[str]] = {}
+    commits: set[str] = set()
     for r in records:
-        for key, value in (r.get("versions") or {}).items():
-            versions.setdefault(str(key), set()).add(str(value))
+        plan = r.spec.provenance
+        versions.setdefault("harness", set()).add(plan.harness)
+        for role, name, ref in (("task", r.spec.task, plan.task_plugin), ("architecture", r.spec.architecture,
+                                                                           plan.arch_plugin)):
+            plugins.setdefault(f"{role} `{name}`", set()).add(ref.pin)
+        data.setdefault(r.spec.task, set()).add(plan.data_version)
+        if plan.git_commit:
+            commits.add(plan.git_commit)
+        for key, value in (r.runtime.versions if r.runtime else {}).items():
+            if key != "harness":
+                versions.setdefault(key, set()).add(value)
     return {
         "suite": context.suite, "invocation": context.invocation, "suite_hash": context.suite_hash,
         "command": context.command, "source": context.source, "generated_at": context.generated_at,
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
-        "devices": sorted({str(r["device"]) for r in records if r.get("device")}),
-        "hosts": sorted({str(r["host"]) for r in records if r.get("host")}),
-        "invocations": sorted({str(r["parent_run_id"]) for r in records if r.get("parent_run_id")}),
+        "plugins": {k: sorted(v) for k, v in sorted(plugins.items())},
+        "data_versions": {k: sorted(v) for k, v in sorted(data.items())},
+        "git_commits": sorted(commits),
+        "devices": sorted({r.runtime.device for r in records if r.runtime and r.runtime.device}),
+        "hosts": sorted({r.runtime.host for r in records if r.runtime and r.runtime.host}),
+        "invocations": sorted({r.parent_run_id for r in records if r.parent_run_id}),
     }
 
 
-def analyze(records: Iterable[Mapping[str, Any]], context: ReportContext | None = None) -> Analysis:
+def analyze(records: Iterable[RunRecord], context: ReportContext | None = None) -> Analysis:
     rows = latest_by_run(records)
     context = context or ReportContext.from_records(rows)
-    by_task: dict[str, list[Mapping[str, Any]]] = {}
+    by_task: dict[str, list[RunRecord]] = {}
     for r in rows:
-        by_task.setdefault(label(r, "task"), []).append(r)
+        by_task.setdefault(r.spec.task_label, []).append(r)
     tables = [_table(task, recs) for task, recs in by_task.items()]
     return Analysis(context, tables, _ranking(tables), _problems(rows), _provenance(rows, context), rows)
 

@@ -11,13 +11,13 @@ states a minimum relative effect (``--min-effect 0.05`` = 5 %), which is then us
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.report.analysis import label, normalize_cost
+from harness.records import RunRecord, latest_by_run
+from harness.report.analysis import normalize_cost
 from harness.report.stats import ALPHA, holm, welch
-from harness.tracking.results import latest_by_run
 
 #: main costs compared besides the primary metric: (key, higher is better)
 COST_KEYS = (("train_samples_per_s", True), ("latency_p50_ms", False), ("peak_memory_mb", False))
@@ -68,23 +68,23 @@ def verdict(a: Sequence[float], b: Sequence[float], higher_is_better: bool,
     return ("improved" if better else "regressed"), p
 
 
-def _values(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+def _values(records: Sequence[RunRecord]) -> dict[tuple[str, str], dict[str, Any]]:
     cells: dict[tuple[str, str], dict[str, Any]] = {}
     for r in latest_by_run(records):
-        if r.get("status") != "finished":
+        if not r.finished:
             continue
-        key = (label(r, "task"), label(r, "arch"))
-        primary = str(r.get("primary_metric") or "")
-        cell = cells.setdefault(key, {"primary": primary, "direction": r.get("direction", "max"), "values": {}})
-        value = (r.get("metrics") or {}).get(f"test_{primary}")
-        if isinstance(value, (int, float)):
-            cell["values"].setdefault(primary, []).append(float(value))
-        for cost, value in normalize_cost(r.get("cost")).items():
+        key = (r.spec.task_label, r.spec.arch_label)
+        primary = r.spec.primary_metric
+        cell = cells.setdefault(key, {"primary": primary, "direction": r.spec.direction, "values": {}})
+        value = r.metrics.get(f"test_{primary}")
+        if value is not None:
+            cell["values"].setdefault(primary, []).append(value)
+        for cost, value in normalize_cost(r.cost).items():
             cell["values"].setdefault(cost, []).append(value)
     return cells
 
 
-def compare(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]],
+def compare(a: Sequence[RunRecord], b: Sequence[RunRecord],
             min_effect: float | None = None, costs: bool = True) -> list[Delta]:
     """Deltas of the primary metric (and main costs) for every cell in A or B.
 
@@ -115,19 +115,25 @@ def compare(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]],
     return out
 
 
-def environment_warnings(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Differences in library versions, device or host between the two invocations."""
-    def env(records: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
+def environment_warnings(a: Sequence[RunRecord], b: Sequence[RunRecord]) -> list[str]:
+    """Differences in library or plugin versions, data versions, device or host between two invocations."""
+    def env(records: Sequence[RunRecord]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for r in records:
-            if r.get("status") != "finished":
+            if not r.finished:
                 continue
-            for key, value in (r.get("versions") or {}).items():
+            plan = r.spec.provenance
+            versions = {**(r.runtime.versions if r.runtime else {}), "harness": plan.harness}
+            for key, value in versions.items():
                 if key in ENV_KEYS:
-                    out.setdefault(f"version {key}", set()).add(str(value))
-            for key in ("device", "host"):
-                if r.get(key):
-                    out.setdefault(key, set()).add(str(r[key]))
+                    out.setdefault(f"version {key}", set()).add(value)
+            out.setdefault(f"plugin of task `{r.spec.task}`", set()).add(plan.task_plugin.pin)
+            out.setdefault(f"plugin of architecture `{r.spec.architecture}`", set()).add(plan.arch_plugin.pin)
+            out.setdefault(f"data version of `{r.spec.task}`", set()).add(plan.data_version)
+            if r.runtime is not None:
+                for key, value in (("device", r.runtime.device), ("host", r.runtime.host)):
+                    if value:
+                        out.setdefault(key, set()).add(value)
         return out
 
     ea, eb = env(a), env(b)

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.records import RunRecord
 
 
 def suite_hash(text: str) -> str:
@@ -56,11 +58,11 @@ class ReportContext:
         return suite_hash(self.suite_text) if self.suite_text is not None else None
 
     @classmethod
-    def from_records(cls, records: Sequence[Mapping[str, Any]], **extra: Any) -> ReportContext:
+    def from_records(cls, records: Sequence[RunRecord], **extra: Any) -> ReportContext:
         """Suite name and invocation (the newest record's parent run id) taken from the records."""
-        suite = next((str(r["suite"]) for r in records if r.get("suite")), "?")
-        newest = max(records, key=lambda r: float(r.get("finished_at") or 0.0), default=None)
-        invocation = str(newest.get("parent_run_id") or "") if newest else ""
+        suite = next((r.spec.suite for r in records if r.spec.suite), "?")
+        newest = max(records, key=lambda r: r.finished_at, default=None)
+        invocation = (newest.parent_run_id or "") if newest else ""
         return cls(suite=suite, invocation=invocation or time.strftime("%Y%m%d-%H%M%S"), **extra)
 
 

@@ -21,7 +21,7 @@ def _table(table: Table) -> list[str]:
 
 def render_markdown(analysis: Analysis) -> str:
     ctx = analysis.context
-    counts = {s: sum(1 for r in analysis.records if r.get("status") == s) for s in ("finished", "failed", "skipped")}
+    counts = {s: sum(1 for r in analysis.records if r.status == s) for s in ("finished", "failed", "skipped")}
     other = len(analysis.records) - sum(counts.values())
     lines = [f"# {ctx.suite} — benchmark report", "",
              f"Invocation `{ctx.invocation}`, generated {ctx.generated_at}. "

@@ -9,10 +9,11 @@ from __future__ import annotations
 import inspect
 import re
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.records import RunRecord
 from harness.report.context import ReportContext
 
 LATEST = "latest"
@@ -22,7 +23,7 @@ def _folder_name(invocation: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", invocation).strip("-") or "invocation"
 
 
-def write_with(reporter: Any, records: Sequence[Mapping[str, Any]], out_dir: Path, context: ReportContext) -> Path:
+def write_with(reporter: Any, records: Sequence[RunRecord], out_dir: Path, context: ReportContext) -> Path:
     """Call ``reporter.write``, passing ``context`` only to reporters whose ``write`` accepts it."""
     try:
         accepts = "context" in inspect.signature(reporter.write).parameters
@@ -31,7 +32,7 @@ def write_with(reporter: Any, records: Sequence[Mapping[str, Any]], out_dir: Pat
     return reporter.write(records, out_dir, context=context) if accepts else reporter.write(records, out_dir)
 
 
-def write_report_set(records: Sequence[Mapping[str, Any]], root: Path, context: ReportContext,
+def write_report_set(records: Sequence[RunRecord], root: Path, context: ReportContext,
                      reporters: Sequence[str] | None = None, latest: bool = True) -> list[Path]:
     """Every selected reporter (None = all installed) writes into ``root/<invocation>/``."""
     from harness.plugins import get_registry

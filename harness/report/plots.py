@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from harness.records import RunRecord
 from harness.report.analysis import Analysis, Ranking, TaskTable
 from harness.report.stats import pareto_front
 
@@ -119,13 +120,13 @@ def cd_diagram(ranking: Ranking) -> list[Figure]:
     return [(f"Critical difference (Nemenyi, α=0.05) over {result.n} tasks", _svg(fig))]
 
 
-def gradient_flow(records: Sequence[Mapping[str, Any]]) -> list[Figure]:
+def gradient_flow(records: Sequence[RunRecord]) -> list[Figure]:
     """One heatmap per (task, architecture): gradient norm per time step (x) and probe (y), log10."""
     figures, seen = [], set()
     for r in records:
-        flow = r.get("gradient_flow") or {}
+        flow = r.gradient_flow or {}
         probes = [p for p in flow.get("probes") or [] if p.get("per_step_norm")]
-        key = (r.get("task_label", r.get("task")), r.get("arch_label", r.get("architecture")))
+        key = (r.spec.task_label, r.spec.arch_label)
         if not probes or key in seen:
             continue
         seen.add(key)

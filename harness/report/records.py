@@ -9,26 +9,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from harness.errors import HarnessError
+from harness.records import RunRecord, latest_by_run
 from harness.report.context import ReportContext, load_profiles
-from harness.tracking.results import ResultsFile, latest_by_run
+from harness.tracking.results import ResultsFile, default_results_path
 
 
 @dataclass
 class Selection:
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     context: ReportContext
     results_path: Path | None
 
 
-def _from_file(path: Path, invocation: str | None, suite: str | None) -> list[dict[str, Any]]:
+def _from_file(path: Path, invocation: str | None, suite: str | None) -> list[RunRecord]:
     records = ResultsFile(path).read()
     if suite:
-        records = [r for r in records if r.get("suite") in (suite, None)]
+        records = [r for r in records if r.spec.suite in (suite, "?")]
     if invocation:
-        records = [r for r in records if r.get("parent_run_id") == invocation]
+        records = [r for r in records if r.parent_run_id == invocation]
     return latest_by_run(records)
 
 
@@ -45,7 +45,6 @@ def select(target: str | None, results: str | None = None, tracking_uri: str | N
     if target and target.endswith((".yaml", ".yml")):
         if not Path(target).is_file():
             raise HarnessError(f"Suite file {target} not found.")
-        from harness.runner import default_results_path
         from harness.suite import load_suite
 
         loaded = load_suite(target)  # a broken suite file is reported with its place, like `harness run`
@@ -59,7 +58,7 @@ def select(target: str | None, results: str | None = None, tracking_uri: str | N
             path, suite = candidate, target
     elif target and RUN_ID.match(target) and path is None:
         for candidate in sorted(Path("results").glob("*.jsonl")) if Path("results").is_dir() else []:
-            if any(r.get("parent_run_id") == target for r in ResultsFile(candidate).read()):
+            if any(r.parent_run_id == target for r in ResultsFile(candidate).read()):
                 path, invocation = candidate, target
                 break
     if path is not None:
@@ -76,14 +75,14 @@ def select(target: str | None, results: str | None = None, tracking_uri: str | N
         context.command = info.get("command")
         if context.suite_text is None:
             context.suite_text = info.get("suite_text")
-        context.profiles = load_profiles(path.parent / "profile", [str(r.get("task")) for r in records])
+        context.profiles = load_profiles(path.parent / "profile", [r.spec.task for r in records])
         return Selection(records, context, path)
     if not target:
         raise HarnessError("Which suite? Pass a suite file, a suite name, a results file or a parent run id.")
     records, info = invocation_records(uri, target)
     context = ReportContext(suite=info["suite"], invocation=info["invocation"], suite_text=info["suite_text"],
                             command=info["command"], source=uri)
-    context.profiles = load_profiles(Path("results") / "profile", [str(r.get("task")) for r in records])
+    context.profiles = load_profiles(Path("results") / "profile", [r.spec.task for r in records])
     return Selection(records, context, None)
 
 

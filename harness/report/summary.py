@@ -6,13 +6,11 @@ Public API for reporter plugins: :func:`summarize` returns a
 
 from __future__ import annotations
 
-import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
-from harness.tracking.results import latest_by_run
+from harness.records import RunRecord, latest_by_run
 
 
 @dataclass
@@ -89,26 +87,23 @@ def _order(seen: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(seen))
 
 
-def summarize(records: Iterable[Mapping[str, Any]]) -> SummaryTable:
+def summarize(records: Iterable[RunRecord]) -> SummaryTable:
     """Aggregate result records (last record per run id wins) over seeds."""
     rows = latest_by_run(records)
-    tasks = _order(r.get("task_label", r.get("task", "?")) for r in rows)
-    archs = _order(r.get("arch_label", r.get("architecture", "?")) for r in rows)
+    tasks = _order(r.spec.task_label for r in rows)
+    archs = _order(r.spec.arch_label for r in rows)
     cells: dict[tuple[str, str], SummaryCell] = {}
     metric: dict[str, tuple[str, str]] = {}
     for r in rows:
-        key = (r.get("task_label", r.get("task", "?")), r.get("arch_label", r.get("architecture", "?")))
+        key = (r.spec.task_label, r.spec.arch_label)
         cell = cells.setdefault(key, SummaryCell())
-        primary = r.get("primary_metric", "")
-        metric.setdefault(key[0], (primary, r.get("direction", "max")))
-        status = r.get("status")
-        if status == "finished":
-            value = (r.get("metrics") or {}).get(f"test_{primary}")
-            if isinstance(value, (int, float)) and math.isfinite(value):
-                cell.values.append(float(value))
-        elif status == "failed":
+        metric.setdefault(key[0], (r.spec.primary_metric, r.spec.direction))
+        if r.status == "finished":
+            if r.primary_value is not None:
+                cell.values.append(r.primary_value)
+        elif r.status == "failed":
             cell.failed += 1
-            cell.errors.append(str(r.get("error", "")))
-        elif status == "skipped":
-            cell.skipped = str(r.get("skip_reason", "skipped"))
+            cell.errors.append(r.error)
+        elif r.status == "skipped":
+            cell.skipped = r.error or "skipped"
     return SummaryTable(tasks, archs, cells, metric)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from harness.report.analysis import COSTS, Analysis, ArchRow, TaskTable, label, normalize_cost
+from harness.records import RunRecord
+from harness.report.analysis import COSTS, Analysis, ArchRow, TaskTable, normalize_cost
 from harness.report.stats import Interval
 
 Cell = tuple[str, str]
@@ -107,33 +108,44 @@ def provenance_rows(analysis: Analysis) -> list[tuple[str, str]]:
             ("generated", p["generated_at"])]
     if len(p["invocations"]) > 1:
         rows.append(("runs from invocations", ", ".join(p["invocations"]) + " (resumed suite)"))
+    for key, values in p["plugins"].items():
+        rows.append((f"plugin of {key}", _listed(values)))
+    for key, values in p["data_versions"].items():
+        rows.append((f"data version of `{key}`", _listed(values)))
+    rows.append(("harness git commit", _listed(p["git_commits"]) if p["git_commits"] else "unknown (not a git checkout)"))
     for key, values in p["versions"].items():
-        rows.append((f"version: {key}", ", ".join(values) + (" (differs between runs!)" if len(values) > 1 else "")))
+        rows.append((f"version: {key}", _listed(values)))
     return rows
 
 
-def tidy_csv(records: Sequence[Mapping[str, Any]]) -> str:
-    """One row per run: labels, seed, status, failure kind, every metric and cost key."""
-    metric_keys = sorted({k for r in records for k in (r.get("metrics") or {})})
-    cost_keys = sorted({k for r in records for k in normalize_cost(r.get("cost"))})
+def _listed(values: Sequence[str]) -> str:
+    return ", ".join(values) + (" (differs between runs!)" if len(values) > 1 else "")
+
+
+def tidy_csv(records: Sequence[RunRecord]) -> str:
+    """One row per run: labels, seed, status, failure kind, every metric and cost key, provenance."""
+    metric_keys = sorted({k for r in records for k in r.metrics})
+    cost_keys = sorted({k for r in records for k in normalize_cost(r.cost)})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["run_id", "suite", "task", "architecture", "seed", "status", "failure_kind", "primary_metric",
-                     "direction", *metric_keys, *cost_keys, "wall_time_s", "device", "parent_run_id", "error"])
+                     "direction", *metric_keys, *cost_keys, "wall_time_s", "device", "parent_run_id",
+                     "task_plugin", "arch_plugin", "data_version", "error"])
     for r in records:
-        metrics, cost = r.get("metrics") or {}, normalize_cost(r.get("cost"))
-        kind = (r.get("failure") or {}).get("kind") or ("" if r.get("status") in ("finished", "skipped") else "exception")
-        cause = str(r.get("error") or r.get("skip_reason") or "").splitlines()
-        writer.writerow([r.get("run_id"), r.get("suite"), label(r, "task"), label(r, "arch"), r.get("seed"),
-                         r.get("status"), kind, r.get("primary_metric"), r.get("direction"),
-                         *[_plain(metrics.get(k)) for k in metric_keys], *[_plain(cost.get(k)) for k in cost_keys],
-                         _plain(r.get("wall_time_s")), r.get("device", ""), r.get("parent_run_id", ""),
-                         cause[0] if cause else ""])
+        spec, cost = r.spec, normalize_cost(r.cost)
+        kind = r.failure.kind if r.failure is not None else ""
+        cause = r.error.splitlines()
+        writer.writerow([r.run_id, spec.suite, spec.task_label, spec.arch_label, spec.seed, r.status, kind,
+                         spec.primary_metric, spec.direction,
+                         *[_plain(r.metrics.get(k)) for k in metric_keys], *[_plain(cost.get(k)) for k in cost_keys],
+                         r.wall_time_s, r.runtime.device if r.runtime else "", r.parent_run_id or "",
+                         spec.provenance.task_plugin.pin, spec.provenance.arch_plugin.pin,
+                         spec.provenance.data_version, cause[0] if cause else ""])
     return out.getvalue()
 
 
-def _plain(value: Any) -> Any:
-    return "" if value is None else value
+def _plain(value: float | None) -> float | str:
+    return "" if value is None or math.isnan(value) else value
 
 
 __all__ = ["interval_text", "number", "problems_table", "provenance_rows", "ranking_table", "task_table", "tidy_csv"]

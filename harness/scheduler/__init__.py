@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from harness.errors import HarnessError, suggest
-from harness.scheduler.base import Executor
+from typing import TYPE_CHECKING
 
+from harness.errors import HarnessError, suggest
+
+if TYPE_CHECKING:
+    from harness.scheduler.base import Executor
+
+#: the names ``--executor`` accepts (importing this module stays cheap: the CLI reads it at start-up)
 EXECUTORS = ("ray", "local")
 
 

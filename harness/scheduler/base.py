@@ -1,15 +1,16 @@
-"""The executor contract: run payloads, report starts and results as they happen."""
+"""The executor contract: run specs, report starts and records as they happen."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-Payload = dict[str, Any]
-Result = dict[str, Any]
-OnStart = Callable[[Payload], None]
-OnResult = Callable[[Result], None]
+from harness.records import FailureKind, RunRecord, RunSpec, RuntimeInfo, Status
+from harness.settings import ExecutionSpec, ResourcesSpec
+
+OnStart = Callable[[RunSpec], None]
+OnResult = Callable[[RunRecord], None]
 
 
 class Executor(Protocol):
@@ -21,14 +22,14 @@ class Executor(Protocol):
     #: whether ``execution.deadline`` stopped the suite
     deadline_hit: bool
 
-    def start(self, resources: dict[str, float], execution: dict[str, Any] | None = None) -> None:
-        """Acquire compute; raise ResourceError if no node can host one run.
+    def start(self, resources: ResourcesSpec, execution: ExecutionSpec) -> None:
+        """Acquire compute for runs of ``resources`` each; raise ResourceError if no node can host one.
 
         ``execution`` is the suite's ``execution:`` section (``max_retries``, ``deadline``).
         """
 
-    def run(self, payloads: list[Payload], on_start: OnStart, on_result: OnResult) -> None:
-        """Run every payload; call ``on_result`` once per payload, in finishing order.
+    def run(self, specs: Sequence[RunSpec], on_start: OnStart, on_result: OnResult) -> None:
+        """Run every spec; call ``on_result`` once per spec, in finishing order.
 
         On KeyboardInterrupt: cancel what runs, report each as ``killed`` and re-raise.
         """
@@ -37,38 +38,27 @@ class Executor(Protocol):
         """Release what ``start`` acquired."""
 
 
-def failed_result(payload: Payload, exc: BaseException | None, cause: str = "", *, kind: str | None = None,
-                  message: str | None = None, attempts: int = 1, history: list[dict[str, float]] | None = None,
-                  started: float | None = None, status: str | None = None) -> Result:
-    """A result for a run that ended outside ``run_trial``: its worker died, or the driver stopped it.
+def stopped_record(spec: RunSpec, exc: BaseException | None, *, kind: FailureKind | None = None,
+                   message: str | None = None, cause: str = "", attempts: int = 1,
+                   history: Sequence[dict[str, float]] = (), started: float | None = None,
+                   status: Status | None = None, node_id: str | None = None) -> RunRecord:
+    """The record of a run that ended outside ``run_trial``: its worker died, or the driver stopped it.
 
     ``kind`` overrides the classification of ``exc`` (e.g. ``killed`` for Ctrl-C, ``timeout``);
     ``status`` overrides the status (``killed`` for cells the suite deadline cancelled);
     ``history`` holds the epoch rows the worker streamed before it stopped (partial metrics).
     """
-    from harness.train.failures import classify, failure, one_line, status_for, trimmed_traceback
-    from harness.train.trial import result_skeleton  # light: torch loads only inside run_trial
+    from harness.train.failures import classify, one_line, trimmed_traceback
 
     kind = kind or (classify(exc) if exc is not None else "exception")
-    text = message or (one_line(exc) if exc is not None else kind)
-    result = result_skeleton(payload)
-    if started:
-        result["started_at"] = started
-    now = time.time()
-    result.update(
-        status=status or status_for(kind),
-        error=(cause + text) if cause else text,
-        traceback=trimmed_traceback(exc) if exc is not None else "",
-        failure=failure(kind, (cause + text) if cause else text, attempts),
-        history=list(history or []),
-        attempts=attempts,
-        finished_at=now,
-        wall_time_s=max(0.0, now - result["started_at"]),
+    text = cause + (message or (one_line(exc) if exc is not None else kind))
+    return RunRecord.failed(
+        spec, kind, text, traceback=trimmed_traceback(exc) if exc is not None else "", attempts=attempts,
+        history=history, started_at=started, finished_at=time.time(), status=status,
+        runtime=RuntimeInfo(node_id=node_id) if node_id else None,
     )
-    return result
 
 
-def describe_request(resources: dict[str, float]) -> str:
-    text = f"cpus: {resources.get('cpus', 1):g}, gpus: {resources.get('gpus', 0):g}"
-    workers = int(resources.get("workers", 1) or 1)
-    return text + (f", workers: {workers}" if workers > 1 else "")
+def describe_request(resources: ResourcesSpec) -> str:
+    text = f"cpus: {resources.cpus:g}, gpus: {resources.gpus:g}"
+    return text + (f", workers: {resources.workers}" if resources.workers > 1 else "")

@@ -7,10 +7,12 @@ timeout is left to Lightning's ``max_time``. Ctrl-C records the current run as k
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
 
 from harness.errors import ResourceError
-from harness.scheduler.base import OnResult, OnStart, Payload, describe_request, failed_result
+from harness.records import RunSpec
+from harness.scheduler.base import OnResult, OnStart, describe_request, stopped_record
+from harness.settings import ExecutionSpec, ResourcesSpec
 
 
 class LocalExecutor:
@@ -22,14 +24,14 @@ class LocalExecutor:
         self.deadline_hit = False
         self.deadline: float | None = None
 
-    def start(self, resources: dict[str, float], execution: dict[str, Any] | None = None) -> None:
-        self.deadline = (execution or {}).get("deadline")
-        if int(resources.get("workers", 1) or 1) > 1:
+    def start(self, resources: ResourcesSpec, execution: ExecutionSpec) -> None:
+        self.deadline = float(execution.deadline) if execution.deadline else None
+        if resources.workers > 1:
             raise ResourceError(
                 f"The suite asks for {describe_request(resources)} per run: multi-worker (data-parallel) "
                 "runs need Ray Train. Use --executor ray, or set resources.workers to 1."
             )
-        gpus = float(resources.get("gpus", 0))
+        gpus = resources.gpus
         if gpus <= 0:
             return
         import torch
@@ -42,28 +44,28 @@ class LocalExecutor:
                 "or run on a machine or Ray cluster with GPUs."
             )
 
-    def run(self, payloads: list[Payload], on_start: OnStart, on_result: OnResult) -> None:
+    def run(self, specs: Sequence[RunSpec], on_start: OnStart, on_result: OnResult) -> None:
         from harness.train.trial import run_trial
 
         suite_start = time.monotonic()
-        for i, payload in enumerate(payloads):
-            if self.deadline and time.monotonic() - suite_start > float(self.deadline):
+        for i, spec in enumerate(specs):
+            if self.deadline and time.monotonic() - suite_start > self.deadline:
                 self.deadline_hit = True
-                self.unscheduled = len(payloads) - i
+                self.unscheduled = len(specs) - i
                 return
-            on_start(payload)
+            on_start(spec)
             history: list[dict[str, float]] = []
+            started = time.time()
             try:
-                result = run_trial(payload, on_epoch=history.append)
+                record = run_trial(spec, on_epoch=history.append)
             except KeyboardInterrupt:
-                on_result(failed_result(payload, None, kind="killed", history=history,
-                                        message="interrupted (Ctrl-C); run the suite again to resume"))
-                self.unscheduled = len(payloads) - i - 1
+                on_result(stopped_record(spec, None, kind="killed", history=history, started=started,
+                                         message="interrupted (Ctrl-C); run the suite again to resume"))
+                self.unscheduled = len(specs) - i - 1
                 raise
             except Exception as exc:  # run_trial records its own failures; this is a last resort
-                result = failed_result(payload, exc, history=history)
-            result["attempts"] = 1
-            on_result(result)
+                record = stopped_record(spec, exc, history=history, started=started)
+            on_result(record)
 
     def close(self) -> None:
         return None

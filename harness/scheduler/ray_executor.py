@@ -18,11 +18,14 @@ import math
 import os
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import HarnessError, ResourceError
-from harness.scheduler.base import OnResult, OnStart, Payload, describe_request, failed_result
+from harness.records import FailureKind, RunRecord, RunSpec, Status
+from harness.scheduler.base import OnResult, OnStart, describe_request, stopped_record
+from harness.settings import ExecutionSpec, ResourcesSpec
 
 FORWARDED_ENV = ("HARNESS_CACHE_DIR", "HARNESS_DISABLE_PLUGINS", "HARNESS_PLUGINS")
 #: a run still alive this long after ``trainer.max_time`` (plus half of it) is cancelled as a timeout;
@@ -42,9 +45,9 @@ def _capacity(nodes: list[dict[str, Any]], cpus: float, gpus: float) -> int:
     return total
 
 
-def hard_limit(payload: Payload) -> float | None:
+def hard_limit(spec: RunSpec) -> float | None:
     """Seconds after which a run is cancelled as a timeout (None: no limit)."""
-    max_time = (payload.get("trainer") or {}).get("max_time")
+    max_time = spec.trainer.max_time
     if not max_time:
         return None
     return float(max_time) * 1.5 + float(os.environ.get(GRACE_ENV, DEFAULT_GRACE_S))
@@ -52,13 +55,12 @@ def hard_limit(payload: Payload) -> float | None:
 
 @dataclass
 class _Running:
-    payload: Payload
-    attempt: int
+    spec: RunSpec
     started: float
     wall_started: float
     limit: float | None
     #: (kind, message, status) once the driver cancelled it
-    stopped: tuple[str, str, str] | None = None
+    stopped: tuple[FailureKind, str, Status] | None = None
 
 
 class RayExecutor:
@@ -69,19 +71,14 @@ class RayExecutor:
         self.capacity = 1
         self.unscheduled = 0
         self.deadline_hit = False
-        self.max_retries = 2
-        self.deadline: float | None = None
+        self.execution = ExecutionSpec()
         self.recorder: Any = None
         self._owned = False
-        self._resources: dict[str, float] = {}
 
-    def start(self, resources: dict[str, float], execution: dict[str, Any] | None = None) -> None:
+    def start(self, resources: ResourcesSpec, execution: ExecutionSpec) -> None:
         import ray
 
-        self._resources = dict(resources)
-        execution = execution or {}
-        self.max_retries = int(execution.get("max_retries", 2))
-        self.deadline = execution.get("deadline")
+        self.execution = execution
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
             try:
@@ -101,9 +98,8 @@ class RayExecutor:
                 ) from None
             self._owned = True
         nodes = [n for n in ray.nodes() if n.get("Alive")]
-        cpus, gpus = float(resources.get("cpus", 1)), float(resources.get("gpus", 0))
-        workers = int(resources.get("workers", 1) or 1)
-        slots = _capacity(nodes, cpus, gpus)
+        workers = resources.workers
+        slots = _capacity(nodes, resources.cpus, resources.gpus)
         self.capacity = slots // workers
         if self.capacity < 1:
             largest = max(nodes, key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)), default=None)
@@ -135,20 +131,18 @@ class RayExecutor:
         import ray
 
         try:
-            return ray.get(self.recorder.take.remote(run.payload["run_id"]), timeout=10)
+            return dict(ray.get(self.recorder.take.remote(run.spec.run_id), timeout=10))
         except Exception:
             return {}
 
-    def _stopped_result(self, run: _Running, kind: str, message: str, status: str | None = None,
-                        exc: BaseException | None = None) -> dict[str, Any]:
+    def _stopped_result(self, run: _Running, kind: FailureKind, message: str, status: Status | None = None,
+                        exc: BaseException | None = None) -> RunRecord:
         left = self._leftovers(run)
-        result = failed_result(run.payload, exc, kind=kind, message=message, attempts=run.attempt,
-                               history=left.get("history"), started=run.wall_started, status=status)
-        if left.get("node_id"):
-            result["node_id"] = left["node_id"]
-        return result
+        return stopped_record(run.spec, exc, kind=kind, message=message, attempts=run.spec.attempt,
+                              history=left.get("history") or [], started=run.wall_started, status=status,
+                              node_id=left.get("node_id"))
 
-    def run(self, payloads: list[Payload], on_start: OnStart, on_result: OnResult) -> None:
+    def run(self, specs: Sequence[RunSpec], on_start: OnStart, on_result: OnResult) -> None:
         import ray
 
         from harness.scheduler.ray_tasks import ray_trial
@@ -156,13 +150,9 @@ class RayExecutor:
 
         self.recorder = self._make_recorder()
         remote = ray.remote(ray_trial)
-        cpus, gpus = float(self._resources.get("cpus", 1)), float(self._resources.get("gpus", 0))
-        distributed = int(self._resources.get("workers", 1) or 1) > 1
-        # a multi-worker run's task only coordinates Ray Train; its workers hold the resources
-        options = {"num_cpus": 0 if distributed else cpus, "num_gpus": 0 if distributed else gpus,
-                   "max_retries": 0}
-        queue: deque[tuple[Payload, int]] = deque((p, 1) for p in payloads)
+        queue: deque[RunSpec] = deque(specs)
         pending: dict[Any, _Running] = {}
+        max_retries, deadline = self.execution.max_retries, self.execution.deadline
         suite_start = time.monotonic()
         self.unscheduled = 0
 
@@ -179,19 +169,23 @@ class RayExecutor:
         try:
             while queue or pending:
                 now = time.monotonic()
-                if self.deadline and now - suite_start > float(self.deadline):
+                if deadline and now - suite_start > float(deadline):
                     self.deadline_hit = True
-                    stop_all("timeout", f"suite deadline of {float(self.deadline):g} s reached; the run was cancelled")
+                    stop_all("timeout", f"suite deadline of {float(deadline):g} s reached; the run was cancelled")
                     return
                 while queue and len(pending) < self.capacity:
-                    payload, attempt = queue.popleft()
-                    ref = remote.options(name=f"harness:{payload['run_id']}", **options).remote(
-                        {**payload, "attempt": attempt}, self.recorder)
-                    pending[ref] = _Running(payload, attempt, time.monotonic(), time.time(), hard_limit(payload))
-                    on_start(payload)
+                    spec = queue.popleft()
+                    # a multi-worker run's task only coordinates Ray Train; its workers hold the resources
+                    res = spec.resources
+                    ref = remote.options(
+                        name=f"harness:{spec.run_id}", max_retries=0,
+                        num_cpus=0 if spec.distributed else res.cpus, num_gpus=0 if spec.distributed else res.gpus,
+                    ).remote(spec, self.recorder)
+                    pending[ref] = _Running(spec, time.monotonic(), time.time(), hard_limit(spec))
+                    on_start(spec)
                 for ref, run in pending.items():
                     if run.limit and run.stopped is None and now - run.started > run.limit:
-                        limit = run.payload["trainer"].get("max_time")
+                        limit = run.spec.trainer.max_time
                         message = f"run still alive {run.limit:.0f} s after it started (trainer.max_time {limit} s); cancelled"
                         run.stopped = ("timeout", message, "failed")
                         ray.cancel(ref, force=True)
@@ -202,29 +196,23 @@ class RayExecutor:
                         on_result(self._stopped_result(run, *run.stopped))
                         continue
                     try:
-                        result = ray.get(ref)
+                        record: RunRecord = ray.get(ref)
                     except Exception as exc:  # worker died (kill -9, node lost), Ray OOM kill...
-                        if worker_died(exc) and run.attempt <= self.max_retries:
+                        attempt = run.spec.attempt
+                        if worker_died(exc) and attempt <= max_retries:
                             self._leftovers(run)  # drop the dead attempt's rows
-                            queue.appendleft((run.payload, run.attempt + 1))
+                            queue.appendleft(run.spec.model_copy(update={"attempt": attempt + 1}))
                             continue
                         cause = "worker died: " if classify(exc) == "infrastructure" else ""
-                        message = f"{cause}{one_line(exc)} (attempt {run.attempt} of {self.max_retries + 1})"
+                        message = f"{cause}{one_line(exc)} (attempt {attempt} of {max_retries + 1})"
                         on_result(self._stopped_result(run, classify(exc), message, exc=exc))
                         continue
-                    result["attempts"] = run.attempt
                     if self.recorder is not None:
-                        self.recorder.take.remote(run.payload["run_id"])  # free its rows; no need to wait
-                    on_result(result)
+                        self.recorder.take.remote(run.spec.run_id)  # free its rows; no need to wait
+                    on_result(record)
         except KeyboardInterrupt:
             stop_all("killed", "interrupted (Ctrl-C); run the suite again to resume")
             raise
-
-    def placement(self) -> dict[str, dict[str, Any]]:
-        """Run id → node id, pid and attempt of the runs in flight (for tests and diagnostics)."""
-        import ray
-
-        return ray.get(self.recorder.placement.remote()) if self.recorder is not None else {}
 
     def close(self) -> None:
         if self.recorder is not None:

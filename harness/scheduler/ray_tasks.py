@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from harness.records import RunRecord, RunSpec, RuntimeInfo
+
 
 class HistoryRecorder:
     """Epoch rows and placement of the runs in flight, keyed by run id (one per suite)."""
@@ -28,31 +30,28 @@ class HistoryRecorder:
     def take(self, run_id: str) -> dict[str, Any]:
         return {"history": self.rows.pop(run_id, []), **self.where.pop(run_id, {})}
 
-    def placement(self) -> dict[str, dict[str, Any]]:
-        """Where each run in flight executes (tests use it to find a worker's pid)."""
-        return dict(self.where)
 
-
-def ray_trial(payload: dict[str, Any], recorder: Any) -> dict[str, Any]:
+def ray_trial(spec: RunSpec, recorder: Any) -> RunRecord:
     """One cell in a Ray worker: a plain Lightning run, or a Ray Train DDP run for ``workers`` > 1."""
     import ray
 
     from harness.train.trial import run_trial
 
     node_id = ray.get_runtime_context().get_node_id()
-    run_id = payload["run_id"]
 
     def on_epoch(row: dict[str, float]) -> None:
         if recorder is not None:
-            recorder.add.remote(run_id, row)
+            recorder.add.remote(spec.run_id, row)
 
     if recorder is not None:
-        recorder.started.remote(run_id, node_id, os.getpid(), int(payload.get("attempt", 1)))
-    if int(payload["resources"].get("workers", 1) or 1) > 1:
+        recorder.started.remote(spec.run_id, node_id, os.getpid(), spec.attempt)
+    if spec.distributed:
         from harness.train.distributed import run_distributed
 
-        result = run_distributed(payload, on_epoch)
+        record = run_distributed(spec, on_epoch)
     else:
-        result = run_trial(payload, on_epoch)
-    result["node_id"] = result.get("node_id") or node_id
-    return result
+        record = run_trial(spec, on_epoch)
+    runtime = record.runtime or RuntimeInfo()
+    if runtime.node_id is None:
+        record.runtime = runtime.model_copy(update={"node_id": node_id})
+    return record

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -16,12 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.records import RunRecord
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 _BATCH = 100
 HISTORY_SKIP = {"epoch", "step", "elapsed_s"}
-#: result status -> MLflow run status of the child run
-CHILD_STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+#: record status -> MLflow run status of the child run
+CHILD_STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED", "skipped": "FINISHED"}
 
 
 def artifact_location(uri: str) -> str | None:
@@ -55,6 +57,40 @@ def flatten(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
             yield from flatten(f"{prefix}.{key}" if prefix else str(key), inner)
     else:
         yield prefix, json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def child_tags(record: RunRecord) -> dict[str, str]:
+    """The tags of a cell's child run: what it is, how it ended, and both provenances.
+
+    ``version.<name>`` holds a version: ``harness``, the distributions of the plugins that
+    registered the task and the architecture, and the worker's python, torch, lightning and
+    torchmetrics; ``harness.task_plugin`` / ``harness.arch_plugin`` pin those plugins,
+    ``harness.data_version`` is the task's data version, ``harness.git_commit`` the harness
+    checkout's commit.
+    """
+    spec, plan = record.spec, record.spec.provenance
+    runtime = record.runtime
+    tags = {
+        "harness.run_id": spec.run_id, "harness.task": spec.task, "harness.architecture": spec.architecture,
+        "harness.task_label": spec.task_label, "harness.arch_label": spec.arch_label,
+        "harness.seed": str(spec.seed), "harness.primary_metric": spec.primary_metric,
+        "harness.direction": spec.direction, "harness.status": record.status,
+        "harness.host": runtime.host if runtime else "", "harness.device": runtime.device if runtime else "",
+        "harness.task_plugin": plan.task_plugin.pin, "harness.arch_plugin": plan.arch_plugin.pin,
+        "harness.data_version": plan.data_version, "harness.attempts": str(record.attempts),
+    }
+    if plan.git_commit:
+        tags["harness.git_commit"] = plan.git_commit
+    versions = {**(runtime.versions if runtime else {}), "harness": plan.harness,
+                plan.task_plugin.distribution: plan.task_plugin.version,
+                plan.arch_plugin.distribution: plan.arch_plugin.version}
+    tags.update({f"version.{name}": version for name, version in versions.items()})
+    if record.failure is not None:
+        tags["harness.error"] = record.failure.message[:4000]
+        tags["harness.failure_kind"] = record.failure.kind
+    if runtime is not None and runtime.node_id:
+        tags["harness.node_id"] = runtime.node_id
+    return tags
 
 
 def _chunks(items: list[Any], size: int = _BATCH) -> Iterable[list[Any]]:
@@ -116,60 +152,38 @@ class MlflowTracker:
         self._log(self.parent_id, metrics={k: (v, 0) for k, v in summary.items()})
         self.client.set_terminated(self.parent_id, status=status)
 
-    def log_child(self, result: Mapping[str, Any]) -> str:
+    def log_child(self, record: RunRecord) -> str:
         from mlflow.entities import Metric
 
-        started = float(result.get("started_at") or time.time())
-        tags = {
-            "mlflow.parentRunId": self.parent_id,
-            "harness.run_id": result["run_id"],
-            "harness.task": result["task"],
-            "harness.architecture": result["architecture"],
-            "harness.task_label": result.get("task_label", result["task"]),
-            "harness.arch_label": result.get("arch_label", result["architecture"]),
-            "harness.seed": str(result["seed"]),
-            "harness.primary_metric": str(result.get("primary_metric", "")),
-            "harness.direction": str(result.get("direction", "")),
-            "harness.status": result["status"],
-            "harness.host": str(result.get("host", "")),
-            "harness.device": str(result.get("device", "")),
-        }
-        tags.update({f"version.{k}": str(v) for k, v in (result.get("versions") or {}).items()})
-        if result.get("error"):
-            tags["harness.error"] = str(result["error"])[:4000]
-        if result.get("failure"):
-            tags["harness.failure_kind"] = str(result["failure"].get("kind", ""))
-        for key in ("attempts", "node_id"):
-            if result.get(key) is not None:
-                tags[f"harness.{key}"] = str(result[key])
-        name = f"{result.get('task_label', result['task'])}/{result.get('arch_label', result['architecture'])}/seed{result['seed']}"
-        run = self.client.create_run(self.experiment_id, start_time=int(started * 1000), tags=tags, run_name=name)
-        run_id = run.info.run_id
-        params = dict(flatten("task", result.get("task_params", {})))
-        params.update(flatten("arch", result.get("arch_params", {})))
-        params.update(flatten("trainer", result.get("trainer", {})))
-        params.update(flatten("resources", result.get("resources", {})))
-        params["seed"] = str(result["seed"])
+        spec = record.spec
+        started = record.started_at or time.time()
+        end = int((record.finished_at or time.time()) * 1000)
+        run = self.client.create_run(self.experiment_id, start_time=int(started * 1000), tags={**child_tags(record), "mlflow.parentRunId": self.parent_id},
+                                     run_name=f"{spec.task_label}/{spec.arch_label}/seed{spec.seed}")
+        run_id: str = run.info.run_id
+        params = dict(flatten("task", spec.task_params))
+        params.update(flatten("arch", spec.arch_params))
+        params.update(flatten("trainer", spec.trainer.model_dump(mode="json")))
+        params.update(flatten("resources", spec.resources.model_dump(mode="json")))
+        params["seed"] = str(spec.seed)
         metrics: list[Metric] = []
-        for row in result.get("history", []):
+        for row in record.history:
             stamp = int((started + row.get("elapsed_s", 0.0)) * 1000)
             step = int(row.get("epoch", 0))
             metrics += [Metric(k, float(v), stamp, step) for k, v in row.items() if k not in HISTORY_SKIP]
-        end = int(float(result.get("finished_at") or time.time()) * 1000)
-        for group in ("metrics", "cost"):
-            metrics += [Metric(k, float(v), end, 0) for k, v in (result.get(group) or {}).items() if v is not None]
+        for values in (record.metrics, record.cost):
+            metrics += [Metric(k, float(v), end, 0) for k, v in values.items() if not math.isnan(v)]
         self._log(run_id, params=params, metric_objs=metrics)
-        config = {k: result.get(k) for k in ("run_id", "task", "task_params", "architecture", "arch_params",
-                                             "trainer", "seed", "resources", "versions")}
-        self.client.log_dict(run_id, config, "config.json")
-        self.client.log_dict(run_id, {"history": result.get("history", [])}, "history.json")
-        if result.get("gradient_flow"):  # the probe's per-step norms: a heatmap in the report
-            self.client.log_dict(run_id, result["gradient_flow"], "gradient_flow.json")
-        if result.get("traceback"):
-            self.client.log_text(run_id, result["traceback"], "error.txt")
-        for name, text in (result.get("artifacts") or {}).items():
+        # the whole spec: `harness report` and `compare` read it back from MLflow exactly
+        self.client.log_dict(run_id, {"spec": spec.model_dump(mode="json")}, "config.json")
+        self.client.log_dict(run_id, {"history": record.history}, "history.json")
+        if record.gradient_flow:  # the probe's per-step norms: a heatmap in the report
+            self.client.log_dict(run_id, record.gradient_flow, "gradient_flow.json")
+        if record.failure is not None and record.failure.traceback:
+            self.client.log_text(run_id, record.failure.traceback, "error.txt")
+        for name, text in record.artifacts.items():
             self.client.log_text(run_id, text, f"task/{name}")
-        self.client.set_terminated(run_id, status=CHILD_STATUS.get(result["status"], "FAILED"), end_time=end)
+        self.client.set_terminated(run_id, status=CHILD_STATUS[record.status], end_time=end)
         return run_id
 
     def finished_children(self) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.records import RunRecord, RunSpec
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 #: per-epoch metrics and final test metrics; every other metric of a child run is a cost
@@ -40,34 +41,39 @@ def _artifact(client: Any, run_id: str, name: str) -> str | None:
         return None
 
 
-def _record(client: Any, run: Any, suite: str) -> dict[str, Any]:
-    from harness.report.analysis import metric_direction
-
+def _record(client: Any, run: Any, suite: str) -> RunRecord:
+    """A child run back as a record: its spec from ``config.json`` (older runs: from the tags)."""
     tags, metrics = run.data.tags, run.data.metrics
-    primary = tags.get("harness.primary_metric", "")
     history_text = _artifact(client, run.info.run_id, "history.json")
     status = tags.get("harness.status") or ("finished" if run.info.status == "FINISHED" else "failed")
-    record: dict[str, Any] = {
+    flat: dict[str, Any] = {
         "run_id": tags.get("harness.run_id", run.info.run_id), "suite": suite,
         "task": tags.get("harness.task", "?"), "task_label": tags.get("harness.task_label", tags.get("harness.task", "?")),
         "architecture": tags.get("harness.architecture", "?"),
         "arch_label": tags.get("harness.arch_label", tags.get("harness.architecture", "?")),
-        "seed": int(tags.get("harness.seed", "0")), "status": status, "primary_metric": primary,
-        "direction": tags.get("harness.direction") or metric_direction(primary, "", "max"),
+        "seed": int(tags.get("harness.seed", "0")), "status": status,
+        "primary_metric": tags.get("harness.primary_metric", ""), "direction": tags.get("harness.direction"),
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test_")},
         "cost": {k: v for k, v in metrics.items() if not _NOT_COST.match(k)},
         "history": json.loads(history_text).get("history", []) if history_text else [],
         "versions": {k[len("version."):]: v for k, v in tags.items() if k.startswith("version.")},
         "device": tags.get("harness.device", ""), "host": tags.get("harness.host", ""),
+        "node_id": tags.get("harness.node_id"), "attempts": int(tags.get("harness.attempts") or 1),
         "parent_run_id": tags.get("mlflow.parentRunId", ""), "mlflow_run_id": run.info.run_id,
         "started_at": (run.info.start_time or 0) / 1000, "finished_at": (run.info.end_time or 0) / 1000,
     }
     if tags.get("harness.error"):
-        record["error"] = tags["harness.error"]
+        flat["error"] = tags["harness.error"]
+        flat["failure"] = {"kind": tags.get("harness.failure_kind"), "message": tags["harness.error"]}
+    record = RunRecord.from_json(flat)
+    config_text = _artifact(client, run.info.run_id, "config.json")
+    spec = json.loads(config_text).get("spec") if config_text else None
+    if isinstance(spec, dict):
+        record.spec = RunSpec.model_validate(spec)
     return record
 
 
-def invocation_records(uri: str, target: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str, Any]]:
     """Records of one invocation: ``target`` is a parent run id (a child's id means its parent),
     an experiment name or an experiment id (then its newest invocation).
 

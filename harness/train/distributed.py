@@ -16,8 +16,11 @@ other ranks read for testing: the workers of one run must share a node (or a fil
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Callable
 from typing import Any
+
+from harness.records import RunRecord, RunSpec
 
 #: how long a rank waits in a collective for the others (a failed rank must not hang the run for 30 min)
 COLLECTIVE_TIMEOUT_S = 180
@@ -27,12 +30,12 @@ class ResultBox:
     """Holds rank 0's result until the coordinating task reads it (a tiny Ray actor)."""
 
     def __init__(self) -> None:
-        self.result: dict[str, Any] | None = None
+        self.result: RunRecord | None = None
 
-    def put(self, result: dict[str, Any]) -> None:
+    def put(self, result: RunRecord) -> None:
         self.result = result
 
-    def get(self) -> dict[str, Any] | None:
+    def get(self) -> RunRecord | None:
         return self.result
 
 
@@ -46,43 +49,45 @@ def _worker_loop(config: dict[str, Any]) -> None:
 
     rank = ray.train.get_context().get_world_rank()
     overrides = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
-    result = run_trial(config["payload"], on_epoch=config["on_epoch"] if rank == 0 else None,
+    record = run_trial(config["spec"], on_epoch=config["on_epoch"] if rank == 0 else None,
                        trainer_overrides=overrides)
     if rank == 0:
-        result["world_size"] = ray.train.get_context().get_world_size()
-        ray.get(config["box"].put.remote(result))
+        record.world_size = ray.train.get_context().get_world_size()
+        ray.get(config["box"].put.remote(record))
 
 
-def run_distributed(payload: dict[str, Any], on_epoch: Callable[[dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Train one cell on ``resources.workers`` Ray Train workers; rank 0's result, or a failed one."""
+def run_distributed(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] | None = None) -> RunRecord:
+    """Train one cell on ``resources.workers`` Ray Train workers; rank 0's record, or a failed one."""
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from harness.scheduler.base import failed_result
+    from harness.train.failures import classify, trimmed_traceback
 
-    res = payload["resources"]
-    workers, cpus, gpus = int(res.get("workers", 1)), float(res.get("cpus", 1)), float(res.get("gpus", 0))
+    workers, cpus, gpus = spec.resources.workers, spec.resources.cpus, spec.resources.gpus
+    started = time.time()
     box = ray.remote(num_cpus=0)(ResultBox).remote()
     try:
         with tempfile.TemporaryDirectory(prefix="harness-train-") as storage:
             trainer = TorchTrainer(
                 _worker_loop,
-                train_loop_config={"payload": payload, "box": box, "on_epoch": on_epoch},
+                train_loop_config={"spec": spec, "box": box, "on_epoch": on_epoch},
                 scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0,
                                              resources_per_worker={"CPU": cpus, **({"GPU": gpus} if gpus else {})}),
                 torch_config=TorchConfig(backend="nccl" if gpus > 0 else "gloo", timeout_s=COLLECTIVE_TIMEOUT_S),
-                run_config=RunConfig(storage_path=storage, name=f"harness-{payload['run_id']}"),
+                run_config=RunConfig(storage_path=storage, name=f"harness-{spec.run_id}"),
             )
             trainer.fit()
-        result = ray.get(box.get.remote())
-        if result is None:
+        record: RunRecord | None = ray.get(box.get.remote())
+        if record is None:
             raise RuntimeError("Ray Train finished but rank 0 returned no result")
-        return result
+        return record
     except Exception as exc:  # a rank crashed or the worker group could not start
-        partial = ray.get(box.get.remote())
+        partial: RunRecord | None = ray.get(box.get.remote())
         if partial is not None:  # rank 0 recorded its own failure before another rank brought the group down
             return partial
-        return failed_result(payload, exc, message=f"Ray Train run failed: {type(exc).__name__}: {str(exc)[:500]}")
+        return RunRecord.failed(spec, classify(exc), f"Ray Train run failed: {type(exc).__name__}: {str(exc)[:500]}",
+                                traceback=trimmed_traceback(exc), attempts=spec.attempt, started_at=started,
+                                finished_at=time.time())
     finally:
         ray.kill(box)

@@ -1,6 +1,6 @@
 """Why a run failed, in one word: the ``failure`` block of a result.
 
-Kinds (``result["failure"]["kind"]``): ``exception`` (the run's code raised), ``nan`` (the loss
+Kinds (``RunRecord.failure.kind``): ``exception`` (the run's code raised), ``nan`` (the loss
 diverged), ``oom`` (torch / Python / Ray's memory monitor ran out of memory), ``timeout`` (the run
 outlived its hard limit, or the suite's deadline), ``infrastructure`` (the worker process or node
 died, or the worker lacks the plugin the driver planned with) and ``killed`` (Ctrl-C).
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
-from typing import Any
+from harness.records import FAILURE_KINDS, FailureKind
 
-KINDS = ("exception", "nan", "oom", "timeout", "infrastructure", "killed")
+KINDS = FAILURE_KINDS
 
 #: Ray errors that mean "the process or node running the task went away" (retried by the executor)
 WORKER_DIED = {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "ActorUnavailableError",
@@ -27,10 +27,6 @@ NAN_TEXT = ("loss became nan", "loss became inf", "loss became -inf")
 #: frames kept at the end of a trimmed traceback (the raise site and its callers)
 TRACE_FRAMES = 12
 TRACE_CHARS = 8000
-
-
-class RunTimeout(Exception):
-    """The run (or the suite) ran past its time limit and was cancelled."""
 
 
 class PluginMismatch(Exception):
@@ -46,15 +42,13 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def classify(exc: BaseException) -> str:
+def classify(exc: BaseException) -> FailureKind:
     """The failure kind of an exception raised by (or for) a run."""
     chain = list(_chain(exc))
     names = {type(e).__name__ for e in chain}
     text = " ".join(str(e) for e in chain).lower()
     if "TaskCancelledError" in names or isinstance(exc, KeyboardInterrupt):
         return "killed"
-    if "RunTimeout" in names:
-        return "timeout"
     if "PluginMismatch" in names:
         return "infrastructure"
     if names & OOM_NAMES or any(t in text for t in OOM_TEXT):
@@ -87,12 +81,3 @@ def trimmed_traceback(exc: BaseException) -> str:
     lines += traceback.format_exception_only(type(exc), exc)
     text = "".join(lines)
     return text if len(text) <= TRACE_CHARS else "...\n" + text[-TRACE_CHARS:]
-
-
-def failure(kind: str, message: str, attempts: int = 1) -> dict[str, Any]:
-    return {"kind": kind, "message": message, "attempts": int(attempts)}
-
-
-def status_for(kind: str) -> str:
-    """``killed`` for runs stopped from outside (Ctrl-C), else ``failed``."""
-    return "killed" if kind == "killed" else "failed"

@@ -12,20 +12,32 @@ import torch
 from torchmetrics import MetricCollection
 
 from harness.errors import RunFailure
-from harness.interfaces import MetricSpec, Task, TaskInfo
+from harness.interfaces import Architecture, MetricSpec, Task, TaskInfo
+from harness.settings import TrainerSpec
 
 
-def build_optimizer(params: Any, trainer: Mapping[str, Any]) -> torch.optim.Optimizer:
-    name, lr, wd = trainer["optimizer"], trainer["lr"], trainer["weight_decay"]
+def build_optimizer(params: Any, trainer: TrainerSpec) -> torch.optim.Optimizer:
+    name, lr, wd = trainer.optimizer, trainer.lr, trainer.weight_decay
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=trainer["momentum"])
+        return torch.optim.SGD(params, lr=lr, weight_decay=wd, momentum=trainer.momentum)
     if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, momentum=trainer["momentum"])
+        return torch.optim.RMSprop(params, lr=lr, weight_decay=wd, momentum=trainer.momentum)
     raise ValueError(f"unknown optimizer {name!r}")
+
+
+def build_module(task: Task[Any], arch: Architecture[Any], trainer: TrainerSpec,
+                 metrics: Mapping[str, MetricSpec] | None = None) -> HarnessModule:
+    """The network of one run: the architecture's encoder (and, for seq2seq tasks, its decoder)
+    with the task's head on top, as the LightningModule that trains it."""
+    info = task.cached_info()
+    encoder = arch.build_encoder(info.input)
+    decoder = arch.build_decoder(info, encoder.output_size) if info.output_kind == "seq2seq" else None
+    head = task.build_head(decoder.output_size if decoder is not None else encoder.output_size)
+    return HarnessModule(encoder, head, task, info, metrics or {}, trainer, decoder=decoder)
 
 
 class HarnessModule(pl.LightningModule):
@@ -36,7 +48,7 @@ class HarnessModule(pl.LightningModule):
         task: Task,
         info: TaskInfo,
         metrics: Mapping[str, MetricSpec],
-        trainer: Mapping[str, Any],
+        trainer: TrainerSpec,
         decoder: torch.nn.Module | None = None,
     ) -> None:
         super().__init__()
@@ -45,7 +57,7 @@ class HarnessModule(pl.LightningModule):
         self.decoder = decoder
         self.task = task
         self.info = info
-        self.trainer_spec = dict(trainer)
+        self.trainer_spec = trainer
         built = {name: spec.factory(info) for name, spec in metrics.items()}
         self.val_metrics = MetricCollection(built, prefix="val_", compute_groups=False)
         self.test_metrics = self.val_metrics.clone(prefix="test_")
@@ -58,8 +70,8 @@ class HarnessModule(pl.LightningModule):
         return prediction, self.task.batch_loss(prediction, batch)
 
     def training_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        tbptt = self.trainer_spec.get("tbptt")
-        if tbptt:  # truncated BPTT in training only; validation/test see full sequences
+        tbptt = self.trainer_spec.tbptt
+        if tbptt is not None:  # truncated BPTT in training only; validation/test see full sequences
             from harness.train.tbptt import tbptt_forward
 
             loss = self.task.batch_loss(tbptt_forward(self, batch, tbptt), batch)

@@ -27,6 +27,7 @@ import torch
 
 from harness.errors import RunFailure
 from harness.interfaces import EncoderOutput
+from harness.settings import TbpttSpec
 
 SEQUENCE_LEVEL = ("classification", "regression")
 
@@ -76,7 +77,7 @@ def tbptt_encode(
     return EncoderOutput(sequence=torch.cat(pieces, dim=1), summary=summary)
 
 
-def tbptt_forward(module: Any, batch: Mapping[str, Any], spec: Mapping[str, Any]) -> Any:
+def tbptt_forward(module: Any, batch: Mapping[str, Any], spec: TbpttSpec) -> Any:
     """The task's prediction for ``batch`` with the encoder run under TBPTT."""
     encoder = module.encoder
     if not callable(getattr(encoder, "forward_chunk", None)):
@@ -85,8 +86,8 @@ def tbptt_forward(module: Any, batch: Mapping[str, Any], spec: Mapping[str, Any]
             f"capability, a forward_chunk method); {type(encoder).__name__} has none: "
             "remove trainer.tbptt or use rnn, lstm or gru"
         )
-    k1 = int(spec["k1"])
-    k2 = int(spec.get("k2") or k1)
+    k1 = spec.k1
+    k2 = spec.k2 or k1
     keep = module.info.output_kind not in SEQUENCE_LEVEL
 
     def encode(x: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:

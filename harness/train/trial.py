@@ -1,8 +1,8 @@
-"""The worker entry point: ``run_trial(payload) -> result``.
+"""The worker entry point: ``run_trial(spec) -> record``.
 
-The payload is plain data (a :class:`harness.matrix.Cell` as a dict plus the
-cache directory); the worker loads the plugins itself and rebuilds the run.
-It never raises for a failed run: the result says ``status: failed`` and why.
+The :class:`~harness.records.RunSpec` is plain data; the worker loads the plugins itself
+and rebuilds the run. It never raises for a failed run: the
+:class:`~harness.records.RunRecord` says ``failed`` and why.
 """
 
 from __future__ import annotations
@@ -14,15 +14,21 @@ import socket
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from harness import __version__
+from harness.records import Direction, RunRecord, RunSpec, RuntimeInfo
+from harness.settings import MeasureSpec
 
 if TYPE_CHECKING:
-    from harness.interfaces import MetricSpec
+    import pytorch_lightning as pl
+
+    from harness.interfaces import Architecture, MetricSpec, Task, TaskInfo
+    from harness.train.module import HarnessModule, HistoryCallback
 
 QUIET_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric")
 QUIET_WARNINGS = (
@@ -56,125 +62,137 @@ def describe_device(accelerator: str) -> str:
     return f"cpu:{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
-def _accelerator(payload: dict[str, Any]) -> tuple[str, int]:
-    trainer, gpus = payload["trainer"], float(payload["resources"].get("gpus", 0))
-    accel = trainer["accelerator"]
-    if accel == "auto":
-        accel = "gpu" if gpus > 0 else "cpu"
-    devices = max(1, int(gpus)) if accel == "gpu" else 1
-    return accel, devices
+@dataclass
+class _Parts:
+    """What a run is built from, inside the worker."""
+
+    task: Task[Any]
+    arch: Architecture[Any]
+    info: TaskInfo
+    metrics: dict[str, MetricSpec]
+    module: HarnessModule
+    data: pl.LightningDataModule
 
 
-def _train(payload: dict[str, Any], history_sink: list[dict[str, float]],
-           trainer_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    _quiet()
+@dataclass
+class _Outcome:
+    """What training and testing one run produced (becomes the record's result fields)."""
+
+    metrics: dict[str, float]
+    directions: dict[str, Direction]
+    cost: dict[str, float]
+    artifacts: dict[str, str]
+    gradient_flow: dict[str, Any] | None
+
+
+def _build(spec: RunSpec) -> _Parts:
     import pytorch_lightning as pl
     import torch
 
     from harness.interfaces import DataConfig
     from harness.plugins import get_registry
-    from harness.train.module import HarnessModule, HistoryCallback
+    from harness.train.module import build_module
+
+    torch.set_num_threads(max(1, int(spec.resources.cpus)))
+    registry = get_registry()
+    task = registry.tasks.get(spec.task).obj(spec.task_params)
+    arch = registry.architectures.get(spec.architecture).obj(spec.arch_params)
+    metrics = {name: registry.metrics.get(name).obj for name in spec.metrics}
+    info = task.cached_info()
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    cache_dir = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
+    data = task.datamodule(DataConfig(batch_size=spec.trainer.batch_size, seed=spec.seed, cache_dir=cache_dir))
+    module = build_module(task, arch, spec.trainer, metrics)
+    if spec.trainer.tbptt is not None and arch.trainable:
+        _check_tbptt(arch)
+    return _Parts(task, arch, info, metrics, module, data)
+
+
+def _callbacks(spec: RunSpec, parts: _Parts, history: HistoryCallback, checkpoint: Any) -> list[Any]:
+    import pytorch_lightning as pl
+
+    callbacks: list[Any] = [history, checkpoint]
+    if spec.measure.gradient_flow is not None and parts.arch.trainable:
+        from harness.measure.gradient_flow import GradientFlowCallback
+
+        callbacks.append(GradientFlowCallback(spec.measure.gradient_flow))
+    es = spec.trainer.early_stopping
+    if es is not None:
+        es_monitor = es.monitor or f"val_{parts.info.primary_metric}"
+        callbacks.append(pl.callbacks.EarlyStopping(
+            monitor=es_monitor, mode=monitor_direction(es_monitor, parts.metrics),
+            patience=es.patience, min_delta=es.min_delta,
+        ))
+    return callbacks
+
+
+def _train(spec: RunSpec, history_sink: list[dict[str, float]],
+           trainer_overrides: dict[str, Any] | None = None) -> _Outcome:
+    _quiet()
+    import pytorch_lightning as pl
+
+    from harness.measure.gradient_flow import GradientFlowCallback
+    from harness.measure.memory import PeakMemory
+    from harness.train.module import HistoryCallback
 
     _quiet()  # lightning resets its loggers to INFO on import
-    torch.set_num_threads(max(1, int(payload["resources"].get("cpus", 1))))
-    registry = get_registry()
-    task = registry.tasks.get(payload["task"]).obj(payload["task_params"])
-    arch = registry.architectures.get(payload["architecture"]).obj(payload["arch_params"])
-    metrics = {name: registry.metrics.get(name).obj for name in payload["metrics"]}
-    spec = payload["trainer"]
-    info = task.cached_info()
-    pl.seed_everything(payload["seed"], workers=True, verbose=False)
-    cache_dir = Path(payload.get("cache_dir") or default_cache_dir())
-    data = task.datamodule(DataConfig(batch_size=spec["batch_size"], seed=payload["seed"], cache_dir=cache_dir))
-    encoder = arch.build_encoder(info.input)
-    decoder = arch.build_decoder(info, encoder.output_size) if info.output_kind == "seq2seq" else None
-    head = task.build_head(decoder.output_size if decoder is not None else encoder.output_size)
-    module = HarnessModule(encoder, head, task, info, metrics, spec, decoder=decoder)
-    num_params = sum(p.numel() for p in module.parameters())
-    if spec.get("tbptt") and arch.trainable:
-        _check_tbptt(arch)
-    measure = payload.get("measure") or {}
-
-    accelerator, devices = _accelerator(payload)
-    monitor = f"val_{info.primary_metric}"
-    mode = info.direction
-    history = HistoryCallback(history_sink, monitor=monitor, target=payload.get("target"), direction=mode)
+    parts = _build(spec)
+    accelerator = spec.accelerator
+    devices = max(1, int(spec.resources.gpus)) if accelerator == "gpu" else 1
+    monitor, mode = f"val_{parts.info.primary_metric}", parts.info.direction
+    history = HistoryCallback(history_sink, monitor=monitor, target=spec.target, direction=mode)
+    settings = spec.trainer
     with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
         checkpoint = pl.callbacks.ModelCheckpoint(
             dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1, save_weights_only=True
         )
-        callbacks: list[pl.Callback] = [history, checkpoint]
-        probe = None
-        if measure.get("gradient_flow") and arch.trainable:
-            from harness.measure.gradient_flow import GradientFlowCallback
-
-            probe = GradientFlowCallback(measure["gradient_flow"])
-            callbacks.append(probe)
-        if spec.get("early_stopping"):
-            es = spec["early_stopping"]
-            es_monitor = es.get("monitor") or monitor
-            callbacks.append(pl.callbacks.EarlyStopping(
-                monitor=es_monitor, mode=monitor_direction(es_monitor, metrics),
-                patience=es["patience"], min_delta=es["min_delta"],
-            ))
-        trainer = _make_trainer(pl, trainer_overrides,  # Ray Train adds strategy/plugins/devices
-            accelerator=accelerator, devices=devices, precision=spec["precision"],
-            max_epochs=spec["max_epochs"], max_steps=spec["max_steps"] or -1,
-            max_time=timedelta(seconds=spec["max_time"]) if spec.get("max_time") else None,
-            gradient_clip_val=spec.get("gradient_clip_val"),
-            gradient_clip_algorithm=spec.get("gradient_clip_algorithm", "norm"),
-            callbacks=callbacks, logger=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, deterministic="warn" if accelerator == "gpu" else True,
-            default_root_dir=ckpt_dir,
-        )
-        from harness.measure.memory import PeakMemory
-
+        callbacks = _callbacks(spec, parts, history, checkpoint)
+        trainer = pl.Trainer(**{  # Ray Train's overrides add its strategy, plugins and devices
+            **dict(
+                accelerator=accelerator, devices=devices, precision=settings.precision,
+                max_epochs=settings.max_epochs, max_steps=settings.max_steps or -1,
+                max_time=timedelta(seconds=float(settings.max_time)) if settings.max_time else None,
+                gradient_clip_val=settings.gradient_clip_val, gradient_clip_algorithm=settings.gradient_clip_algorithm,
+                callbacks=callbacks, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                num_sanity_val_steps=0, deterministic="warn" if accelerator == "gpu" else True,
+                default_root_dir=ckpt_dir,
+            ),
+            **(trainer_overrides or {}),
+        })
         peak = PeakMemory(_device(accelerator))
         peak.start()
         fit_start = time.perf_counter()
-        if arch.trainable:
-            trainer.fit(module, datamodule=data)
+        if parts.arch.trainable:
+            trainer.fit(parts.module, datamodule=parts.data)
             best = checkpoint.best_model_path or None
         else:  # a closed-form baseline: estimate it from the training split, no gradient steps
-            _fit_baseline(module, data)
+            _fit_baseline(parts.module, parts.data)
             best = None
         train_time = time.perf_counter() - fit_start
-        peak_mb = peak.peak_mb() if measure.get("memory", True) else float("nan")
-        tested = trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)[0]
-    final = {k: float(v) for k, v in tested.items() if k.startswith("test_") and k != "test_loss"}
-    final["test_loss"] = float(tested.get("test_loss", float("nan")))
+        peak_mb = peak.peak_mb() if spec.measure.memory else float("nan")
+        tested = trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0]
+    metrics = {k: float(v) for k, v in tested.items() if k.startswith("test_") and k != "test_loss"}
+    metrics["test_loss"] = float(tested.get("test_loss", float("nan")))
     # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
-    device = _device(accelerator)
     measured: dict[str, float] = {}
-    if getattr(trainer, "global_rank", 0) == 0:  # data-parallel: rank 0 measures, once
-        measured = _measure_inference(module.to(device), data, measure)
+    if trainer.global_rank == 0:  # data-parallel: rank 0 measures, once
+        measured = _measure_inference(parts.module.to(_device(accelerator)), parts.data, spec.measure)
+    import torch
+
     with torch.inference_mode():
-        artifacts = task.artifacts(module.eval(), data)
-    best_epoch = _best_epoch(history_sink, monitor, mode)
+        artifacts = parts.task.artifacts(parts.module.eval(), parts.data)
+    probe = next((c for c in callbacks if isinstance(c, GradientFlowCallback)), None)
     gradient_flow = probe.result() if probe is not None else None
-    return {
-        "metrics": final,
-        "cost": {
-            "train_time_s": train_time,
-            **_train_rates(history),
-            **measured,
-            "peak_memory_mb": peak_mb,
-            "num_params": float(num_params),
-            "epochs": float(len(history_sink)),
-            "steps": float(trainer.global_step),
-            "best_epoch": float(best_epoch),
-            **history.ttt(),
-            **_gradflow_cost(gradient_flow),
-        },
-        **({"gradient_flow": gradient_flow} if gradient_flow else {}),
-        "device": describe_device(accelerator),
-        "artifacts": {str(k): str(v) for k, v in artifacts.items()},
+    cost = {
+        "train_time_s": train_time, **_train_rates(history), **measured, "peak_memory_mb": peak_mb,
+        "num_params": float(sum(p.numel() for p in parts.module.parameters())),
+        "epochs": float(len(history_sink)), "steps": float(trainer.global_step),
+        "best_epoch": float(_best_epoch(history_sink, monitor, mode)), **history.ttt(),
+        **_gradflow_cost(gradient_flow),
     }
-
-
-def _make_trainer(pl: Any, overrides: dict[str, Any] | None, **kwargs: Any) -> Any:
-    """``pl.Trainer(**kwargs)`` with ``overrides`` (e.g. the DDP strategy of a multi-worker run) on top."""
-    return pl.Trainer(**{**kwargs, **(overrides or {})})
+    directions: dict[str, Direction] = {name: metric.direction for name, metric in parts.metrics.items()}
+    directions.update({parts.info.primary_metric: parts.info.direction, "loss": "min"})
+    return _Outcome(metrics, directions, cost, {str(k): str(v) for k, v in artifacts.items()}, gradient_flow)
 
 
 def _fit_baseline(module: Any, data: Any) -> None:
@@ -231,7 +249,7 @@ def _gradflow_cost(flow: Mapping[str, Any] | None) -> dict[str, float]:
     }
 
 
-def _measure_inference(module: Any, data: Any, measure: Mapping[str, Any]) -> dict[str, float]:
+def _measure_inference(module: Any, data: Any, measure: MeasureSpec) -> dict[str, float]:
     """Throughput, latency and FLOPs of the trained model on the first test batch (the training
     batch size), with the TorchBench recipe (see :mod:`harness.measure.timing`); and the
     activation memory one training batch of that size saves for backward."""
@@ -243,12 +261,11 @@ def _measure_inference(module: Any, data: Any, measure: Mapping[str, Any]) -> di
 
     batch = to_device(next(iter(data.test_dataloader())), module.device)
     out = inference_timing(
-        module, batch, rounds=int(measure.get("rounds", 30)), warmup=int(measure.get("warmup", 5)),
-        latency=bool(measure.get("latency", True)),
+        module, batch, rounds=measure.rounds, warmup=measure.warmup, latency=measure.latency,
     )
-    if measure.get("flops", True):
+    if measure.flops:
         out["flops_per_sample"] = forward_flops_per_sample(module, batch)
-    if measure.get("memory", True) and any(p.requires_grad for p in module.parameters()):
+    if measure.memory and any(p.requires_grad for p in module.parameters()):
         # what one training batch of this size keeps for backward: exact on any device
         was_training = module.training
         module.train()
@@ -270,17 +287,13 @@ def _versions() -> dict[str, str]:
     return out
 
 
-#: the payload keys a result carries over, so a result is self-describing
-RECIPE_KEYS = ("run_id", "suite", "task", "task_label", "architecture", "arch_label", "seed",
-               "task_params", "arch_params", "trainer", "primary_metric", "direction", "grid", "resources")
-
-
-def result_skeleton(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The recipe part of a result, plus where and when it ran."""
-    return {
-        **{key: payload[key] for key in RECIPE_KEYS if key in payload},
-        "host": socket.gethostname(), "pid": os.getpid(), "started_at": time.time(),
-    }
+def runtime_info(accelerator: str) -> RuntimeInfo:
+    """Where this worker runs: host, process, device and library versions."""
+    try:
+        device = describe_device(accelerator)
+    except Exception:  # noqa: BLE001 - a broken CUDA setup must not hide the run's own failure
+        device = accelerator
+    return RuntimeInfo(host=socket.gethostname(), pid=os.getpid(), device=device, versions=_versions())
 
 
 class _StreamingHistory(list):  # type: ignore[type-arg]
@@ -303,7 +316,7 @@ class _StreamingHistory(list):  # type: ignore[type-arg]
                 pass
 
 
-def check_plugins(payload: Mapping[str, Any]) -> None:
+def check_plugins(spec: RunSpec) -> None:
     """Refuse to train with another plugin (or version) than the driver planned with.
 
     On a cluster every node needs the same plugins installed; a node without one would
@@ -313,48 +326,48 @@ def check_plugins(payload: Mapping[str, Any]) -> None:
     from harness.train.failures import PluginMismatch
 
     registry = get_registry()
-    wanted = payload.get("versions") or {}
-    for kind, key, version_key in (("tasks", "task", "task_plugin"), ("architectures", "architecture", "arch_plugin")):
-        want = wanted.get(version_key)
-        if not want:
-            continue
-        entry = getattr(registry, kind).entries.get(payload[key])
+    planned = spec.provenance
+    for entries, name, kind, want in (
+        (registry.tasks.entries, spec.task, "task", planned.task_plugin),
+        (registry.architectures.entries, spec.architecture, "architecture", planned.arch_plugin),
+    ):
+        entry = entries.get(name)
         have = f"{entry.provenance.distribution}=={entry.provenance.version}" if entry else None
-        if have == want:
+        if have == want.pin:
             continue
-        dist = want.split("==")[0]
-        fix = (f"make module `{payload[key]}`'s plugin importable there and list it in HARNESS_PLUGINS"
-               if dist == "HARNESS_PLUGINS" else f"run `pip install '{want}'` on every node of the cluster")
-        found = f"`{payload[key]}` from {have}" if entry else f"no {kind[:-1]} `{payload[key]}`"
+        fix = (f"make module `{name}`'s plugin importable there and list it in HARNESS_PLUGINS"
+               if want.distribution == "HARNESS_PLUGINS" else f"run `pip install '{want.pin}'` on every node of the cluster")
+        found = f"`{name}` from {have}" if entry else f"no {kind} `{name}`"
         raise PluginMismatch(
-            f"node {socket.gethostname()} has {found}, but the driver planned this run with {want}; {fix}, "
+            f"node {socket.gethostname()} has {found}, but the driver planned this run with {want.pin}; {fix}, "
             "then run the suite again."
         )
 
 
-def run_trial(payload: dict[str, Any], on_epoch: Callable[[dict[str, float]], None] | None = None,
-              trainer_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Train, validate and test one cell; always returns a result dict.
+def run_trial(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] | None = None,
+              trainer_overrides: dict[str, Any] | None = None) -> RunRecord:
+    """Train, validate and test one cell; always returns a record, never raises for a failed run.
 
-    A failed run has ``status: failed`` and a ``failure`` block (see ``harness.train.failures``);
-    the epoch rows reached so far are kept in ``history``.
+    A failed run has status ``failed`` and a :class:`~harness.records.Failure` (see
+    :mod:`harness.train.failures`); the epoch rows reached so far are kept in ``history``.
     """
-    from harness.train.failures import classify, failure, status_for, trimmed_traceback
+    from harness.train.failures import classify, trimmed_traceback
 
     history = _StreamingHistory(on_epoch)
-    result = result_skeleton(payload)
-    started = result["started_at"]
+    started = time.time()
     try:
-        check_plugins(payload)
-        result.update(_train(payload, history, trainer_overrides))
-        result["status"] = "finished"
+        check_plugins(spec)
+        outcome = _train(spec, history, trainer_overrides)
     except Exception as exc:  # every failure is recorded, the suite goes on
-        kind = classify(exc)
-        error = f"{type(exc).__name__}: {exc}"
-        result.update(status=status_for(kind), error=error, traceback=trimmed_traceback(exc),
-                      failure=failure(kind, error, int(payload.get("attempt", 1))))
-    result["history"] = list(history)
-    result["versions"] = _versions()
-    result["finished_at"] = time.time()
-    result["wall_time_s"] = result["finished_at"] - started
-    return result
+        return RunRecord.failed(
+            spec, classify(exc), f"{type(exc).__name__}: {exc}", traceback=trimmed_traceback(exc),
+            attempts=spec.attempt, history=list(history), started_at=started, finished_at=time.time(),
+            runtime=runtime_info(spec.accelerator),
+        )
+    finished = time.time()
+    return RunRecord(
+        spec=spec, status="finished", metrics=outcome.metrics, directions=outcome.directions, cost=outcome.cost,
+        history=list(history), gradient_flow=outcome.gradient_flow, artifacts=outcome.artifacts,
+        runtime=runtime_info(spec.accelerator),
+        attempts=spec.attempt, started_at=started, finished_at=finished, wall_time_s=finished - started,
+    )
