@@ -235,6 +235,30 @@ class RunRecord(BaseModel):
             return self.spec.direction
         return self.directions.get(metric)
 
+    # -- the flat layout of hook API 1.0 ---------------------------------------------------------
+    def flat(self) -> JsonDict:
+        """The record in the flat layout reporters of hook API 1.0 were given (``record["task"]``,
+        ``record["metrics"]["test_accuracy"]``, ``record["versions"]``...). New code reads the fields."""
+        spec, runtime = self.spec, self.runtime
+        return {
+            **spec.model_dump(mode="json", exclude={"metrics", "provenance", "measure", "execution", "attempt",
+                                                     "cache_dir"}),
+            "status": self.status, "metrics": dict(self.metrics), "cost": dict(self.cost),
+            "history": list(self.history), "error": self.failure.message if self.failure else None,
+            "failure": self.failure.model_dump(exclude={"traceback"}) if self.failure else None,
+            "versions": {**(runtime.versions if runtime else {}), **spec.provenance.id_versions()},
+            "device": runtime.device if runtime else "", "host": runtime.host if runtime else "",
+            "attempts": self.attempts, "started_at": self.started_at, "finished_at": self.finished_at,
+            "wall_time_s": self.wall_time_s, "parent_run_id": self.parent_run_id,
+        }
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``flat().get(key)``: lets reporters written for hook API 1.0 read a record as a mapping."""
+        return self.flat().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.flat()[key]
+
     # -- building ------------------------------------------------------------------------------
     @classmethod
     def skipped(cls, spec: RunSpec, parent_run_id: str | None = None) -> RunRecord:

@@ -16,7 +16,8 @@ import yaml
 
 # harness_cli, harness_registry, register_plugin and suite_file are the kit's fixtures, imported to
 # be used at the end (a plugin's conftest.py writes pytest_plugins = ["harness.testing"] instead)
-from harness.testing import (  # noqa: F401
+from harness.pytest_plugin import harness_cli, harness_registry, register_plugin, suite_file  # noqa: F401
+from harness.testing import (
     CheckResult,
     assert_conforms,
     check_architecture,
@@ -24,10 +25,6 @@ from harness.testing import (  # noqa: F401
     check_plugin,
     check_reporter,
     check_task,
-    harness_cli,
-    harness_registry,
-    register_plugin,
-    suite_file,
 )
 
 if TYPE_CHECKING:

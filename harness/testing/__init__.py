@@ -14,7 +14,8 @@ component); :func:`assert_conforms` turns the failures into one ``AssertionError
 
 It is also an opt-in pytest plugin (``pytest_plugins = ["harness.testing"]`` in a
 ``conftest.py``) with the fixtures ``harness_registry``, ``register_plugin``, ``suite_file``
-and ``harness_cli``. Importing this module is cheap: torch loads inside the checks.
+and ``harness_cli``: they live in :mod:`harness.pytest_plugin`, which pytest loads through this
+module's ``pytest_plugins``. Importing this module is cheap: torch loads inside the checks.
 """
 
 from __future__ import annotations
@@ -25,12 +26,10 @@ from harness.testing.components import check_metric, check_reporter
 from harness.testing.plugin import check_plugin
 from harness.testing.task import check_task
 
-try:  # the pytest fixtures exist only where pytest is installed; the checks work without it
-    from harness.testing.fixtures import harness_cli, harness_registry, register_plugin, suite_file
-except ImportError:  # pragma: no cover
-    pass
+#: pytest loads the kit's fixtures from here when a conftest names this package in its pytest_plugins
+pytest_plugins = ["harness.pytest_plugin"]
 
 __all__ = [
     "CheckResult", "assert_conforms", "check_architecture", "check_metric", "check_plugin", "check_reporter",
-    "check_task", "harness_cli", "harness_registry", "register_plugin", "suite_file",
+    "check_task",
 ]

@@ -1,4 +1,11 @@
-"""The pytest fixtures of the kit (``pytest_plugins = ["harness.testing"]``)."""
+"""The pytest fixtures of the conformance kit: ``harness_registry``, ``register_plugin``,
+``suite_file`` and ``harness_cli``.
+
+Enabled with ``pytest_plugins = ["harness.testing"]`` in a plugin's ``conftest.py`` (the kit
+names this module in its own ``pytest_plugins``), or ``pytest_plugins = ["harness.pytest_plugin"]``.
+It sits above the command line (``harness_cli`` runs it in-process), while the checks in
+:mod:`harness.testing` sit below it (``harness plugins check`` runs them): one direction each.
+"""
 
 from __future__ import annotations
 
