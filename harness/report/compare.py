@@ -109,8 +109,8 @@ def compare(a: Sequence[RunRecord], b: Sequence[RunRecord],
         families.setdefault(d.metric if d.metric in dict(COST_KEYS) else "primary", {})[i] = \
             welch(d.a, d.b) if d.a and d.b else None
     for family in families.values():
-        for i, p in holm({str(i): p for i, p in family.items()}).items():
-            d = out[int(i)]
+        for index, p in holm({str(i): p for i, p in family.items()}).items():
+            d = out[int(index)]
             d.verdict, d.pvalue = verdict(d.a, d.b, d.direction == "max", min_effect, adjusted=p)
     return out
 

@@ -29,7 +29,8 @@ def write_with(reporter: Any, records: Sequence[RunRecord], out_dir: Path, conte
         accepts = "context" in inspect.signature(reporter.write).parameters
     except (TypeError, ValueError):
         accepts = False
-    return reporter.write(records, out_dir, context=context) if accepts else reporter.write(records, out_dir)
+    path: Path = reporter.write(records, out_dir, context=context) if accepts else reporter.write(records, out_dir)
+    return path
 
 
 def write_report_set(records: Sequence[RunRecord], root: Path, context: ReportContext,

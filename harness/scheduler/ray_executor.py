@@ -97,7 +97,7 @@ class RayExecutor:
                     "with token auth needs RAY_AUTH_MODE=token here too), or use --executor local."
                 ) from None
             self._owned = True
-        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
         workers = resources.workers
         slots = _capacity(nodes, resources.cpus, resources.gpus)
         self.capacity = slots // workers
@@ -156,7 +156,7 @@ class RayExecutor:
         suite_start = time.monotonic()
         self.unscheduled = 0
 
-        def stop_all(kind: str, message: str) -> None:
+        def stop_all(kind: FailureKind, message: str) -> None:
             for ref, run in pending.items():
                 run.stopped = (kind, message, "killed")
                 ray.cancel(ref, force=True)

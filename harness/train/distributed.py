@@ -48,7 +48,10 @@ def _worker_loop(config: dict[str, Any]) -> None:
     from harness.train.trial import run_trial
 
     rank = ray.train.get_context().get_world_rank()
-    overrides = {"strategy": RayDDPStrategy(), "plugins": [RayLightningEnvironment()], "devices": "auto"}
+    # Ray ships these two untyped
+    strategy: Any = RayDDPStrategy()  # type: ignore[no-untyped-call]
+    environment: Any = RayLightningEnvironment()  # type: ignore[no-untyped-call]
+    overrides = {"strategy": strategy, "plugins": [environment], "devices": "auto"}
     record = run_trial(config["spec"], on_epoch=config["on_epoch"] if rank == 0 else None,
                        trainer_overrides=overrides)
     if rank == 0:
@@ -66,7 +69,7 @@ def run_distributed(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] 
 
     workers, cpus, gpus = spec.resources.workers, spec.resources.cpus, spec.resources.gpus
     started = time.time()
-    box = ray.remote(num_cpus=0)(ResultBox).remote()
+    box: Any = ray.remote(num_cpus=0)(ResultBox).remote()  # an actor handle (untyped methods)
     try:
         with tempfile.TemporaryDirectory(prefix="harness-train-") as storage:
             trainer = TorchTrainer(

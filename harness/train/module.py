@@ -29,14 +29,20 @@ def build_optimizer(params: Any, trainer: TrainerSpec) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {name!r}")
 
 
+def output_size(network: torch.nn.Module) -> int:
+    """The integer ``output_size`` every encoder and decoder has (the Architecture contract)."""
+    size: Any = getattr(network, "output_size")  # noqa: B009 - nn.Module's __getattr__ types it as a Tensor
+    return int(size)
+
+
 def build_module(task: Task[Any], arch: Architecture[Any], trainer: TrainerSpec,
                  metrics: Mapping[str, MetricSpec] | None = None) -> HarnessModule:
     """The network of one run: the architecture's encoder (and, for seq2seq tasks, its decoder)
     with the task's head on top, as the LightningModule that trains it."""
     info = task.cached_info()
     encoder = arch.build_encoder(info.input)
-    decoder = arch.build_decoder(info, encoder.output_size) if info.output_kind == "seq2seq" else None
-    head = task.build_head(decoder.output_size if decoder is not None else encoder.output_size)
+    decoder = arch.build_decoder(info, output_size(encoder)) if info.output_kind == "seq2seq" else None
+    head = task.build_head(output_size(decoder if decoder is not None else encoder))
     return HarnessModule(encoder, head, task, info, metrics or {}, trainer, decoder=decoder)
 
 
@@ -58,8 +64,11 @@ class HarnessModule(pl.LightningModule):
         self.task = task
         self.info = info
         self.trainer_spec = trainer
+        #: the training loss of the epoch so far, summed over samples (see training_step)
+        self._loss_sum: torch.Tensor | float = 0.0
+        self._loss_count = 0
         built = {name: spec.factory(info) for name, spec in metrics.items()}
-        self.val_metrics = MetricCollection(built, prefix="val_", compute_groups=False)
+        self.val_metrics = MetricCollection(dict(built), prefix="val_", compute_groups=False)
         self.test_metrics = self.val_metrics.clone(prefix="test_")
 
     def forward(self, batch: Mapping[str, Any]) -> Any:
@@ -90,7 +99,7 @@ class HarnessModule(pl.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        self._loss_sum: torch.Tensor | float = 0.0
+        self._loss_sum = 0.0
         self._loss_count = 0
 
     def epoch_train_loss(self) -> float | None:
@@ -195,10 +204,10 @@ class HistoryCallback(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.reached is not None or self.target is None or trainer.sanity_checking or not self.monitor:
             return
-        value = trainer.callback_metrics.get(self.monitor)
-        if value is None:
+        metric = trainer.callback_metrics.get(self.monitor)
+        if metric is None:
             return
-        value = float(value)
+        value = float(metric)
         if (value >= self.target) if self.direction == "max" else (value <= self.target):
             self.reached = {
                 "ttt_steps": float(trainer.global_step),
