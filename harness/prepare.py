@@ -47,7 +47,7 @@ def prepare_plan(plan: Plan, cache_dir: Path, on_done: Callable[[Prepared], None
             start = time.perf_counter()
             error = None
             try:
-                task.prepare(DataConfig(batch_size=cell.trainer["batch_size"], seed=cell.seed, cache_dir=cache_dir))
+                task.prepare(DataConfig(batch_size=cell.trainer.batch_size, seed=cell.seed, cache_dir=cache_dir))
             except Exception as exc:  # report every broken source, not just the first
                 error = f"{type(exc).__name__}: {exc}"
             item = Prepared(cell.task_label, time.perf_counter() - start, error)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import tempfile
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.interfaces import (
     InputSpec,
     MetricSpec,
+    OutputKind,
     Reporter,
     TaskInfo,
 )
+from harness import __version__
+from harness.records import Direction, PlanProvenance, PluginRef, RunRecord, RunSpec
+from harness.settings import TrainerSpec
 from harness.testing._common import CheckFailed, CheckResult, _run
 from harness.testing._common import finite_value as _finite
 
@@ -19,7 +24,8 @@ from harness.testing._common import finite_value as _finite
 def _dummy_info(kind: str) -> TaskInfo:
     spec = InputSpec("tokens", 20) if kind in ("seq2seq", "language_modeling") else InputSpec("continuous", 3)
     size = {"regression": 1, "forecasting": 3}.get(kind, 20)
-    return TaskInfo(spec, kind, size, "loss", ("metric",), "metric", "max",  # type: ignore[arg-type]
+    # `kind` is one the metric declares (MetricSpec.output_kinds holds plain strings)
+    return TaskInfo(spec, cast(OutputKind, kind), size, "loss", ("metric",), "metric", "max",
                     output_vocab_size=size if kind == "seq2seq" else None,
                     output_max_length=8 if kind == "seq2seq" else None)
 
@@ -86,25 +92,36 @@ def check_metric(spec: MetricSpec) -> list[CheckResult]:
         raise CheckFailed(f"update/compute failed on dummy {kind} data: {' | '.join(errors)}")
 
     for kind in sorted(spec.output_kinds):
-        results.append(_run(component, f"computes ({kind})", lambda kind=kind: computes(kind)))
+        results.append(_run(component, f"computes ({kind})", partial(computes, kind)))
     return results
 
 
 
-def _fake_records() -> list[dict[str, Any]]:
-    base = {"suite": "conformance", "task": "adding", "task_label": "adding", "primary_metric": "mse",
-            "direction": "min", "trainer": {"max_epochs": 1}, "task_params": {}, "arch_params": {}}
+def _fake_records() -> list[RunRecord]:
+    """Two finished runs, a failed one and a skipped one, as a suite's results file holds them."""
+    plugin = PluginRef(distribution="harness", version=__version__)
+    base = RunSpec(
+        run_id="r1", suite="conformance", task="adding", task_label="adding", task_params={},
+        architecture="gru", arch_label="gru", arch_params={}, seed=0, trainer=TrainerSpec(max_epochs=1),
+        metrics=("mse", "mae"), primary_metric="mse", direction="min",
+        provenance=PlanProvenance(harness=__version__, task_plugin=plugin, arch_plugin=plugin, data_version="1"),
+    )
+
+    def spec(run_id: str, arch: str, seed: int, skip: str | None = None) -> RunSpec:
+        return base.model_copy(update={"run_id": run_id, "architecture": arch, "arch_label": arch, "seed": seed,
+                                       "skip_reason": skip})
+
+    directions: dict[str, Direction] = {"mse": "min", "mae": "min", "loss": "min"}
     return [
-        {**base, "run_id": "r1", "architecture": "gru", "arch_label": "gru", "seed": 0, "status": "finished",
-         "metrics": {"test_mse": 0.05, "test_mae": 0.2, "test_loss": 0.05},
-         "cost": {"train_time_s": 1.5, "num_params": 1000.0}, "history": [], "wall_time_s": 2.0},
-        {**base, "run_id": "r2", "architecture": "gru", "arch_label": "gru", "seed": 1, "status": "finished",
-         "metrics": {"test_mse": 0.07, "test_mae": 0.25, "test_loss": 0.07},
-         "cost": {"train_time_s": 1.4, "num_params": 1000.0}, "history": [], "wall_time_s": 1.9},
-        {**base, "run_id": "r3", "architecture": "lstm", "arch_label": "lstm", "seed": 0, "status": "failed",
-         "error": "RunFailure: training loss became nan", "traceback": "Traceback ...", "history": []},
-        {**base, "run_id": "r4", "architecture": "naive", "arch_label": "naive", "seed": 0, "status": "skipped",
-         "skip_reason": "`naive` runs on forecasting tasks only"},
+        RunRecord(spec=spec("r1", "gru", 0), status="finished", directions=directions,
+                  metrics={"test_mse": 0.05, "test_mae": 0.2, "test_loss": 0.05},
+                  cost={"train_time_s": 1.5, "num_params": 1000.0}, wall_time_s=2.0),
+        RunRecord(spec=spec("r2", "gru", 1), status="finished", directions=directions,
+                  metrics={"test_mse": 0.07, "test_mae": 0.25, "test_loss": 0.07},
+                  cost={"train_time_s": 1.4, "num_params": 1000.0}, wall_time_s=1.9),
+        RunRecord.failed(spec("r3", "lstm", 0), "nan", "RunFailure: training loss became nan",
+                         traceback="Traceback ...", finished_at=0.0),
+        RunRecord.skipped(spec("r4", "naive", 0, "`naive` runs on forecasting tasks only")),
     ]
 
 
@@ -119,7 +136,7 @@ def check_reporter(cls: type[Reporter]) -> list[CheckResult]:
         holder["reporter"] = cls()
         return f"writes {cls.filename}{cls.suffix}"
 
-    def render(records: list[dict[str, Any]]) -> str:
+    def render(records: list[RunRecord]) -> str:
         text = holder["reporter"].render(records)
         if not isinstance(text, str) or not text.strip():
             raise CheckFailed(f"render() returned {text!r}; expected a non-empty string")
