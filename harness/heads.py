@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from harness.interfaces import EncoderOutput, TaskInfo
+if TYPE_CHECKING:  # annotations only: harness.interfaces imports this module (lazily, for torch)
+    from harness.interfaces import EncoderOutput, TaskInfo
 
 
 class SummaryHead(nn.Module):
@@ -17,7 +20,8 @@ class SummaryHead(nn.Module):
         self.linear = nn.Linear(in_features, out_features)
 
     def forward(self, encoded: EncoderOutput) -> torch.Tensor:
-        return self.linear(self.dropout(encoded.summary))
+        summary: torch.Tensor = self.linear(self.dropout(encoded.summary))
+        return summary
 
 
 def default_head(info: TaskInfo, encoder_output_size: int) -> nn.Module:

@@ -21,9 +21,12 @@ exists (``Since:``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
+
+if TYPE_CHECKING:  # annotations only: importing the hook specs stays light
+    from harness.interfaces import Architecture, MetricSpec, Reporter, Task
 
 PROJECT = "harness"
 #: the version of the hook API below (major.minor); see the module docstring
@@ -33,12 +36,14 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def register_architectures(register: Callable[[Any], None]) -> None:
+def register_architectures(register: Callable[[type[Architecture[Any]]], None]) -> None:
     """Register :class:`harness.Architecture` subclasses.
 
     ``register(cls)``: call once per class (the class itself, not an instance).
     Its ``name`` class attribute is the name suites use; its ``Params`` (a
-    :class:`harness.Params` subclass) validates the suite's ``params``.
+    :class:`harness.Params` subclass, given as the type argument of the base:
+    ``class MyArch(harness.Architecture[MyParams])``) validates the suite's
+    ``params``.
 
     Runs in: driver and workers.
     Since: hook API 1.0.
@@ -46,12 +51,14 @@ def register_architectures(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def register_tasks(register: Callable[[Any], None]) -> None:
+def register_tasks(register: Callable[[type[Task[Any]]], None]) -> None:
     """Register :class:`harness.Task` subclasses.
 
     ``register(cls)``: call once per class (the class itself, not an instance).
     Its ``name`` class attribute is the name suites use; its ``Params`` (a
-    :class:`harness.Params` subclass) validates the suite's ``params``.
+    :class:`harness.Params` subclass, given as the type argument of the base:
+    ``class MyTask(harness.Task[MyParams])``) validates the suite's
+    ``params``.
 
     Runs in: driver and workers.
     Since: hook API 1.0.
@@ -59,7 +66,7 @@ def register_tasks(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def register_metrics(register: Callable[[Any], None]) -> None:
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
     """Register metrics as :class:`harness.MetricSpec` objects.
 
     ``register(spec)``: call once per :class:`harness.MetricSpec`. A spec
@@ -73,7 +80,7 @@ def register_metrics(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
-def register_reporters(register: Callable[[Any], None]) -> None:
+def register_reporters(register: Callable[[type[Reporter[Any]]], None]) -> None:
     """Register :class:`harness.Reporter` subclasses (report writers).
 
     ``register(cls)``: call once per class (the class itself, not an instance).

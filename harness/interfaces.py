@@ -8,12 +8,14 @@ in the worker.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, NamedTuple, cast
 
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypeVar
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pytorch_lightning as pl
@@ -44,6 +46,14 @@ class Params(BaseModel):
     """Base class of every component's parameters: unknown keys are rejected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+#: The ``Params`` model of a component: ``class LSTM(Architecture[LSTMParams])`` makes
+#: ``self.params`` an ``LSTMParams`` for type checkers (and sets ``LSTM.Params``). Covariant
+#: (params are frozen) and defaulting to :class:`Params`, so ``type[Architecture]`` accepts every
+#: architecture class and an un-parametrised ``class X(Architecture)`` keeps working.
+ParamsT = TypeVar("ParamsT", bound=Params, covariant=True, default=Params)
+_BaseParams = Params  # ``Params`` is also the class attribute's name inside the component classes
 
 
 @dataclass(frozen=True)
@@ -120,16 +130,58 @@ class DataConfig:
     num_workers: int = 0
 
 
-class Component:
-    """Common base of architectures, tasks and reporters: a name and Params."""
+def _declared_params(cls: type) -> type[Params] | None:
+    """The ``Params`` model named by the nearest generic base of ``cls``
+    (``Architecture[LSTMParams]`` -> ``LSTMParams``), or ``None``."""
+    for klass in cls.__mro__:
+        for base in klass.__dict__.get("__orig_bases__", ()):
+            origin = typing.get_origin(base)
+            if not (isinstance(origin, type) and issubclass(origin, Component)):
+                continue
+            models = [a for a in typing.get_args(base) if isinstance(a, type) and issubclass(a, _BaseParams)]
+            if len(models) == 1:
+                return models[0]
+    return None
+
+
+class Component(Generic[ParamsT]):
+    """Common base of architectures, tasks and reporters: a name and Params.
+
+    Subclass it with your params model as the type argument,
+    ``class LSTM(Architecture[LSTMParams])``: ``LSTM.Params`` is then ``LSTMParams`` (the model
+    that validates a suite's ``params``) and ``self.params`` is typed ``LSTMParams``. Setting
+    ``Params = LSTMParams`` in the class body as well is allowed (it must name the same model or a
+    subclass of it); un-parametrised classes (``class X(Architecture)``) set ``Params`` themselves.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
-    Params: ClassVar[type[Params]] = Params
+    Params: ClassVar[type[_BaseParams]] = _BaseParams
+    #: the validated parameters of this instance
+    params: ParamsT
 
-    def __init__(self, params: Params | Mapping[str, Any] | None = None) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = _declared_params(cls)
+        if declared is None:
+            return
+        own = cls.__dict__.get("Params")
+        if own is None:
+            inherited = getattr(cls, "Params", None)
+            if not (isinstance(inherited, type) and issubclass(inherited, declared)):
+                cls.Params = declared
+        elif isinstance(own, type) and issubclass(own, _BaseParams) and not issubclass(own, declared):
+            raise TypeError(
+                f"{cls.__name__} sets `Params = {own.__name__}` but its base declares "
+                f"{declared.__name__} (its type argument), so `self.params` would not be what type "
+                f"checkers think. Drop the `Params = ...` line (the type argument sets it) or make "
+                f"the two agree."
+            )
+
+    def __init__(self, params: ParamsT | Mapping[str, Any] | None = None) -> None:
         if params is None or isinstance(params, Mapping):
-            params = self.Params.model_validate(dict(params or {}))
+            # ``Params`` is the model ``ParamsT`` names (``__init_subclass__`` keeps them in step)
+            params = cast(ParamsT, self.Params.model_validate(dict(params or {})))
         self.params = params
 
     @classmethod
@@ -138,7 +190,7 @@ class Component:
         return doc.splitlines()[0] if doc else ""
 
 
-class Architecture(Component):
+class Architecture(Component[ParamsT]):
     """Turns a task's input description into a ``torch.nn.Module`` encoder.
 
     The encoder's ``forward(x, lengths)`` returns an :class:`EncoderOutput`;
@@ -198,7 +250,7 @@ class Architecture(Component):
         raise NotImplementedError(f"{type(self).__name__} does not build a decoder (it lacks `seq2seq`)")
 
 
-class Task(Component):
+class Task(Component[ParamsT]):
     """A benchmark task: its data, its head, its loss and its metrics.
 
     The default head and loss follow ``info().output_kind``: a linear layer on
@@ -244,7 +296,9 @@ class Task(Component):
     def forward(self, network: torch.nn.Module, batch: Mapping[str, Any]) -> Any:
         """The prediction for a batch; ``network`` has ``encoder``, ``head`` and
         (seq2seq) ``decoder``. Default: ``head(encoder(x, lengths))``."""
-        return network.head(network.encoder(batch["x"], batch["lengths"]))
+        head = cast("torch.nn.Module", network.head)
+        encoder = cast("torch.nn.Module", network.encoder)
+        return head(encoder(batch["x"], batch["lengths"]))
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from harness.heads import default_loss
@@ -295,7 +349,7 @@ class MetricSpec:
         return self.description
 
 
-class Reporter(Component):
+class Reporter(Component[ParamsT]):
     """Writes a report from finished results (the JSON-lines records)."""
 
     #: file name (stem) and suffix of what this reporter writes, e.g. ``summary`` + ``.md``

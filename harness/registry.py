@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from harness.errors import PluginError, UnknownNameError, suggest
+
+if TYPE_CHECKING:  # annotations only: the registry does not import the contracts at load time
+    from harness.interfaces import Architecture, MetricSpec, Reporter, Task
 
 KINDS = ("architectures", "tasks", "metrics", "reporters")
 _SINGULAR = {"architectures": "architecture", "tasks": "task", "metrics": "metric", "reporters": "reporter"}
@@ -24,10 +27,16 @@ class Provenance:
         return f"{self.plugin} ({self.distribution} {self.version})"
 
 
+#: what a namespace holds: a component class (architectures, tasks, reporters) or a MetricSpec
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
-class Entry:
+class Entry(Generic[T]):
+    """One registered name: the object (a class, or a MetricSpec) and who registered it."""
+
     name: str
-    obj: Any
+    obj: T
     provenance: Provenance
 
     @property
@@ -37,13 +46,13 @@ class Entry:
 
 
 @dataclass
-class Namespace:
+class Namespace(Generic[T]):
     """The registered names of one kind (architectures, tasks, ...)."""
 
     kind: str
-    entries: dict[str, Entry] = field(default_factory=dict)
+    entries: dict[str, Entry[T]] = field(default_factory=dict)
 
-    def conflict(self, name: str, obj: Any, provenance: Provenance) -> str | None:
+    def conflict(self, name: str, obj: T, provenance: Provenance) -> str | None:
         """Why ``obj`` cannot be added under ``name`` (a duplicate naming both plugins), or ``None``."""
         existing = self.entries.get(name)
         if existing is None or (existing.obj is obj and existing.provenance == provenance):
@@ -54,7 +63,7 @@ class Namespace:
             f"rename one, or disable one with HARNESS_DISABLE_PLUGINS={provenance.plugin}."
         )
 
-    def add(self, obj: Any, provenance: Provenance) -> None:
+    def add(self, obj: T, provenance: Provenance) -> None:
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(
@@ -66,7 +75,7 @@ class Namespace:
             raise PluginError(problem)
         self.entries.setdefault(name, Entry(name, obj, provenance))
 
-    def get(self, name: str, where: str = "") -> Entry:
+    def get(self, name: str, where: str = "") -> Entry[T]:
         try:
             return self.entries[name]
         except KeyError:
@@ -82,7 +91,7 @@ class Namespace:
     def __contains__(self, name: object) -> bool:
         return name in self.entries
 
-    def __iter__(self) -> Iterator[Entry]:
+    def __iter__(self) -> Iterator[Entry[T]]:
         return iter(sorted(self.entries.values(), key=lambda e: e.name))
 
     def __len__(self) -> int:
@@ -110,10 +119,12 @@ class PluginInfo:
 class Registry:
     """Everything the installed plugins registered."""
 
-    architectures: Namespace = field(default_factory=lambda: Namespace("architectures"))
-    tasks: Namespace = field(default_factory=lambda: Namespace("tasks"))
-    metrics: Namespace = field(default_factory=lambda: Namespace("metrics"))
-    reporters: Namespace = field(default_factory=lambda: Namespace("reporters"))
+    architectures: Namespace[type[Architecture[Any]]] = field(
+        default_factory=lambda: Namespace("architectures")
+    )
+    tasks: Namespace[type[Task[Any]]] = field(default_factory=lambda: Namespace("tasks"))
+    metrics: Namespace[MetricSpec] = field(default_factory=lambda: Namespace("metrics"))
+    reporters: Namespace[type[Reporter[Any]]] = field(default_factory=lambda: Namespace("reporters"))
     plugins: list[PluginInfo] = field(default_factory=list)
     #: duplicate names between plugins (the later plugin registered nothing); see ``check()``
     conflicts: list[str] = field(default_factory=list)
@@ -131,10 +142,21 @@ class Registry:
         if self.conflicts:
             raise PluginError(" ".join(self.conflicts))
 
-    def namespace(self, kind: str) -> Namespace:
+    @overload
+    def namespace(self, kind: Literal["architectures"]) -> Namespace[type[Architecture[Any]]]: ...
+    @overload
+    def namespace(self, kind: Literal["tasks"]) -> Namespace[type[Task[Any]]]: ...
+    @overload
+    def namespace(self, kind: Literal["metrics"]) -> Namespace[MetricSpec]: ...
+    @overload
+    def namespace(self, kind: Literal["reporters"]) -> Namespace[type[Reporter[Any]]]: ...
+    @overload
+    def namespace(self, kind: str) -> Namespace[Any]: ...
+    def namespace(self, kind: str) -> Namespace[Any]:
+        """The namespace of ``kind`` (one of :data:`KINDS`), typed by kind when it is a literal."""
         if kind not in KINDS:
             raise UnknownNameError(f"Unknown kind `{kind}`. {suggest(kind, KINDS)}Choose one of: {', '.join(KINDS)}.")
-        ns: Namespace = getattr(self, kind)
+        ns: Namespace[Any] = getattr(self, kind)
         return ns
 
 

@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import Reporter, hookimpl
+from harness import Params, Reporter, hookimpl
 from harness import report as api
 
 
-class _ContextReporter(Reporter):
+class _ContextReporter(Reporter[Params]):
+    """Reporters that also accept a ``context`` (suite text, command, profile records)."""
+
     def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
         raise NotImplementedError
 
@@ -65,7 +67,7 @@ class CsvReporter(_ContextReporter):
 
 
 @hookimpl
-def register_reporters(register: Callable[[Any], None]) -> None:
+def register_reporters(register: Callable[[type[Reporter[Any]]], None]) -> None:
     register(HtmlReporter)
     register(MarkdownReporter)
     register(CsvReporter)

@@ -66,6 +66,20 @@ def test_hook_is_documented(name: str) -> None:
     assert Version(since.group(1)) <= Version(hookspecs.HOOK_API_VERSION)
 
 
+@pytest.mark.parametrize("name", [h for h in HOOKS if h.startswith("register_")])
+def test_register_is_typed(name: str) -> None:
+    """``register`` says what it accepts (a component class or a MetricSpec), not ``Any``."""
+    import typing
+
+    from harness import interfaces
+
+    hints = typing.get_type_hints(_hooks()[name], vars(interfaces))
+    (accepted,), returned = typing.get_args(hints["register"])
+    assert returned in (None, type(None))
+    assert accepted is not Any
+    assert accepted is interfaces.MetricSpec or typing.get_origin(accepted) is type, accepted
+
+
 @pytest.mark.parametrize("name", HOOKS)
 def test_hook_is_tested_through_a_plugin(name: str) -> None:
     """Some test module (or a test plugin package under tests/) implements the hook."""

@@ -13,6 +13,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -165,3 +166,173 @@ def test_public_names_resolve() -> None:
         assert getattr(harness, name) is not None
     with pytest.raises(AttributeError):
         harness.no_such_name  # noqa: B018
+
+
+# --- the typed API (issue 12): generic components, py.typed, names visible to type checkers -------
+
+
+class _Sizes(harness.Params):
+    hidden_size: int = 8
+
+
+class _MoreSizes(_Sizes):
+    num_layers: int = 1
+
+
+def test_type_argument_sets_params() -> None:
+    class Sized(harness.Architecture[_Sizes]):
+        name = "sized"
+
+    assert Sized.Params is _Sizes
+    assert isinstance(Sized().params, _Sizes)
+    assert Sized({"hidden_size": 3}).params.hidden_size == 3
+    assert Sized(_Sizes(hidden_size=5)).params.hidden_size == 5
+
+    class Narrower(Sized):  # an explicit Params that is the declared model or a subclass of it
+        Params = _MoreSizes
+
+    class Inherits(Narrower):  # keeps its parent's Params
+        pass
+
+    assert Narrower.Params is Inherits.Params is _MoreSizes
+    assert Inherits().params.num_layers == 1
+
+
+def test_generic_intermediate_base() -> None:
+    from typing import TypeVar
+
+    P = TypeVar("P", bound=_Sizes)
+
+    class Base(harness.Task[P]):
+        Params = _Sizes
+
+    class Concrete(Base[_MoreSizes]):
+        name = "concrete"
+
+    assert Base.Params is _Sizes
+    assert Concrete.Params is _MoreSizes
+
+
+def test_unparametrised_components_keep_working() -> None:
+    """Plugins written before the generic base (``class X(Architecture)`` + ``Params = ...``)."""
+
+    class Old(harness.Architecture):
+        name = "old"
+        Params = _Sizes
+
+    class NoParams(harness.Reporter):
+        name = "none"
+
+    assert Old.Params is _Sizes and Old().params.hidden_size == 8
+    assert NoParams.Params is harness.Params
+
+
+def test_params_that_contradict_the_type_argument_are_refused() -> None:
+    with pytest.raises(TypeError, match=r"sets `Params = _Other` but its base declares _Sizes"):
+
+        class _Other(harness.Params):
+            pass
+
+        class Contradicts(harness.Architecture[_Sizes]):
+            name = "contradicts"
+            Params = _Other
+
+
+def test_public_names_are_visible_to_type_checkers() -> None:
+    """``harness/__init__.py`` imports every exported name under ``TYPE_CHECKING`` (so
+    ``from harness import Architecture`` is typed) and ``__all__`` is a literal list."""
+    tree = ast.parse((REPO / "harness" / "__init__.py").read_text(encoding="utf-8"))
+    typed: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for stmt in node.body:
+                assert isinstance(stmt, ast.ImportFrom) and stmt.module, ast.unparse(stmt)
+                typed.update({alias.asname or alias.name: stmt.module for alias in stmt.names})
+    literal = next(
+        ast.literal_eval(node.value) for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets)
+    )
+    assert literal == harness.__all__
+    assert typed == harness._EXPORTS
+    assert set(typed) == set(harness.__all__) - {"__version__"}
+
+
+def test_py_typed_is_shipped() -> None:
+    import tomllib
+
+    assert (REPO / "harness" / "py.typed").is_file()
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["harness"]
+
+
+#: type-checked by mypy below: the errors it must report are marked ``# error: CODE``
+TYPED_PLUGIN = '''
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from harness import Architecture, InputSpec, MetricSpec, Params, Task, TaskInfo, hookimpl
+from harness.registry import Registry
+
+
+class SizeParams(Params):
+    hidden_size: int = 8
+
+
+class Sized(Architecture[SizeParams]):
+    name = "sized"
+
+    def width(self) -> int:
+        return self.params.hidden_size
+
+    def typo(self) -> int:
+        return int(self.params.hiden_size)  # error: attr-defined
+
+
+def lookups(registry: Registry) -> tuple[type[Task[Any]], MetricSpec, type[Architecture[Any]]]:
+    task = registry.tasks.get("digits").obj
+    info: TaskInfo = task().info()
+    assert isinstance(info.input, InputSpec)
+    return task, registry.metrics.get("accuracy").obj, registry.namespace("architectures").get("lstm").obj
+
+
+def wrong_lookup(registry: Registry) -> MetricSpec:
+    return registry.tasks.get("digits").obj  # error: return-value
+
+
+@hookimpl
+def register_architectures(register: Callable[[type[Architecture[Any]]], None]) -> None:
+    register(Sized)
+    register(SizeParams)  # error: arg-type
+'''
+
+
+def _mypy(tmp_path: Path, *args: str) -> set[tuple[str, int, str]]:
+    """``(file, line, code)`` of every error mypy reports, run in ``tmp_path`` (with this checkout's
+    harness on MYPYPATH: an editable install is an import hook mypy does not follow)."""
+    pytest.importorskip("mypy")
+    env = {**os.environ, "MYPYPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", os.devnull, "--cache-dir", str(tmp_path / "cache"),
+         "--follow-imports=silent", "--no-error-summary", "--show-error-codes", *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False,
+    )
+    assert done.returncode in (0, 1), done.stdout + done.stderr
+    errors = set()
+    for line in done.stdout.splitlines():
+        match = re.match(r"(.+?):(\d+): error: .*\[([\w-]+)\]$", line)
+        if match:
+            errors.add((Path(match.group(1)).as_posix(), int(match.group(2)), match.group(3)))
+    return errors
+
+
+@pytest.mark.slow
+def test_plugin_code_type_checks(tmp_path: Path) -> None:
+    """mypy sees the typed API: ``self.params`` fields, registry lookups, ``register``."""
+    (tmp_path / "typed_plugin.py").write_text(TYPED_PLUGIN, encoding="utf-8")
+    expected = {
+        ("typed_plugin.py", number, line.split("# error: ")[1].strip())
+        for number, line in enumerate(TYPED_PLUGIN.splitlines(), start=1) if "# error: " in line
+    }
+    assert _mypy(tmp_path, "--strict", "typed_plugin.py") == expected

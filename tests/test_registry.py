@@ -213,6 +213,31 @@ def test_builtins_are_well_formed(builtins_only: None) -> None:
             assert malformed(kind, entry.obj) is None, (kind, entry.name)
 
 
+def test_builtin_params_come_from_the_type_argument(builtins_only: None) -> None:
+    """Every built-in component names its params model as the base's type argument
+    (``class LSTM(Architecture[LSTMParams])``): that sets ``Params``, and instances hold one."""
+    import typing
+
+    registry = get_registry()
+    for kind in ("architectures", "tasks", "reporters"):
+        for entry in registry.namespace(kind):
+            cls = entry.obj
+            declared = [
+                arg for klass in cls.__mro__ for base in klass.__dict__.get("__orig_bases__", ())
+                for arg in typing.get_args(base) if isinstance(arg, type) and issubclass(arg, harness.Params)
+            ]
+            assert declared, f"{kind} `{entry.name}` ({cls.__qualname__}) has no params type argument"
+            assert cls.Params is declared[0], (entry.name, cls.Params, declared[0])
+            assert type(cls().params) is cls.Params
+
+
+def test_namespaces_are_typed_by_kind(builtins_only: None) -> None:
+    registry = get_registry()
+    assert registry.namespace("architectures") is registry.architectures
+    assert isinstance(registry.metrics.get("accuracy").obj, harness.MetricSpec)
+    assert issubclass(registry.tasks.get("digits").obj, harness.Task)
+
+
 def test_malformed_reasons(builtins_only: None) -> None:
     from pydantic import BaseModel
 

@@ -201,6 +201,30 @@ def test_names() -> None:
     assert set(render_files("x2", "task")) >= {"harness_x2/__init__.py", "pyproject.toml"}
 
 
+# --- typed: the generated code names its params model and type-checks ---------------------------
+
+BASE = {"architecture": "Architecture[MyThingParams]", "task": "Task[MyThingParams]",
+        "reporter": "Reporter[Params]"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_generated_code_uses_the_typed_api(kind: str) -> None:
+    code = render_files("my-thing", kind)["harness_my_thing/__init__.py"]
+    assert "p: Any" not in code and "cast(" not in code
+    assert "Callable[[Any], None]" not in code  # `register` is typed
+    if kind in BASE:
+        assert f"({BASE[kind]}):" in code
+        assert "    Params = " not in code  # the type argument sets Params
+
+
+@pytest.mark.slow
+def test_generated_projects_pass_mypy_strict(tmp_path: Path) -> None:
+    from tests.test_public_api import _mypy
+
+    modules = [create_plugin(f"typed-{kind}", kind, tmp_path) / f"harness_typed_{kind}" for kind in KINDS]
+    assert _mypy(tmp_path, "--strict", *(str(m.relative_to(tmp_path)) for m in modules)) == set()
+
+
 # --- end to end: generate, install, test, check, run on Ray -------------------------------------
 
 E2E = "scaffold_e2e"

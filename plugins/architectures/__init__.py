@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness import hookimpl
+from harness import Architecture, hookimpl
 
 from .baselines import Arima, Naive, SeasonalNaive
-from .recurrent import BiRNN, CNNRNN, GRU, LSTM, RNN
+from .recurrent import CNNRNN, GRU, LSTM, RNN, BiRNN
 from .transformer import Transformer
 
 __all__ = [
@@ -24,6 +24,6 @@ __all__ = [
 
 
 @hookimpl
-def register_architectures(register: Callable[[Any], None]) -> None:
+def register_architectures(register: Callable[[type[Architecture[Any]]], None]) -> None:
     for architecture in (RNN, LSTM, GRU, BiRNN, CNNRNN, Transformer, Naive, SeasonalNaive, Arima):
         register(architecture)

@@ -34,6 +34,8 @@ class ForecastBaseline(nn.Module):
 
     #: read by the forecasting task: the summary is the forecast itself (no head)
     forecasts = True
+    #: ``[origins, horizon]`` forecasts from every origin (a non-persistent buffer, filled by ``fit``)
+    table: torch.Tensor
 
     def __init__(self) -> None:
         super().__init__()
@@ -147,7 +149,7 @@ class Arima(ForecastBaseline):
             trend = self.trend
         elif trend is None:  # a constant without differencing, nothing with it
             trend = "n" if order[1] + seasonal[1] else "c"
-        return order, seasonal, trend  # type: ignore[return-value]
+        return order, seasonal, trend
 
     def prepare(self, series: np.ndarray, data: Any) -> None:
         from statsmodels.tsa.arima.model import ARIMA

@@ -16,6 +16,8 @@ and masked out of every attention).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -24,7 +26,8 @@ from harness.nn import masked_mean, padding_mask, zero_padding
 
 from ._transformer import sinusoidal_positions
 
-_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+#: the fused recurrent layers by cell name (each class takes the same keyword arguments)
+_CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def _vocab_size(info: TaskInfo) -> int:

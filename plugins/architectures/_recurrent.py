@@ -9,6 +9,8 @@ sequences, so padding never reaches the backward direction).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -17,7 +19,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from harness import EncoderOutput, InputSpec
 from harness.nn import InputLayer, last_valid, padding_mask, zero_padding
 
-_CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+#: the fused recurrent layers by cell name (each class takes the same keyword arguments)
+_CELLS: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class RecurrentCore(nn.Module):

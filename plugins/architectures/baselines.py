@@ -12,7 +12,7 @@ Declarations only: no torch here. The forecasters live in ``_baselines`` (loaded
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
@@ -22,7 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
 
 
-class _Baseline(Architecture):
+_P = TypeVar("_P", bound=Params)
+
+
+class _Baseline(Architecture[_P]):
     """Shared declaration: causal forecasters fitted without gradients, for forecasting tasks."""
 
     supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal"})
@@ -64,7 +67,7 @@ class ArimaParams(Params):
     )
 
 
-class Naive(_Baseline):
+class Naive(_Baseline[Params]):
     name = "naive"
     description = "Naive forecast: every future value equals the last observed value (forecasting tasks only)."
 
@@ -74,21 +77,19 @@ class Naive(_Baseline):
         return NaiveForecaster()
 
 
-class SeasonalNaive(_Baseline):
+class SeasonalNaive(_Baseline[SeasonalNaiveParams]):
     name = "seasonal_naive"
     description = "Seasonal naive forecast: each future value equals the value one season earlier."
-    Params = SeasonalNaiveParams
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._baselines import SeasonalNaive as SeasonalNaiveForecaster
 
-        return SeasonalNaiveForecaster(cast(SeasonalNaiveParams, self.params).season)
+        return SeasonalNaiveForecaster(self.params.season)
 
 
-class Arima(_Baseline):
+class Arima(_Baseline[ArimaParams]):
     name = "arima"
     description = "statsmodels ARIMA(p,d,q)(P,D,Q,s) fitted on the training span, then forecasting every window."
-    Params = ArimaParams
 
     def incompatibility(self, info: TaskInfo) -> str | None:
         import importlib.util
@@ -101,4 +102,4 @@ class Arima(_Baseline):
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._baselines import Arima as ArimaForecaster
 
-        return ArimaForecaster(**cast(ArimaParams, self.params).model_dump())
+        return ArimaForecaster(**self.params.model_dump())

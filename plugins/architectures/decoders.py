@@ -2,25 +2,32 @@
 
 Recurrent architectures decode with an attention RNN of their own cell type; the transformer
 with a transformer decoder of its own width. Both follow :meth:`harness.Architecture.build_decoder`.
+The two bases below are generic over the architecture's params (``RecurrentParams`` or a
+subclass, ``TransformerParams``), so ``self.params`` is typed in ``build_decoder``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
-from harness import TaskInfo
+from harness import Architecture, TaskInfo
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
+if TYPE_CHECKING:  # pragma: no cover - typing only (recurrent.py and transformer.py import this module)
     from torch import nn
 
+    from .recurrent import RecurrentParams
+    from .transformer import TransformerParams
 
-class RecurrentDecoderMixin:
+RecurrentParamsT = TypeVar("RecurrentParamsT", bound="RecurrentParams")
+TransformerParamsT = TypeVar("TransformerParamsT", bound="TransformerParams")
+
+
+class RecurrentDecoderArchitecture(Architecture[RecurrentParamsT]):
     """``build_decoder`` for recurrent architectures: an attention decoder with the same cell."""
 
-    params: Any
-
     def decoder_cell(self) -> str:
-        return str(getattr(self, "cell", None) or self.params.cell)
+        """The encoder's cell type: the class's ``cell`` (rnn, lstm, gru) or its params' ``cell``."""
+        return str(getattr(self, "cell", None) or getattr(self.params, "cell", None))
 
     def build_decoder(self, info: TaskInfo, encoder_output_size: int) -> nn.Module:
         from ._decoders import attention_decoder
@@ -32,10 +39,8 @@ class RecurrentDecoderMixin:
         )
 
 
-class TransformerDecoderMixin:
+class TransformerDecoderArchitecture(Architecture[TransformerParamsT]):
     """``build_decoder`` for the transformer: a causal transformer decoder with cross-attention."""
-
-    params: Any
 
     def build_decoder(self, info: TaskInfo, encoder_output_size: int) -> nn.Module:
         from ._decoders import transformer_decoder

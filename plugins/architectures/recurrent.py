@@ -6,13 +6,13 @@ Declarations only: no torch here. The networks live in ``_recurrent`` and are im
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from harness import Architecture, InputSpec, Params
+from harness import InputSpec, Params
 
-from .decoders import RecurrentDecoderMixin
+from .decoders import RecurrentDecoderArchitecture
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
@@ -76,13 +76,16 @@ class CNNRNNParams(RecurrentParams):
         return value
 
 
-class _UnidirectionalRecurrent(RecurrentDecoderMixin, Architecture):
+_P = TypeVar("_P", bound=RecurrentParams)
+
+
+class _UnidirectionalRecurrent(RecurrentDecoderArchitecture[_P]):
     """Shared ``build_encoder`` of ``rnn``, ``lstm`` and ``gru``: one fused cell type."""
 
     cell: ClassVar[str]
     # stateful: the encoder has forward_chunk (carries its state across chunks: truncated BPTT)
     supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal", "seq2seq", "stateful"})
-    Params: ClassVar[type[Params]] = RecurrentParams
+    Params = RecurrentParams
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._recurrent import recurrent_encoder
@@ -90,32 +93,28 @@ class _UnidirectionalRecurrent(RecurrentDecoderMixin, Architecture):
         return recurrent_encoder(input, cell=self.cell, **self.params.model_dump())
 
 
-class RNN(_UnidirectionalRecurrent):
+class RNN(_UnidirectionalRecurrent[RNNParams]):
     name = "rnn"
     description = "Elman RNN (fused nn.RNN over packed sequences); summary = final hidden state."
     cell = "rnn"
-    Params = RNNParams
 
 
-class LSTM(_UnidirectionalRecurrent):
+class LSTM(_UnidirectionalRecurrent[LSTMParams]):
     name = "lstm"
     description = "LSTM (fused nn.LSTM over packed sequences); summary = final hidden state."
     cell = "lstm"
-    Params = LSTMParams
 
 
-class GRU(_UnidirectionalRecurrent):
+class GRU(_UnidirectionalRecurrent[RecurrentParams]):
     name = "gru"
     description = "GRU (fused nn.GRU over packed sequences); summary = final hidden state."
     cell = "gru"
-    Params = RecurrentParams
 
 
-class BiRNN(RecurrentDecoderMixin, Architecture):
+class BiRNN(RecurrentDecoderArchitecture[BiRNNParams]):
     name = "birnn"
     description = "Bidirectional RNN/LSTM/GRU; summary = forward and backward final states."
     supports = frozenset({"variable_length", "bidirectional", "seq2seq"})
-    Params = BiRNNParams
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._recurrent import recurrent_encoder
@@ -123,15 +122,13 @@ class BiRNN(RecurrentDecoderMixin, Architecture):
         return recurrent_encoder(input, bidirectional=True, **self.params.model_dump())
 
 
-class CNNRNN(RecurrentDecoderMixin, Architecture):
+class CNNRNN(RecurrentDecoderArchitecture[CNNRNNParams]):
     name = "cnn_rnn"
     description = "Convolutions (1-D over time, or 2-D within each video frame) followed by an RNN/LSTM/GRU."
     supports = frozenset({"variable_length", "seq2seq"})
-    Params = CNNRNNParams
 
     def capabilities(self) -> frozenset[str]:
-        causal = cast(CNNRNNParams, self.params).causal
-        return (self.supports | {"causal"}) if causal else self.supports
+        return (self.supports | {"causal"}) if self.params.causal else self.supports
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._recurrent import conv_recurrent_encoder

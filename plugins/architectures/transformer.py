@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from harness import Architecture, InputSpec, Params
+from harness import InputSpec, Params
 
-from .decoders import TransformerDecoderMixin
+from .decoders import TransformerDecoderArchitecture
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
@@ -53,20 +53,18 @@ class TransformerParams(Params):
         return self.pooling
 
 
-class Transformer(TransformerDecoderMixin, Architecture):
+class Transformer(TransformerDecoderArchitecture[TransformerParams]):
     name = "transformer"
     description = "Transformer encoder with sinusoidal positions; summary = masked mean or last step."
     supports = frozenset({"variable_length", "seq2seq"})
-    Params = TransformerParams
 
     def capabilities(self) -> frozenset[str]:
-        causal = cast(TransformerParams, self.params).causal
-        return (self.supports | {"causal"}) if causal else self.supports
+        return (self.supports | {"causal"}) if self.params.causal else self.supports
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._transformer import TransformerSequenceEncoder
 
-        p = cast(TransformerParams, self.params)
+        p = self.params
         return TransformerSequenceEncoder(
             input,
             d_model=p.d_model,

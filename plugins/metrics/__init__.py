@@ -7,9 +7,8 @@ Each module lists its :class:`harness.MetricSpec` s; the torch code of metrics w
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from harness import hookimpl
+from harness import MetricSpec, hookimpl
 
 from . import basic, forecasting, sequence, video
 
@@ -17,7 +16,7 @@ MODULES = (basic, sequence, video, forecasting)
 
 
 @hookimpl
-def register_metrics(register: Callable[[Any], None]) -> None:
+def register_metrics(register: Callable[[MetricSpec], None]) -> None:
     for module in MODULES:
         for spec in module.METRICS:
             register(spec)

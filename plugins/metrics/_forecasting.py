@@ -14,6 +14,10 @@ def _check(preds: torch.Tensor, target: torch.Tensor) -> None:
 class MeanAbsoluteScaledError(Metric):
     """``mean(|target - forecast| / scale)`` over every forecast value seen."""
 
+    # the states registered with add_state() in __init__
+    total: torch.Tensor
+    count: torch.Tensor
+
     is_differentiable = True
     higher_is_better = False
     full_state_update = False
@@ -40,6 +44,10 @@ class MeanAbsoluteScaledError(Metric):
 
 class SymmetricMAPE(Metric):
     """``mean(200 |target - forecast| / (|target| + |forecast|))``, a term being 0 where both are 0."""
+
+    # the states registered with add_state() in __init__
+    total: torch.Tensor
+    count: torch.Tensor
 
     higher_is_better = False
     full_state_update = False

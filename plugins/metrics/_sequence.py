@@ -12,6 +12,10 @@ from torchmetrics import Metric
 class ExactMatch(Metric):
     """Share of hypotheses identical to their reference (after whitespace normalisation)."""
 
+    # the states registered with add_state() in __init__
+    correct: torch.Tensor
+    total: torch.Tensor
+
     higher_is_better = True
     full_state_update = False
 
@@ -33,6 +37,10 @@ class ExactMatch(Metric):
 
 class TokenAccuracy(Metric):
     """Tokens equal at the same position, over the longer of hypothesis and reference."""
+
+    # the states registered with add_state() in __init__
+    correct: torch.Tensor
+    total: torch.Tensor
 
     higher_is_better = True
     full_state_update = False
@@ -103,6 +111,10 @@ class _StringRate(Metric):
 
 class MeanNLL(Metric):
     """Mean cross-entropy over scored positions: in nats, bits, or as perplexity."""
+
+    # the states registered with add_state() in __init__
+    nll: torch.Tensor
+    count: torch.Tensor
 
     full_state_update = False
     higher_is_better = False

@@ -15,6 +15,10 @@ class FactorAccuracy(Metric):
     Updated with ``(logits [N, C] or predicted ids [N], targets [N])``.
     """
 
+    # the states registered with add_state() in __init__
+    correct: torch.Tensor
+    total: torch.Tensor
+
     is_differentiable = False
     higher_is_better = True
     full_state_update = False

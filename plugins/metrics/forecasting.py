@@ -18,7 +18,7 @@ the series' own units); ``mase`` also takes the scale, ``update(forecast, target
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from harness import MetricSpec, TaskInfo
@@ -31,7 +31,7 @@ FORECASTING = frozenset({"forecasting"})
 POINTWISE = frozenset({"forecasting", "regression"})
 
 
-def naive_scale(span: Sequence[float], lag: int = 1) -> float:
+def naive_scale(span: Iterable[float], lag: int = 1) -> float:
     """MASE's denominator: mean of ``|y[t] - y[t - lag]|`` over ``span`` (the fitting span).
 
     Raises ``ValueError`` when the span is too short or the scale is 0 (a constant span: MASE

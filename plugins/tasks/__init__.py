@@ -5,26 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness import hookimpl
+from harness import Task, hookimpl
 
-from harness_builtins.tasks.adding import AddingTask
-from harness_builtins.tasks.digits import DigitsTask
-from harness_builtins.tasks.copy_memory import CopyMemoryTask
-from harness_builtins.tasks.ucr import UCRTask
-from harness_builtins.tasks.language_model import LanguageModelTask
-from harness_builtins.tasks.sentiment import SentimentTask
-from harness_builtins.tasks.mnist1d import MNIST1DTask
-from harness_builtins.tasks.moving_digits import MovingDigitsTask
-from harness_builtins.tasks.seq_mnist import SeqMNISTTask
-from harness_builtins.tasks.speech import SpeechDigitsTask
-from harness_builtins.tasks.spoken_digits import SpokenDigitsTask
-from harness_builtins.tasks.scan import ScanTask
-from harness_builtins.tasks.number_translation import NumberTranslationTask
-from harness_builtins.tasks.forecasting import ForecastingTask
+from .adding import AddingTask
+from .copy_memory import CopyMemoryTask
+from .digits import DigitsTask
+from .forecasting import ForecastingTask
+from .language_model import LanguageModelTask
+from .mnist1d import MNIST1DTask
+from .moving_digits import MovingDigitsTask
+from .number_translation import NumberTranslationTask
+from .scan import ScanTask
+from .sentiment import SentimentTask
+from .seq_mnist import SeqMNISTTask
+from .speech import SpeechDigitsTask
+from .spoken_digits import SpokenDigitsTask
+from .ucr import UCRTask
 
 
 @hookimpl
-def register_tasks(register: Callable[[Any], None]) -> None:
+def register_tasks(register: Callable[[type[Task[Any]]], None]) -> None:
     register(AddingTask)
     register(DigitsTask)
     register(CopyMemoryTask)

@@ -21,7 +21,8 @@ import torch
 from torch.utils.data import Dataset
 
 from harness.data import SplitDataModule
-from harness_builtins.metrics.forecasting import naive_scale
+
+from ..metrics.forecasting import naive_scale
 
 
 class WindowDataset(Dataset):

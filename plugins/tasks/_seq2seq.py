@@ -16,9 +16,9 @@ sequences each split holds; this base turns them into cached id arrays (source i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeVar, cast
 
-from harness import DataConfig, HarnessError, InputSpec, Task, TaskInfo
+from harness import DataConfig, HarnessError, InputSpec, Params, Task, TaskInfo
 
 from ._text import BOS, EOS, PAD, UNK, Vocab
 
@@ -41,8 +41,12 @@ class Seq2SeqPrediction(NamedTuple):
     memory_lengths: torch.Tensor
 
 
-class Seq2SeqTask(Task):
-    """Base of token-to-token tasks; subclasses implement the abstract methods below."""
+_P = TypeVar("_P", bound=Params)
+
+
+class Seq2SeqTask(Task[_P]):
+    """Base of token-to-token tasks; subclasses implement the abstract methods below
+    (``class MyTask(Seq2SeqTask[MyParams])``)."""
 
     #: one paragraph on the data source, license and anchors (``TaskInfo.source``)
     SOURCE: ClassVar[str] = ""
@@ -148,13 +152,20 @@ class Seq2SeqTask(Task):
     def forward(self, network: torch.nn.Module, batch: Mapping[str, Any]) -> Seq2SeqPrediction:
         import torch
 
+        encoder, decoder, head = self._parts(network)
         lengths = batch["lengths"]
-        memory = network.encoder(batch["x"], lengths).sequence
+        memory = encoder(batch["x"], lengths).sequence
         y = batch["y"]
         start = torch.full((y.shape[0], 1), BOS, dtype=y.dtype, device=y.device)
         inputs = torch.cat([start, y[:, :-1]], dim=1)  # teacher forcing: [BOS] + y[:-1]
-        logits = network.head(network.decoder(inputs, memory, lengths))
+        logits = head(decoder(inputs, memory, lengths))
         return Seq2SeqPrediction(logits, memory, lengths)
+
+    @staticmethod
+    def _parts(network: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+        """The network's encoder, decoder and head (typed: ``nn.Module`` attributes read as tensors)."""
+        return (cast("torch.nn.Module", network.encoder), cast("torch.nn.Module", network.decoder),
+                cast("torch.nn.Module", network.head))
 
     def batch_loss(self, prediction: Any, batch: Mapping[str, Any]) -> torch.Tensor:
         from torch.nn import functional as F
@@ -166,8 +177,9 @@ class Seq2SeqTask(Task):
         """Greedy decoding: ``[B, <= output_max_length]`` target ids (EOS kept, then padding)."""
         from harness.nn import greedy_decode
 
+        _, decoder, head = self._parts(network)
         max_length = self.cached_info().output_max_length or 1
-        return greedy_decode(network.decoder, network.head, memory, lengths, bos=BOS, eos=EOS, max_length=max_length)
+        return greedy_decode(decoder, head, memory, lengths, bos=BOS, eos=EOS, max_length=max_length)
 
     def strings(self, ids: torch.Tensor | Sequence[Sequence[int]], vocab: Vocab | None = None) -> list[str]:
         """Token ids (one row per sequence; stops at EOS) as strings of space-joined tokens."""
@@ -191,7 +203,7 @@ class Seq2SeqTask(Task):
         batch = pad_collate([dataset[int(i)] for i in picks], ragged_targets=True)
         device = next(network.parameters()).device
         x, lengths = batch["x"].to(device), batch["lengths"].to(device)
-        memory = network.encoder(x, lengths).sequence
+        memory = self._parts(network)[0](x, lengths).sequence
         predictions = self.strings(self.decode(network, memory, lengths))
         sources = self.strings(batch["x"], self.source_vocab())
         references = self.strings(batch["y"])

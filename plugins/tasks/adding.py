@@ -53,16 +53,15 @@ def make_adding(n: int, length: int, rng: np.random.Generator) -> tuple[np.ndarr
     return x, y
 
 
-class AddingTask(Task):
+class AddingTask(Task[AddingParams]):
     """Adding problem: regress the sum of the two marked values in a long sequence."""
 
     name = "adding"
     description = "Adding problem (long-range memory): sum the two marked values; regression, MSE."
-    Params = AddingParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         return TaskInfo(
             input=InputSpec("continuous", 2, max_length=p.length),
             output_kind="regression",
@@ -78,7 +77,7 @@ class AddingTask(Task):
     def _arrays(self) -> dict[str, Any]:
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         rng = np.random.default_rng(p.data_seed)
         out: dict[str, Any] = {}
         for split, n in (("train", p.num_train), ("val", p.num_val), ("test", p.num_test)):
@@ -88,7 +87,7 @@ class AddingTask(Task):
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
         from harness.data import arrays_datamodule, cached_arrays
 
-        p: Any = self.params
+        p = self.params
         spec = {"task": self.name, "version": self.data_version, **p.model_dump(exclude={"target_mse"})}
 
         return arrays_datamodule(lambda: cached_arrays(config.cache_dir, self.name, spec, self._arrays), config)

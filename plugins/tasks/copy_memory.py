@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field
 
@@ -104,16 +104,15 @@ def make_copy_memory(
     return x, y
 
 
-class CopyMemoryTask(Task):
+class CopyMemoryTask(Task[CopyMemoryParams]):
     """Copy memory: reproduce 10 symbols after a blank period of T steps; per-step CE."""
 
     name = "copy_memory"
     description = "Copy memory (long-range memory): recall 10 symbols after T blanks; per-step CE."
-    Params = CopyMemoryParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         scalar = p.encoding == "scalar"
         return TaskInfo(
             input=InputSpec("continuous" if scalar else "tokens", 1 if scalar else VOCAB,
@@ -131,7 +130,7 @@ class CopyMemoryTask(Task):
     def _arrays(self) -> dict[str, Any]:
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         rng = np.random.default_rng(p.data_seed)
         out: dict[str, Any] = {}
         for split, n in (("train", p.num_train), ("val", p.num_val), ("test", p.num_test)):
@@ -142,7 +141,7 @@ class CopyMemoryTask(Task):
         """The generated splits (cached): ``{split}_x`` and ``{split}_y``, ``[n, T + 20]`` uint8."""
         from harness.data import cached_arrays
 
-        p: Any = self.params
+        p = self.params
         spec = {"task": self.name, "version": self.data_version,
                 **p.model_dump(exclude={"target_ce", "encoding"})}
         return cached_arrays(cache_dir, self.name, spec, self._arrays)
@@ -152,7 +151,7 @@ class CopyMemoryTask(Task):
 
         from harness.data import ArrayDataModule
 
-        p: Any = self.params
+        p = self.params
         scalar = p.encoding == "scalar"
 
         def load() -> dict[str, tuple[Any, Any]]:
@@ -174,7 +173,8 @@ class CopyMemoryTask(Task):
 
     def forward(self, network: torch.nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         """Logits ``[B, T + 20, 10]``: the head on every step of the encoder's sequence."""
-        return network.head(network.encoder(batch["x"], batch["lengths"]).sequence)
+        head, encoder = cast("torch.nn.Module", network.head), cast("torch.nn.Module", network.encoder)
+        return head(encoder(batch["x"], batch["lengths"]).sequence)
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from torch.nn import functional

@@ -43,16 +43,15 @@ class DigitsParams(Params):
         return self
 
 
-class DigitsTask(Task):
+class DigitsTask(Task[DigitsParams]):
     """Digits read row by row: 10-way sequence classification."""
 
     name = "digits"
     description = "scikit-learn digits as 8-step sequences of 8 pixels; 10-class classification."
-    Params = DigitsParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         return TaskInfo.classification(
             InputSpec("continuous", 8, max_length=8),
             10,
@@ -67,7 +66,7 @@ class DigitsTask(Task):
 
         from harness.data import split_indices
 
-        p: Any = self.params
+        p = self.params
         digits = load_digits()
         images = (digits.images / 16.0).astype(np.float32)
         if p.column_major:

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, model_validator
 
@@ -171,16 +171,15 @@ def load_series(name: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-class ForecastingTask(Task):
+class ForecastingTask(Task[ForecastingParams]):
     """Forecast the next ``horizon`` values of a classic univariate series from a window of its past."""
 
     name = "forecasting"
     description = "Univariate forecasting (sunspots, co2, airline): next values from a window; MASE."
-    Params = ForecastingParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         return TaskInfo(
             input=InputSpec("continuous", 1, max_length=p.window),
             output_kind="forecasting",
@@ -196,7 +195,7 @@ class ForecastingTask(Task):
     def unavailable(self) -> str | None:
         import importlib.util
 
-        p: Any = self.params
+        p = self.params
         package = SERIES[p.series].package
         if importlib.util.find_spec(package) is None:
             return (
@@ -209,15 +208,15 @@ class ForecastingTask(Task):
         """The series (gaps filled), read once and cached under ``cache_dir``; ``max_points`` applied."""
         from harness.data import cached_arrays
 
-        p: Any = self.params
+        p = self.params
         spec = {"task": self.name, "version": self.data_version, "series": p.series, "gaps": "time-interpolation"}
         arrays = cached_arrays(cache_dir, self.name, spec, lambda: {"values": load_series(p.series)})
         return arrays["values"][-p.length :]
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
-        from harness_builtins.tasks._forecasting import ForecastDataModule
+        from ._forecasting import ForecastDataModule
 
-        p: Any = self.params
+        p = self.params
         arima = SERIES[p.series].arima
         return ForecastDataModule(
             lambda: self.values(config.cache_dir),
@@ -233,14 +232,14 @@ class ForecastingTask(Task):
     def build_head(self, encoder_output_size: int) -> torch.nn.Module:
         from harness.heads import SummaryHead
 
-        return SummaryHead(encoder_output_size, self.params.horizon)  # type: ignore[attr-defined]
+        return SummaryHead(encoder_output_size, self.params.horizon)
 
     def forward(self, network: torch.nn.Module, batch: Any) -> Any:
-        encoder = network.encoder
+        encoder = cast("torch.nn.Module", network.encoder)
         if getattr(encoder, "forecasts", False):  # a classical baseline: its summary is the forecast
             forecast = encoder(batch["x"], batch["lengths"], origin=batch["origin"]).summary
             return forecast - batch["offset"].to(forecast.dtype).unsqueeze(-1)  # into the batch's units
-        return network.head(encoder(batch["x"], batch["lengths"]))
+        return cast("torch.nn.Module", network.head)(encoder(batch["x"], batch["lengths"]))
 
     def loss(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         from torch.nn import functional as F

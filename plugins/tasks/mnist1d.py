@@ -85,18 +85,17 @@ def generate(num_samples: int, seed: int, shuffle_time: bool) -> dict[str, Any]:
         random.setstate(py_state)
 
 
-class MNIST1DTask(Task):
+class MNIST1DTask(Task[MNIST1DParams]):
     """MNIST-1D: classify 40-step 1-D signals into ten digits."""
 
     name = "mnist1d"
     description = (
         "MNIST-1D (Greydanus & Kobak 2024): 40-step 1-D signals, 10 classes; the paper's exact data."
     )
-    Params = MNIST1DParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         return TaskInfo.classification(
             InputSpec("continuous", 1, max_length=40),
             10,
@@ -115,7 +114,7 @@ class MNIST1DTask(Task):
         import numpy as np
         from sklearn.model_selection import train_test_split
 
-        p: Any = self.params
+        p = self.params
         data = generate(p.num_samples, p.seed, p.shuffle_time)
         x, y = data["x"].astype(np.float32), data["y"].astype(np.int64)
         train, val = train_test_split(

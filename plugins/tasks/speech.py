@@ -137,16 +137,15 @@ def espeak_version(executable: str) -> str:
     return out.split("Data at")[0].strip()
 
 
-class SpeechDigitsTask(Task):
+class SpeechDigitsTask(Task[SpeechDigitsParams]):
     """Connected spoken digits (espeak-ng, held-out voices): CTC transcription, WER."""
 
     name = "speech_digits"
     description = "Connected spoken digit strings synthesised by espeak-ng; log-mel -> CTC; WER on held-out voices."
-    Params = SpeechDigitsParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         return TaskInfo(
             input=InputSpec("continuous", p.n_mels * p.frame_stack, variable_length=True),
             output_kind="transcription",
@@ -170,7 +169,7 @@ class SpeechDigitsTask(Task):
         drawn from ``data_seed`` and the split alone (so ``num_train`` does not change the test)."""
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         n = {"train": p.num_train, "val": p.num_val, "test": p.num_test}[split]
         variants = p.test_variants if split == "test" else p.train_variants
         rng = np.random.default_rng([p.data_seed, SPLITS.index(split)])
@@ -193,14 +192,14 @@ class SpeechDigitsTask(Task):
 
         from ._audio import add_noise, log_mel, normalise, parse_wav, stack_frames, synthesize
 
-        p: Any = self.params
+        p = self.params
         wave, rate = parse_wav(synthesize(item["text"], item["voice"], item["speed"], item["pitch"], executable))
         wave = add_noise(wave, item["snr"], np.random.default_rng(item["noise_seed"]))
         feats = log_mel(wave, rate, n_mels=p.n_mels, win_ms=p.win_ms, hop_ms=p.hop_ms, f_max=p.f_max)
         return stack_frames(normalise(feats), p.frame_stack)
 
     def _check_voices(self, executable: str) -> None:
-        p: Any = self.params
+        p = self.params
         languages, variants = installed_voices(executable)
         unknown = [a for a in p.accents if a not in languages]
         unknown += [v for v in (*p.train_variants, *p.test_variants) if v not in variants]
@@ -217,7 +216,7 @@ class SpeechDigitsTask(Task):
 
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         self._check_voices(executable)
         workers = p.synthesis_workers or min(8, os.cpu_count() or 1)
         out: dict[str, Any] = {}
@@ -239,7 +238,7 @@ class SpeechDigitsTask(Task):
         executable = espeak_path()
         if executable is None:
             raise HarnessError(f"task `speech_digits`: {MISSING}")
-        p: Any = self.params
+        p = self.params
         spec = {"task": self.name, "version": self.data_version, "espeak": espeak_version(executable),
                 **p.model_dump(mode="json", exclude={"target_wer", "synthesis_workers"})}
         return cached_arrays(cache_dir, self.name, spec, lambda: self._build(executable))

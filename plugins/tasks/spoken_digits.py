@@ -65,16 +65,15 @@ def data_file() -> Path | None:
     return path if path.is_file() else None
 
 
-class SpokenDigitsTask(Task):
+class SpokenDigitsTask(Task[SpokenDigitsParams]):
     """Free Spoken Digit Dataset MFCCs: 10-way classification of real recordings."""
 
     name = "spoken_digits"
     description = "Free Spoken Digit Dataset (real recordings) as 13-dim MFCC sequences; 10-class classification."
-    Params = SpokenDigitsParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         return TaskInfo.classification(
             InputSpec("continuous", 13, max_length=92, variable_length=True),
             10,
@@ -104,7 +103,7 @@ class SpokenDigitsTask(Task):
 
         from harness.data import split_indices
 
-        p: Any = self.params
+        p = self.params
         keep = np.arange(len(labels))
         if p.max_examples is not None and p.max_examples < len(labels):
             from sklearn.model_selection import train_test_split

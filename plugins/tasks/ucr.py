@@ -140,16 +140,15 @@ def split_train(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.
     return np.sort(train), np.sort(val)
 
 
-class UCRTask(Task):
+class UCRTask(Task[UCRParams]):
     """UCR/UEA time-series classification (sktime's bundled sets), default train/test split."""
 
     name = "ucr"
     description = "UCR/UEA time-series classification: JapaneseVowels, GunPoint, ItalyPowerDemand, ArrowHead."
-    Params = UCRParams
     data_version = "1"
 
     def info(self) -> TaskInfo:
-        p: Any = self.params
+        p = self.params
         meta = DATASETS[p.dataset]
         return TaskInfo.classification(
             InputSpec("continuous", meta.dims, max_length=meta.max_length, variable_length=meta.variable_length),
@@ -162,7 +161,7 @@ class UCRTask(Task):
         root = data_dir()
         if root is None:
             return "the UCR/UEA data come with sktime, which is not installed: pip install 'sktime>=0.30'"
-        p: Any = self.params
+        p = self.params
         if not (root / p.dataset / f"{p.dataset}_TRAIN.ts").is_file():
             return f"the installed sktime ({root}) does not bundle {p.dataset}: pip install --upgrade 'sktime>=0.30'"
         return None
@@ -170,7 +169,7 @@ class UCRTask(Task):
     def _arrays(self) -> dict[str, Any]:
         import numpy as np
 
-        p: Any = self.params
+        p = self.params
         train_series, train_labels = read_split(p.dataset, "TRAIN")
         test_series, test_labels = read_split(p.dataset, "TEST")
         ids = label_ids(np.concatenate([train_labels, test_labels]))

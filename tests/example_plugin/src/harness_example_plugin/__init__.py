@@ -8,7 +8,7 @@ in the driver and in every worker): torch is imported inside ``build_encoder``, 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -25,20 +25,23 @@ class MeanPoolParams(Params):
     hidden_size: int = Field(32, gt=0, description="features per step after the projection")
 
 
-class MeanPool(Architecture):
-    """A Linear projection (tanh) per step; summary = mean over the valid steps."""
+class MeanPool(Architecture[MeanPoolParams]):
+    """A Linear projection (tanh) per step; summary = mean over the valid steps.
+
+    The type argument is the params model: it sets ``MeanPool.Params`` (what validates a suite's
+    ``params``) and types ``self.params`` as ``MeanPoolParams``.
+    """
 
     name = "mean_pool"
     description = "Linear projection + tanh per step; summary = masked mean over valid steps."
     supports: ClassVar[frozenset[str]] = frozenset({"variable_length"})
-    Params = MeanPoolParams
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from harness_example_plugin._encoder import MeanPoolEncoder
 
-        return MeanPoolEncoder(input, cast(MeanPoolParams, self.params).hidden_size)
+        return MeanPoolEncoder(input, self.params.hidden_size)
 
 
 @hookimpl
-def register_architectures(register: Callable[[Any], None]) -> None:
+def register_architectures(register: Callable[[type[Architecture[Any]]], None]) -> None:
     register(MeanPool)
