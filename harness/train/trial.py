@@ -126,40 +126,48 @@ def _callbacks(spec: RunSpec, parts: _Parts, history: HistoryCallback, checkpoin
     return callbacks
 
 
-def _train(spec: RunSpec, history_sink: list[dict[str, float]],
-           trainer_overrides: dict[str, Any] | None = None) -> _Outcome:
-    _quiet()
+def _trainer(spec: RunSpec, callbacks: list[Any], root: str, overrides: dict[str, Any] | None) -> pl.Trainer:
+    """The Lightning trainer of the run (Ray Train's ``overrides`` add its strategy, plugins and devices)."""
     import pytorch_lightning as pl
 
-    from harness.measure.gradient_flow import GradientFlowCallback
-    from harness.measure.memory import PeakMemory
-    from harness.train.module import HistoryCallback
+    settings, accelerator = spec.trainer, spec.accelerator
+    return pl.Trainer(**{
+        **dict(
+            accelerator=accelerator, devices=max(1, int(spec.resources.gpus)) if accelerator == "gpu" else 1,
+            precision=settings.precision, max_epochs=settings.max_epochs, max_steps=settings.max_steps or -1,
+            max_time=timedelta(seconds=float(settings.max_time)) if settings.max_time else None,
+            gradient_clip_val=settings.gradient_clip_val, gradient_clip_algorithm=settings.gradient_clip_algorithm,
+            callbacks=callbacks, logger=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0, deterministic="warn" if accelerator == "gpu" else True, default_root_dir=root,
+        ),
+        **(overrides or {}),
+    })
 
-    _quiet()  # lightning resets its loggers to INFO on import
-    parts = _build(spec)
-    accelerator = spec.accelerator
-    devices = max(1, int(spec.resources.gpus)) if accelerator == "gpu" else 1
-    monitor, mode = f"val_{parts.info.primary_metric}", parts.info.direction
-    history = HistoryCallback(history_sink, monitor=monitor, target=spec.target, direction=mode)
-    settings = spec.trainer
+
+@dataclass
+class _Fitted:
+    trainer: pl.Trainer
+    callbacks: list[Any]
+    tested: dict[str, float]
+    train_time: float
+    peak_mb: float
+
+
+def _fit_and_test(spec: RunSpec, parts: _Parts, history: HistoryCallback,
+                  overrides: dict[str, Any] | None) -> _Fitted:
+    """Train (or fit a closed-form baseline), then test the best-validation weights."""
+    import pytorch_lightning as pl
+
+    from harness.measure.memory import PeakMemory
+
+    monitor = f"val_{parts.info.primary_metric}"
     with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
         checkpoint = pl.callbacks.ModelCheckpoint(
-            dirpath=ckpt_dir, monitor=monitor, mode=mode, save_top_k=1, save_weights_only=True
+            dirpath=ckpt_dir, monitor=monitor, mode=parts.info.direction, save_top_k=1, save_weights_only=True
         )
         callbacks = _callbacks(spec, parts, history, checkpoint)
-        trainer = pl.Trainer(**{  # Ray Train's overrides add its strategy, plugins and devices
-            **dict(
-                accelerator=accelerator, devices=devices, precision=settings.precision,
-                max_epochs=settings.max_epochs, max_steps=settings.max_steps or -1,
-                max_time=timedelta(seconds=float(settings.max_time)) if settings.max_time else None,
-                gradient_clip_val=settings.gradient_clip_val, gradient_clip_algorithm=settings.gradient_clip_algorithm,
-                callbacks=callbacks, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                num_sanity_val_steps=0, deterministic="warn" if accelerator == "gpu" else True,
-                default_root_dir=ckpt_dir,
-            ),
-            **(trainer_overrides or {}),
-        })
-        peak = PeakMemory(_device(accelerator))
+        trainer = _trainer(spec, callbacks, ckpt_dir, overrides)
+        peak = PeakMemory(_device(spec.accelerator))
         peak.start()
         fit_start = time.perf_counter()
         if parts.arch.trainable:
@@ -171,22 +179,36 @@ def _train(spec: RunSpec, history_sink: list[dict[str, float]],
         train_time = time.perf_counter() - fit_start
         peak_mb = peak.peak_mb() if spec.measure.memory else float("nan")
         tested = trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0]
-    metrics = {k: float(v) for k, v in tested.items() if k.startswith("test_") and k != "test_loss"}
-    metrics["test_loss"] = float(tested.get("test_loss", float("nan")))
-    # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
-    measured: dict[str, float] = {}
-    if trainer.global_rank == 0:  # data-parallel: rank 0 measures, once
-        measured = _measure_inference(parts.module.to(_device(accelerator)), parts.data, spec.measure)
+    return _Fitted(trainer, callbacks, {k: float(v) for k, v in tested.items()}, train_time, peak_mb)
+
+
+def _train(spec: RunSpec, history_sink: list[dict[str, float]],
+           trainer_overrides: dict[str, Any] | None = None) -> _Outcome:
+    _quiet()
     import torch
 
+    from harness.measure.gradient_flow import GradientFlowCallback
+    from harness.train.module import HistoryCallback
+
+    _quiet()  # lightning resets its loggers to INFO on import
+    parts = _build(spec)
+    monitor, mode = f"val_{parts.info.primary_metric}", parts.info.direction
+    history = HistoryCallback(history_sink, monitor=monitor, target=spec.target, direction=mode)
+    fitted = _fit_and_test(spec, parts, history, trainer_overrides)
+    metrics = {k: v for k, v in fitted.tested.items() if k.startswith("test_") and k != "test_loss"}
+    metrics["test_loss"] = fitted.tested.get("test_loss", float("nan"))
+    # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
+    measured: dict[str, float] = {}
+    if fitted.trainer.global_rank == 0:  # data-parallel: rank 0 measures, once
+        measured = _measure_inference(parts.module.to(_device(spec.accelerator)), parts.data, spec.measure)
     with torch.inference_mode():
         artifacts = parts.task.artifacts(parts.module.eval(), parts.data)
-    probe = next((c for c in callbacks if isinstance(c, GradientFlowCallback)), None)
+    probe = next((c for c in fitted.callbacks if isinstance(c, GradientFlowCallback)), None)
     gradient_flow = probe.result() if probe is not None else None
     cost = {
-        "train_time_s": train_time, **_train_rates(history), **measured, "peak_memory_mb": peak_mb,
+        "train_time_s": fitted.train_time, **_train_rates(history), **measured, "peak_memory_mb": fitted.peak_mb,
         "num_params": float(sum(p.numel() for p in parts.module.parameters())),
-        "epochs": float(len(history_sink)), "steps": float(trainer.global_step),
+        "epochs": float(len(history_sink)), "steps": float(fitted.trainer.global_step),
         "best_epoch": float(_best_epoch(history_sink, monitor, mode)), **history.ttt(),
         **_gradflow_cost(gradient_flow),
     }
