@@ -55,11 +55,14 @@ def write_suite(folder: Path, cells: int) -> Path:
 
 def check_mlflow(db: Path, cells: int) -> dict[str, Any]:
     """Counts of child runs in the store: all FINISHED, each run id once."""
+    from mlflow.entities import Run
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=f"sqlite:///{db}")
     experiment = client.get_experiment_by_name("load")
-    runs: list[Any] = []
+    if experiment is None:
+        raise RuntimeError(f"no experiment `load` in the store {db}: the suite logged nothing")
+    runs: list[Run] = []
     token = None
     while True:  # page through: a single search returns at most 1000 runs
         page = client.search_runs([experiment.experiment_id], max_results=1000, page_token=token)
@@ -78,8 +81,9 @@ def check_mlflow(db: Path, cells: int) -> dict[str, Any]:
 def logging_cost(results: Path, samples: int = 50) -> float:
     """Seconds the driver spends logging one child run (into a scratch sqlite store)."""
     from harness.tracking.mlflow_store import MlflowTracker
+    from harness.tracking.results import ResultsFile
 
-    records = [json.loads(line) for line in results.read_text().splitlines()][:samples]
+    records = ResultsFile(results).read()[:samples]
     with tempfile.TemporaryDirectory() as scratch:
         tracker = MlflowTracker(f"sqlite:///{scratch}/m.db", "scratch")
         tracker.connect()
@@ -92,6 +96,7 @@ def logging_cost(results: Path, samples: int = 50) -> float:
 
 
 def run_load(cells: int, out: Path, address: str | None = None) -> dict[str, Any]:
+    from harness.tracking.results import ResultsFile
     from tests.scheduler.cluster import ray_cluster
 
     out.mkdir(parents=True, exist_ok=True)
@@ -116,16 +121,16 @@ def run_load(cells: int, out: Path, address: str | None = None) -> dict[str, Any
         with ray_cluster(env, nodes=2, cpus=2) as addr:
             wall, rss, stdout = drive(addr)
     counts = check_mlflow(out / "mlflow.db", cells)
-    records = [json.loads(line) for line in (out / "results" / "load.jsonl").read_text().splitlines()]
+    records = ResultsFile(out / "results" / "load.jsonl").read()
     per_log = logging_cost(out / "results" / "load.jsonl")
-    run_wall = [r["wall_time_s"] for r in records]
+    run_wall = [r.wall_time_s for r in records]
     figures = {
         "cells": cells, "wall_s": round(wall, 1), "wall_per_cell_s": round(wall / cells, 3),
         "driver_peak_rss_mb": round(rss / 1024, 1), "records": len(records),
-        "finished_records": sum(r["status"] == "finished" for r in records),
+        "finished_records": sum(r.finished for r in records),
         "mean_run_wall_s": round(sum(run_wall) / len(run_wall), 3),
         "mlflow_log_child_s": round(per_log, 4),
-        "nodes_used": len({r.get("node_id") for r in records}),
+        "nodes_used": len({r.runtime.node_id if r.runtime else None for r in records}),
         **counts,
         "last_line": stdout.strip().splitlines()[-3] if stdout.strip() else "",
     }

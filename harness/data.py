@@ -15,14 +15,23 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+if TYPE_CHECKING:
+    from harness.interfaces import DataConfig
+
+#: A cached data set: each value is an array or a list of arrays of different lengths (ragged
+#: sequences); which one depends on the key, so the values stay ``Any`` to the task that reads them.
 Arrays = dict[str, Any]
+#: a split's inputs or targets: one array (equal lengths) or one array per sequence (ragged)
+Sequences = np.ndarray | Sequence[np.ndarray]
+#: what a loader's ``collate_fn`` does: a list of dataset items -> a batch dict
+Collate = Callable[[list[Any]], dict[str, torch.Tensor]]
 
 
 def cache_key(spec: Mapping[str, Any]) -> str:
@@ -77,7 +86,8 @@ def _store(path: Path, arrays: Arrays) -> None:
             flat[key] = np.asarray(value)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
     with os.fdopen(fd, "wb") as handle:
-        np.savez(handle, **flat)
+        # numpy's stubs read **flat as possibly holding `allow_pickle` (a keyword only from numpy 2.1)
+        np.savez(handle, **flat)  # type: ignore[arg-type]
     os.replace(tmp, path)
 
 
@@ -110,7 +120,7 @@ def split_indices(
     return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
 
 
-class SequenceDataset(Dataset):
+class SequenceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """In-memory sequences (equal length or ragged) with their targets.
 
     ``y`` is an array (one target row per sequence) or a list of 1-D arrays of
@@ -118,14 +128,13 @@ class SequenceDataset(Dataset):
     ragged targets are padded with 0 in batches, which then carry ``y_lengths``.
     """
 
-    def __init__(
-        self, xs: np.ndarray | Sequence[np.ndarray], y: np.ndarray | Sequence[np.ndarray], tokens: bool = False
-    ) -> None:
+    def __init__(self, xs: Sequences, y: Sequences, tokens: bool = False) -> None:
         dtype = torch.long if tokens else torch.float32
         self.xs = [torch.as_tensor(np.asarray(x), dtype=dtype) for x in xs]
         self.ragged_y = isinstance(y, (list, tuple))
+        self.y: list[torch.Tensor] | torch.Tensor
         if self.ragged_y:
-            self.y: Any = [_target_tensor(np.asarray(t)) for t in y]
+            self.y = [_target_tensor(np.asarray(t)) for t in y]
         else:
             self.y = _target_tensor(np.asarray(y))
 
@@ -158,11 +167,15 @@ def pad_collate(
     return {"x": x, "lengths": lengths, "y": y, "y_lengths": torch.tensor([len(t) for t in ys], dtype=torch.long)}
 
 
-class SplitDataModule(pl.LightningDataModule):
+DatasetT = TypeVar("DatasetT", bound="Dataset[Any]")
+
+
+class SplitDataModule(pl.LightningDataModule, Generic[DatasetT]):
     """Seeded loaders over ``self.datasets`` (``train``/``val``/``test``), filled by ``setup``.
 
     Subclasses build ``datasets`` and say how a split's items become a batch
     (:meth:`collate_for`); training batches are shuffled with a generator seeded by ``seed``.
+    Generic over the datasets' type (``SplitDataModule[WindowDataset]``).
     """
 
     def __init__(self, batch_size: int, seed: int, num_workers: int = 0) -> None:
@@ -170,29 +183,29 @@ class SplitDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.seed = seed
         self.num_workers = num_workers
-        self.datasets: dict[str, Any] = {}
+        self.datasets: dict[str, DatasetT] = {}
 
-    def collate_for(self, split: str) -> Callable[[Any], Any]:
+    def collate_for(self, split: str) -> Collate:
         raise NotImplementedError(f"{type(self).__name__} must implement collate_for(split)")
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+    def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, generator=generator,
             num_workers=self.num_workers, collate_fn=self.collate_for(split),
         )
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader[Any]:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader[Any]:
         return self._loader("val", shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader[Any]:
         return self._loader("test", shuffle=False)
 
 
-class ArrayDataModule(SplitDataModule):
+class ArrayDataModule(SplitDataModule[SequenceDataset]):
     """A data module over in-memory splits ``{"train"|"val"|"test": (xs, y)}``.
 
     ``load`` builds the splits (called once, in the worker, inside ``setup``).
@@ -200,7 +213,7 @@ class ArrayDataModule(SplitDataModule):
 
     def __init__(
         self,
-        load: Callable[[], Mapping[str, tuple[Any, Any]]],
+        load: Callable[[], Mapping[str, tuple[Sequences, Sequences]]],
         batch_size: int,
         seed: int,
         tokens: bool = False,
@@ -211,14 +224,13 @@ class ArrayDataModule(SplitDataModule):
         self._load = load
         self.tokens = tokens
         self.padding_value = padding_value
-        self.datasets: dict[str, SequenceDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
             splits = self._load()
             self.datasets = {name: SequenceDataset(xs, y, tokens=self.tokens) for name, (xs, y) in splits.items()}
 
-    def collate_for(self, split: str) -> Callable[[Any], Any]:
+    def collate_for(self, split: str) -> Collate:
         return partial(pad_collate, padding_value=self.padding_value, ragged_targets=self.datasets[split].ragged_y)
 
 
@@ -238,10 +250,10 @@ def _same(x: Any) -> Any:
 
 
 def arrays_datamodule(
-    arrays: Callable[[], Mapping[str, Any]], config: Any, transform: Callable[[Any], Any] | None = None,
-    **options: Any,
+    arrays: Callable[[], Mapping[str, Any]], config: DataConfig, transform: Callable[[Any], Any] | None = None,
+    *, tokens: bool = False, padding_value: float = 0.0,
 ) -> ArrayDataModule:
     """An :class:`ArrayDataModule` over the ``{split}_x/_y`` arrays that ``arrays()`` returns
     (called in ``setup``, in the worker); ``config`` is the run's :class:`harness.DataConfig`."""
     return ArrayDataModule(lambda: split_pairs(arrays(), transform), config.batch_size, config.seed,
-                           num_workers=config.num_workers, **options)
+                           tokens=tokens, padding_value=padding_value, num_workers=config.num_workers)

@@ -53,9 +53,8 @@ class InputLayer(nn.Module):
             self.output_size = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.spec.kind == "tokens":
-            return self.layer(x.long())
-        return self.layer(x.float())
+        out: torch.Tensor = self.layer(x.long() if self.spec.kind == "tokens" else x.float())
+        return out
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ import importlib
 import os
 import re
 from collections.abc import Callable, Iterable
-from functools import lru_cache
+from functools import lru_cache, partial
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -56,7 +56,7 @@ def _dist_name(ep: EntryPoint) -> str:
     return ep.dist.name if ep.dist is not None else "unknown"
 
 
-def _candidates() -> Iterable[tuple[str, Provenance, Callable[[], Any]]]:
+def _candidates() -> Iterable[tuple[str, Provenance, Callable[[], object]]]:
     disabled = _disabled()
     disabled_dists = {_normalize(name) for name in disabled}
     for ep in _sorted_entry_points():
@@ -68,7 +68,7 @@ def _candidates() -> Iterable[tuple[str, Provenance, Callable[[], Any]]]:
     for module in os.environ.get("HARNESS_PLUGINS", "").split(","):
         module = module.strip()
         if module and module not in disabled:
-            yield module, Provenance(module, "HARNESS_PLUGINS", "-"), lambda m=module: importlib.import_module(m)
+            yield module, Provenance(module, "HARNESS_PLUGINS", "-"), partial(importlib.import_module, module)
 
 
 def _describe(exc: BaseException) -> str:
@@ -80,10 +80,10 @@ def _hook_names(pm: pluggy.PluginManager) -> list[str]:
     return sorted(name for name, caller in vars(pm.hook).items() if caller.has_spec())
 
 
-def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
+def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> list[str]:
     """Names of ``@hookimpl`` functions of ``plugin`` that match no hook (a typo, usually)."""
     known = set(_hook_names(pm))
-    unknown = []
+    unknown: list[str] = []
     for attr in dir(plugin):
         try:
             opts = pm.parse_hookimpl_opts(plugin, attr)
@@ -96,7 +96,7 @@ def _unknown_hooks(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
     return sorted(unknown)
 
 
-def _load_error(pm: pluggy.PluginManager, plugin: Any, exc: BaseException) -> str:
+def _load_error(pm: pluggy.PluginManager, plugin: object, exc: BaseException) -> str:
     """What went wrong loading ``plugin``, and how to fix it."""
     unknown = _unknown_hooks(pm, plugin) if plugin is not None else []
     if isinstance(exc, pluggy.PluginValidationError) and unknown:
@@ -106,9 +106,9 @@ def _load_error(pm: pluggy.PluginManager, plugin: Any, exc: BaseException) -> st
     return _describe(exc)
 
 
-def _api_problem(plugin: Any, name: str, prov: Provenance) -> str | None:
+def _api_problem(plugin: object, name: str, prov: Provenance) -> str | None:
     """Why ``plugin`` is refused for its declared ``HARNESS_API`` range, or ``None``."""
-    declared = getattr(plugin, "HARNESS_API", None)
+    declared: object = getattr(plugin, "HARNESS_API", None)
     if declared is None:
         return None
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -143,7 +143,8 @@ def _admit(registry: Registry, info: PluginInfo, prov: Provenance, found: dict[s
                 info.error = f"register_{kind} registered a malformed {_SINGULAR[kind]}: {problem}"
                 return
     for kind, objs in found.items():
-        namespace, own = registry.namespace(kind), {}
+        namespace = registry.namespace(kind)
+        own: dict[str, Any] = {}  # name -> component, within this plugin
         for obj in objs:
             if own.setdefault(obj.name, obj) is not obj:
                 info.error = (f"register_{kind} registered two different {kind} named `{obj.name}`; "
@@ -182,7 +183,7 @@ def build_registry() -> Registry:
                 f"one from {prov.distribution} {prov.version}. Rename the entry point in one of them "
                 f"(group `{GROUP}` in its pyproject.toml) or uninstall one."
             )
-        plugin: Any = None
+        plugin: object = None
         try:
             plugin = load()
             refusal = _api_problem(plugin, name, prov)

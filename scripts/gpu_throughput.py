@@ -42,15 +42,17 @@ def main() -> None:
             path = Path(tmp) / f"{precision}.yaml"
             path.write_text(SUITE.format(precision=precision, gpus=gpus))
             for cell in build_plan(load_suite(path), get_registry()).runnable:
-                result = run_trial({**cell.payload(), "cache_dir": str(Path(tmp) / "cache")})
-                if result["status"] != "finished":
-                    print(cell.architecture, precision, "FAILED", result["error"])
+                record = run_trial(cell.model_copy(update={"cache_dir": str(Path(tmp) / "cache")}))
+                if not record.finished:
+                    print(cell.architecture, precision, "FAILED", record.error)
                     continue
-                cost = result["cost"]
+                cost = record.cost
+                device = record.runtime.device if record.runtime else "?"
                 ref = base.setdefault(cell.architecture, cost["train_throughput"])
                 print(f"{cell.architecture:12s} {precision:10s} train {cost['train_throughput']:10.0f}/s "
-                      f"(x{cost['train_throughput'] / ref:.2f} vs 32-true)  inference {cost['inference_throughput']:10.0f}/s  "
-                      f"test_mse {result['metrics']['test_mse']:.4f}  {result['device']}")
+                      f"(x{cost['train_throughput'] / ref:.2f} vs 32-true)  "
+                      f"inference {cost['inference_throughput']:10.0f}/s  "
+                      f"test_mse {record.metrics['test_mse']:.4f}  {device}")
 
 
 if __name__ == "__main__":

@@ -22,8 +22,11 @@ does not see) and the count describes the computation that training performs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _custom_mapping() -> dict[Any, Callable[..., int]]:
@@ -59,7 +62,7 @@ def native_kernels() -> Iterator[None]:
             yield
 
 
-def count_flops(fn: Callable[[], Any]) -> int:
+def count_flops(fn: Callable[[], object]) -> int:
     """Total FLOPs counted while running ``fn()`` (forward, and backward if ``fn`` does one)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -70,7 +73,7 @@ def count_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
-def flops_by_operator(fn: Callable[[], Any]) -> dict[str, int]:
+def flops_by_operator(fn: Callable[[], object]) -> dict[str, int]:
     """The same count split by aten operator (for tests and debugging)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -81,7 +84,7 @@ def flops_by_operator(fn: Callable[[], Any]) -> dict[str, int]:
     return {str(op): int(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
 
 
-def forward_flops_per_sample(module: Any, batch: dict[str, Any]) -> float:
+def forward_flops_per_sample(module: torch.nn.Module, batch: Mapping[str, Any]) -> float:
     """FLOPs of one forward pass of ``module`` (a HarnessModule) over ``batch``, divided by its size.
 
     The module is put in eval mode (no dropout) and restored; parameters are not touched.
@@ -95,7 +98,7 @@ def forward_flops_per_sample(module: Any, batch: dict[str, Any]) -> float:
     return total / max(1, batch_size(batch))
 
 
-def batch_size(batch: dict[str, Any]) -> int:
+def batch_size(batch: Mapping[str, Any]) -> int:
     """Samples in a batch dict (``lengths`` first, else ``y``)."""
     for key in ("lengths", "y", "x"):
         value = batch.get(key)

@@ -30,12 +30,13 @@ Exploding: a norm above ``exploding_norm`` or not finite.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from harness.settings import GradientFlowSpec
 
@@ -49,33 +50,53 @@ def probe_module(encoder: nn.Module) -> nn.Module | None:
     return rnns[-1] if rnns else None
 
 
+class _Loss(Protocol):
+    def batch_loss(self, prediction: Any, batch: Mapping[str, Any]) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class ProbedModule(Protocol):
+    """What the probe uses of the training module (:class:`harness.train.module.HarnessModule`)."""
+
+    @property
+    def encoder(self) -> nn.Module: ...
+
+    @property
+    def task(self) -> _Loss: ...
+
+    def __call__(self, batch: Mapping[str, Any]) -> Any: ...
+
+    def named_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+
 class _Perturbation:
     """Adds a zero tensor ``delta`` (requires grad) to the probed sequence; records batch sizes
     when it is packed."""
 
     def __init__(self) -> None:
         self.delta: torch.Tensor | None = None
-        self.batch_sizes: Any = None
+        self.batch_sizes: torch.Tensor | None = None
 
-    def add(self, value: Any) -> Any:
-        packed = isinstance(value, nn.utils.rnn.PackedSequence)
-        data = value.data if packed else value
-        self.delta = torch.zeros_like(data, requires_grad=True)
-        if packed:
+    def add(self, value: torch.Tensor | PackedSequence) -> torch.Tensor | PackedSequence:
+        if isinstance(value, PackedSequence):
+            self.delta = torch.zeros_like(value.data, requires_grad=True)
             self.batch_sizes = value.batch_sizes
-            return value._replace(data=data + self.delta)
-        return data + self.delta
+            return value._replace(data=value.data + self.delta)
+        self.delta = torch.zeros_like(value, requires_grad=True)
+        return value + self.delta
 
+    # forward hooks see whatever the probed module takes and returns: its first input or output
+    # is the sequence (a tensor or a PackedSequence), the rest passes through
     def pre_hook(self, _module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
         return (self.add(args[0]), *args[1:])
 
-    def hook(self, _module: nn.Module, _args: Any, output: Any) -> Any:
-        if isinstance(output, tuple) and not isinstance(output, nn.utils.rnn.PackedSequence):
+    def hook(self, _module: nn.Module, _args: tuple[Any, ...], output: Any) -> Any:
+        if isinstance(output, tuple) and not isinstance(output, PackedSequence):
             return (self.add(output[0]), *output[1:])
         return self.add(output)
 
 
-def per_step_norms(grad: torch.Tensor, batch_sizes: Any, batch_first: bool) -> list[float]:
+def per_step_norms(grad: torch.Tensor, batch_sizes: torch.Tensor | None, batch_first: bool) -> list[float]:
     """‖grad‖ at each time step: ``[B, T, ...]`` (``[T, B, ...]`` if not batch-first), or packed."""
     if batch_sizes is not None:  # packed: rows grouped by time step
         sizes = [int(s) for s in batch_sizes]
@@ -95,7 +116,7 @@ def flow_ratio(norms: Sequence[float]) -> float:
     return first / last
 
 
-def probe(module: Any, batch: Mapping[str, Any]) -> dict[str, Any] | None:
+def probe(module: ProbedModule, batch: Mapping[str, Any]) -> dict[str, Any] | None:
     """One probe of ``module`` (a HarnessModule) on ``batch``; None without a probe point."""
     point = probe_module(module.encoder)
     if point is None:
@@ -144,7 +165,7 @@ def summarize(probes: list[dict[str, Any]], vanishing_ratio: float, exploding_no
     }
 
 
-def _probe_batch(data: Any, size: int) -> dict[str, Any]:
+def _probe_batch(data: pl.LightningDataModule, size: int) -> dict[str, Any]:
     """The first ``size`` training samples (the training loader's order at fit start)."""
     rows: list[dict[str, Any]] = []
     taken = 0
@@ -181,13 +202,17 @@ class GradientFlowCallback(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         generator_state = torch.get_rng_state()
-        self._batch = _probe_batch(trainer.datamodule, self.batch_size) if trainer.datamodule else None
+        # set by Lightning's fit(datamodule=...); not declared on Trainer
+        data: pl.LightningDataModule | None = getattr(trainer, "datamodule", None)
+        self._batch = _probe_batch(data, self.batch_size) if data else None
         torch.set_rng_state(generator_state)  # the loader's shuffle must not shift training's RNG
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
         step = trainer.global_step
         wanted = step in self.steps or (self.every and step % int(self.every) == 0)
         if not wanted or step in self._done or not self._batch or trainer.global_rank != 0:
+            return
+        if not isinstance(pl_module, ProbedModule):
             return
         self._done.add(step)
         moved = {k: v.to(pl_module.device) if hasattr(v, "to") else v for k, v in self._batch.items()}
@@ -199,6 +224,8 @@ class GradientFlowCallback(pl.Callback):
         """A last probe of the trained model (the ratio and flags describe it)."""
         step = trainer.global_step
         if step in self._done or not self._batch or trainer.global_rank != 0:
+            return
+        if not isinstance(pl_module, ProbedModule):
             return
         self._done.add(step)
         was_training = pl_module.training

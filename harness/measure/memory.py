@@ -16,7 +16,10 @@ import resource
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 _PAGE = 4096
 
@@ -39,7 +42,7 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
-def activation_mb(step: Callable[[], Any]) -> float:
+def activation_mb(step: Callable[[], object]) -> float:
     """MB of tensors autograd saves for backward while ``step()`` runs its forward pass."""
     import torch
 
@@ -78,7 +81,7 @@ class _RssSampler(threading.Thread):
 class PeakMemory:
     """``start()`` before the work, ``peak_mb()`` after: the peak memory it used (see module doc)."""
 
-    def __init__(self, device: Any, interval_s: float = 0.005) -> None:
+    def __init__(self, device: torch.device | str, interval_s: float = 0.005) -> None:
         self.cuda = getattr(device, "type", str(device)).startswith("cuda")
         self.device = device
         self.interval_s = interval_s

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+    import torch
 
 
-def synchronize(device: Any) -> None:
+def synchronize(device: torch.device | str) -> None:
     """Wait for queued CUDA work on ``device`` (no-op on CPU)."""
     import torch
 
@@ -17,7 +21,7 @@ def synchronize(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_rounds(fn: Callable[[], Any], *, rounds: int, warmup: int, device: Any = "cpu") -> list[float]:
+def time_rounds(fn: Callable[[], object], *, rounds: int, warmup: int, device: torch.device | str = "cpu") -> list[float]:
     """Seconds taken by each of ``rounds`` calls of ``fn`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
@@ -43,7 +47,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-def to_device(batch: Mapping[str, Any], device: Any) -> dict[str, Any]:
+def to_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
 
 
@@ -63,7 +67,7 @@ def first_sample(batch: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def inference_timing(
-    module: Any, batch: Mapping[str, Any], *, rounds: int, warmup: int, latency: bool = True
+    module: pl.LightningModule, batch: Mapping[str, Any], *, rounds: int, warmup: int, latency: bool = True
 ) -> dict[str, float]:
     """Forward-pass timing of ``module`` (eval mode, ``inference_mode``) on ``batch`` (the
     training batch size) and, when ``latency``, on its first sample at batch 1.

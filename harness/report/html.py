@@ -12,13 +12,16 @@ from harness.report.analysis import Analysis
 from harness.report.tables import Table, problems_table, provenance_rows, ranking_table, task_table
 
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}h3{margin-bottom:.3em}
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
+color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+h3{margin-bottom:.3em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:top}
 th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 td.best{font-weight:bold;background:#eef7ee}td.tied{background:#f6fbf6}td.muted{color:#999}
-.note{color:#555;font-size:.9em;max-width:60em}figure{display:inline-block;margin:.5em 1em 1em 0;vertical-align:top}
+.note{color:#555;font-size:.9em;max-width:60em}
+figure{display:inline-block;margin:.5em 1em 1em 0;vertical-align:top}
 figcaption{font-size:.85em;color:#444;max-width:36em}figure svg{max-width:100%;height:auto}
 table.kv td{text-align:left}code{background:#f5f5f5;padding:0 .2em}
 """
@@ -44,8 +47,8 @@ def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | 
     figures = figures or {}
     ctx = analysis.context
     parts = [f"<h1>{escape(ctx.suite)} — benchmark report</h1>",
-             (f'<p class="note">Invocation <code>{escape(ctx.invocation)}</code>, generated {escape(ctx.generated_at)}. '
-              f"{len(analysis.records)} runs.</p>")]
+             (f'<p class="note">Invocation <code>{escape(ctx.invocation)}</code>, '
+              f"generated {escape(ctx.generated_at)}. {len(analysis.records)} runs.</p>")]
     parts.append("<h2>Results per task</h2>")
     parts.append(f'<p class="note">{escape(analysis.test_note)}</p>')
     if not analysis.tables:
@@ -73,7 +76,8 @@ def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | 
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{escape(ctx.suite)} report</title><style>{CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+            f"<title>{escape(ctx.suite)} report</title><style>{CSS}</style></head>\n"
+            f"<body>\n{body}\n</body></html>\n")
 
 
 __all__ = ["render_html"]

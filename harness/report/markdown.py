@@ -40,7 +40,8 @@ def render_markdown(analysis: Analysis) -> str:
     lines += _table(problems) if problems else ["None: every cell finished.", ""]
     lines += ["## Provenance", ""]
     lines += _table((["item", "value"], [[(k, ""), (v, "")] for k, v in provenance_rows(analysis)]))
-    lines += ["Plots (learning curves, Pareto fronts, critical-difference diagram, gradient flow) are in `index.html`."]
+    lines += ["Plots (learning curves, Pareto fronts, critical-difference diagram, gradient flow) "
+              "are in `index.html`."]
     return "\n".join(lines) + "\n"
 
 

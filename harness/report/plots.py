@@ -10,30 +10,33 @@ import io
 import math
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.records import RunRecord
 from harness.report.analysis import Analysis, Ranking, TaskTable
 from harness.report.stats import pareto_front
 
+if TYPE_CHECKING:
+    import matplotlib.figure
+
 Figure = tuple[str, str]
 
 
-def _plt() -> Any:
+def _use_agg() -> None:
+    """Select the file-only Agg backend and the report's style; call before importing pyplot."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
+                                "axes.spines.right": False})
+
+
+def _svg(fig: matplotlib.figure.Figure) -> str:
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False})
-    return plt
-
-
-def _svg(fig: Any) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", bbox_inches="tight")
-    _plt().close(fig)
+    plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 
@@ -53,7 +56,9 @@ def learning_curves(table: TaskTable) -> list[Figure]:
             series.append((row.arch, sorted(per_epoch.items())))
     if not series:
         return []
-    plt = _plt()
+    _use_agg()
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
     for arch, points in series:
         epochs = [e for e, _ in points]
@@ -77,7 +82,9 @@ def pareto(table: TaskTable) -> list[Figure]:
             continue
         points = [(r.costs[cost], r.intervals[table.primary].mean) for r in rows]
         front = pareto_front(points, cost_lower=lower, quality_higher=table.direction == "max")
-        plt = _plt()
+        _use_agg()
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(4.6, 3.2))
         ax.scatter([p[0] for p in points], [p[1] for p in points], color="#888", zorder=2)
         for r, (x, y) in zip(rows, points):
@@ -98,7 +105,9 @@ def cd_diagram(ranking: Ranking) -> list[Figure]:
     result = ranking.friedman
     if result is None:
         return []
-    plt = _plt()
+    _use_agg()
+    import matplotlib.pyplot as plt
+
     k = result.k
     order = sorted(zip(result.avg_ranks, ranking.archs))
     fig, ax = plt.subplots(figsize=(6, 1.2 + 0.22 * k))
@@ -133,7 +142,9 @@ def gradient_flow(records: Sequence[RunRecord]) -> list[Figure]:
         width = max(len(p["per_step_norm"]) for p in probes)
         grid = [[math.log10(v) if isinstance(v, (int, float)) and v > 0 else math.nan
                  for v in [*p["per_step_norm"], *[math.nan] * (width - len(p["per_step_norm"]))]] for p in probes]
-        plt = _plt()
+        _use_agg()
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=(5.5, 0.8 + 0.25 * len(probes)))
         image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
         ax.set_yticks(range(len(probes)), [str(p.get("step")) for p in probes])
@@ -155,7 +166,9 @@ def profiles(profiles: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Figure
                 if any(isinstance(r.get(k), (int, float)) for r in rows)]
         if not keys:
             continue
-        plt = _plt()
+        _use_agg()
+        import matplotlib.pyplot as plt
+
         fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3), squeeze=False)
         for ax, key in zip(axes[0], keys):
             for arch in dict.fromkeys(str(r.get("arch_label", r.get("architecture"))) for r in rows):

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 ALPHA = 0.05
+#: what paired values are paired by (a run's seed)
+Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
     return Interval(mean, len(vals), half, std)
 
 
-def paired_t(a: Mapping[Any, float], b: Mapping[Any, float]) -> tuple[float | None, int]:
+def paired_t(a: Mapping[Key, float], b: Mapping[Key, float]) -> tuple[float | None, int]:
     """Two-sided paired t-test on the seeds both have: (p value or None when < 2 pairs, pairs).
 
     A zero spread of the differences gives p = 1 for equal values and p = 0 for a constant,
@@ -79,7 +81,8 @@ def paired_t(a: Mapping[Any, float], b: Mapping[Any, float]) -> tuple[float | No
 def holm(pvalues: Mapping[str, float | None]) -> dict[str, float | None]:
     """Holm–Bonferroni adjusted p values (None stays None; monotone; capped at 1)."""
     known = sorted(((p, k) for k, p in pvalues.items() if p is not None), key=lambda item: item[0])
-    m, running, out = len(known), 0.0, {k: None for k, p in pvalues.items() if p is None}
+    m, running = len(known), 0.0
+    out: dict[str, float | None] = {k: None for k, p in pvalues.items() if p is None}
     for i, (p, key) in enumerate(known):
         running = max(running, min(1.0, (m - i) * p))
         out[key] = running
@@ -159,7 +162,7 @@ def pareto_front(points: Sequence[tuple[float, float]], cost_lower: bool = True,
         v = p[1] >= q[1] if quality_higher else p[1] <= q[1]
         return c and v, p != q
 
-    front = []
+    front: list[int] = []
     for i, p in enumerate(points):
         if not any(all(better_eq(q, p)) for j, q in enumerate(points) if j != i):
             front.append(i)

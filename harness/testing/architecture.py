@@ -86,6 +86,15 @@ def _forward(encoder: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor) -
     return out
 
 
+def _output_size(network: torch.nn.Module, what: str) -> int:
+    """The ``output_size`` attribute that encoders and decoders must set (a positive int)."""
+    size = getattr(network, "output_size", None)
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise CheckFailed(f"the {what}'s `output_size` is {size!r}; set an int attribute "
+                          f"`self.output_size` (features per step) in its __init__")
+    return size
+
+
 def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
     import torch
 
@@ -122,10 +131,7 @@ class _ArchitectureChecks:
             if not isinstance(encoder, nn.Module):
                 raise CheckFailed(f"build_encoder({_label(spec)}) returned {type(encoder).__name__}, "
                                   f"not a torch.nn.Module")
-            size = getattr(encoder, "output_size", None)
-            if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-                raise CheckFailed(f"the encoder's `output_size` is {size!r}; set an int attribute "
-                                  f"`self.output_size` (features per step) in its __init__")
+            _output_size(encoder, "encoder")
         refused = f"; refused (incompatibility): {'; '.join(self.refused)}" if self.refused else ""
         return f"{len(self.specs)} input kinds: " + "; ".join(_label(s) for s in self.specs) + refused
 
@@ -137,7 +143,7 @@ class _ArchitectureChecks:
             x, lengths = _batch(spec)
             with torch.no_grad():
                 out = _forward(encoder, x, lengths)
-            size = encoder.output_size
+            size = _output_size(encoder, "encoder")
             for what, value, expected in (("sequence", out.sequence, (3, _FULL, size)),
                                           ("summary", out.summary, (3, size))):
                 if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected:
@@ -229,7 +235,7 @@ class _ArchitectureChecks:
             before = {n: p.detach().clone() for n, p in params.items()}
             optimizer = torch.optim.Adam(params.values(), lr=1e-2)
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             missing = [n for n, p in params.items() if p.grad is None]
             if missing:
                 raise CheckFailed(f"{_label(spec)}: no gradient reaches {', '.join(missing[:5])} from the loss on "
@@ -249,15 +255,15 @@ class _ArchitectureChecks:
             encoder = self.build(spec).eval()
             networks = {"encoder": encoder}
             if "seq2seq" in self.caps and spec.kind == "tokens" and spec.variable_length:
-                networks["decoder"] = self.arch.build_decoder(_seq2seq_info(), encoder.output_size)
+                networks["decoder"] = self.arch.build_decoder(_seq2seq_info(), _output_size(encoder, "encoder"))
             for what, network in networks.items():
                 try:
                     copy = pickle.loads(pickle.dumps(network))
                 except Exception as exc:
                     raise CheckFailed(
-                        f"{_label(spec)}: the {what} cannot be pickled ({type(exc).__name__}: {exc}); Ray ships "
-                        f"networks between processes: keep lambdas, generators, open files and locks out of "
-                        f"its attributes (use methods or module-level functions)") from exc
+                        f"{_label(spec)}: the {what} cannot be pickled ({type(exc).__name__}: {exc}); "
+                        f"Ray ships networks between processes: keep lambdas, generators, open files "
+                        f"and locks out of its attributes (use methods or module-level functions)") from exc
                 if compare and what == "encoder":
                     x, lengths = _batch(spec)
                     with torch.no_grad():
@@ -281,12 +287,10 @@ class _ArchitectureChecks:
 
         info = _seq2seq_info()
         encoder = self.build(info.input).eval()
-        decoder = self.arch.build_decoder(info, encoder.output_size)
+        decoder = self.arch.build_decoder(info, _output_size(encoder, "encoder"))
         if not isinstance(decoder, torch.nn.Module):
             raise CheckFailed(f"build_decoder returned {type(decoder).__name__}, not a torch.nn.Module")
-        size = getattr(decoder, "output_size", None)
-        if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-            raise CheckFailed(f"the decoder's `output_size` is {size!r}; set an int attribute `self.output_size`")
+        _output_size(decoder, "decoder")
         x, lengths = _batch(info.input)
         with torch.no_grad():
             memory = _forward(encoder, x, lengths).sequence
@@ -299,7 +303,7 @@ class _ArchitectureChecks:
         decoder, tokens, memory, lengths = self._decoder_setup()
         with torch.no_grad():
             out = decoder(tokens, memory, lengths)
-        expected = (3, 6, decoder.output_size)
+        expected = (3, 6, _output_size(decoder, "decoder"))
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
             seen = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
             raise CheckFailed(f"decoder(tokens [3, 6], memory, lengths) gave {seen}, expected {expected} "

@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
+from harness import __version__
 from harness.interfaces import (
     InputSpec,
     MetricSpec,
@@ -14,7 +15,6 @@ from harness.interfaces import (
     Reporter,
     TaskInfo,
 )
-from harness import __version__
 from harness.records import Direction, PlanProvenance, PluginRef, RunRecord, RunSpec
 from harness.settings import TrainerSpec
 from harness.testing._common import CheckFailed, CheckResult, _run

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from harness.interfaces import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pytorch_lightning as pl
     import torch
 
 
@@ -26,9 +27,11 @@ from harness.testing._common import OVERLAP_TOLERANCE, CheckFailed, CheckResult,
 from harness.testing._common import finite_value as _finite
 
 _SPLITS = ("train", "val", "test")
+#: {split: {row hash: (batch, row)}}: where each distinct example was first seen
+Hashes = dict[str, dict[str, tuple[int, int]]]
 
 
-def _loaders(data: Any) -> dict[str, Any]:
+def _loaders(data: pl.LightningDataModule) -> dict[str, Iterable[Any]]:
     data.prepare_data()
     data.setup("fit")
     data.setup("test")
@@ -57,12 +60,14 @@ def _batch_problem(batch: Any, info: TaskInfo) -> str | None:
         if x.dim() != 2 or x.dtype.is_floating_point:
             return f"x is {tuple(x.shape)} {x.dtype}; info() says tokens: expected integer ids [B, T]"
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= spec.size):
-            return f"token ids in x range {int(x.min())}..{int(x.max())}, outside the vocabulary 0..{spec.size - 1}"
+            return (f"token ids in x range {int(x.min())}..{int(x.max())}, "
+                    f"outside the vocabulary 0..{spec.size - 1}")
     if x.shape[0] != size or y.shape[0] != size:
         return f"x has {x.shape[0]} rows, lengths {size}, y {y.shape[0]}: they must agree"
     steps = x.shape[1]
     if size and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
-        return f"lengths range {int(lengths.min())}..{int(lengths.max())}, outside 1..{steps} (the padded length)"
+        return (f"lengths range {int(lengths.min())}..{int(lengths.max())}, "
+                f"outside 1..{steps} (the padded length)")
     if spec.max_length is not None and steps > spec.max_length:
         return f"batches have {steps} steps, more than info().input.max_length={spec.max_length}"
     if not spec.variable_length and bool((lengths != steps).any()):
@@ -75,7 +80,8 @@ def _target_problem(y: torch.Tensor, info: TaskInfo) -> str | None:
     floating = y.dtype.is_floating_point
     if kind in ("regression", "forecasting"):
         if not floating or y[0].numel() != size:
-            return f"y is {tuple(y.shape)} {y.dtype}; a {kind} task with output_size={size} needs float [B, {size}]"
+            return (f"y is {tuple(y.shape)} {y.dtype}; "
+                    f"a {kind} task with output_size={size} needs float [B, {size}]")
         return None
     if floating:
         return f"y is {y.dtype}; a {kind} task needs integer class ids"
@@ -97,9 +103,9 @@ def _row_hash(x: torch.Tensor, n: int) -> str:
     return hashlib.sha1(str(row.dtype).encode() + str(tuple(row.shape)).encode() + row.numpy().tobytes()).hexdigest()
 
 
-def _scan(loaders: Mapping[str, Any], info: TaskInfo) -> tuple[str | None, dict[str, dict[str, tuple[int, int]]], int]:
+def _scan(loaders: Mapping[str, Iterable[Any]], info: TaskInfo) -> tuple[str | None, Hashes, int]:
     """(first shape problem, {split: {row hash: (batch, row)}}, batches) over every batch of every split."""
-    hashes: dict[str, dict[str, tuple[int, int]]] = {}
+    hashes: Hashes = {}
     batches = 0
     for split, loader in loaders.items():
         seen = hashes[split] = {}
@@ -154,14 +160,18 @@ def _tiny_network(task: Task, info: TaskInfo) -> torch.nn.Module:
             context = self.memory(masked_mean(memory, memory_lengths)).unsqueeze(1)
             return torch.tanh(self.embed(tokens) + context)
 
+    class TinyNetwork(nn.Module):  # what Task.forward reads: encoder, decoder (or None), head
+        def __init__(self, encoder: nn.Module, decoder: nn.Module | None, head: nn.Module) -> None:
+            super().__init__()
+            self.encoder = encoder
+            self.decoder = decoder
+            self.head = head
+
     torch.manual_seed(0)
-    network = nn.Module()
-    network.encoder = TinyEncoder(info.input, 16)
-    network.decoder = None
-    if info.output_kind == "seq2seq":
-        network.decoder = TinyDecoder(info.output_vocab_size or info.output_size, 16, 16)
-    network.head = task.build_head(16)
-    return network.eval()
+    encoder = TinyEncoder(info.input, 16)
+    decoder = (TinyDecoder(info.output_vocab_size or info.output_size, 16, 16)
+               if info.output_kind == "seq2seq" else None)
+    return TinyNetwork(encoder, decoder, task.build_head(16)).eval()
 
 
 def _metrics_on_dummy(task: Task, info: TaskInfo, batch: Mapping[str, Any]) -> str:
@@ -199,13 +209,13 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
     """Build ``cls``'s data (in ``cache_dir``, default a temporary folder) and check it against
     ``info()``: batch shapes, disjoint splits, determinism, metrics on a dummy prediction."""
     component = f"task {getattr(cls, 'name', None) or getattr(cls, '__name__', cls)}"
-    holder: dict[str, Any] = {}
+    built: list[tuple[Task[Any], TaskInfo]] = []  # what the declaration check made
 
     def declaration() -> str:
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise CheckFailed(f"{cls!r} is not a subclass of harness.Task")
-        task = holder["task"] = cls(params)
-        info = holder["info"] = task.info()
+        task = cls(params)
+        info = task.info()
         if not isinstance(info, TaskInfo):
             raise CheckFailed(f"info() returned {type(info).__name__}, not a harness.TaskInfo")
         if info.direction not in ("max", "min"):
@@ -214,12 +224,13 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
             raise CheckFailed(f"requires unknown capabilities {sorted(info.requires - CAPABILITIES)}")
         if info.output_kind == "seq2seq" and not info.output_vocab_size:
             raise CheckFailed("a seq2seq task must set output_vocab_size")
+        built.append((task, info))
         return f"{info.output_kind}, {info.input.kind} input of size {info.input.size}"
 
     results = [_run(component, "declaration", declaration)]
     if not results[0].passed:
         return results
-    task, info = holder["task"], holder["info"]
+    ((task, info),) = built
     availability = _run(component, "available", lambda: task.unavailable() and "")
     if not availability.passed:
         return [*results, availability]
@@ -228,14 +239,14 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
         return [*results, CheckResult(component, "data", True, f"skipped: unavailable on this machine: {reason}")]
     with contextlib.ExitStack() as stack, _preserved_rng():
         root = Path(cache_dir) if cache_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        data: dict[str, Any] = {}
+        data: dict[str, pl.LightningDataModule] = {}
 
-        def build(key: str) -> dict[str, Any]:
+        def build(key: str) -> dict[str, Iterable[Any]]:
             config = DataConfig(batch_size=64, seed=0, cache_dir=root / key)
             data[key] = task.datamodule(config)
             return _loaders(data[key])
 
-        scan: dict[str, Any] = {}
+        scan: dict[str, Hashes] = {}
 
         def shapes() -> str:
             problem, scan["hashes"], batches = _scan(build("a"), info)
@@ -247,7 +258,8 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
         def disjoint() -> str:
             if "hashes" not in scan:
                 raise CheckFailed("not run: the data shapes check failed")
-            hashes, notes = scan["hashes"], []
+            hashes = scan["hashes"]
+            notes: list[str] = []
             for i, first in enumerate(_SPLITS):
                 for second in _SPLITS[i + 1:]:
                     shared = hashes[first].keys() & hashes[second].keys()
@@ -255,8 +267,9 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
                     if len(shared) > allowed:
                         where = hashes[second][next(iter(shared))]
                         raise CheckFailed(
-                            f"{len(shared)} example(s) of the {second} split also appear in {first} (e.g. {second} "
-                            f"batch {where[0]}, row {where[1]}): models would be scored on data they trained on; "
+                            f"{len(shared)} example(s) of the {second} split also appear in {first} "
+                            f"(e.g. {second} batch {where[0]}, row {where[1]}): "
+                            f"models would be scored on data they trained on; "
                             f"split the examples once, after removing duplicates")
                     if shared:
                         notes.append(f"{len(shared)} input(s) shared by {first} and {second}")
@@ -276,8 +289,9 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
                         first, Mapping) and isinstance(second, Mapping) else []
                     raise CheckFailed(
                         f"two datamodules with the same params and seed give different first {split} batches"
-                        f"{' (' + ', '.join(keys) + ')' if keys else ''}: draw all randomness from generators "
-                        f"seeded by the params or DataConfig.seed (np.random.default_rng(seed)), never unseeded")
+                        f"{' (' + ', '.join(keys) + ')' if keys else ''}: "
+                        f"draw all randomness from generators seeded by the params or DataConfig.seed "
+                        f"(np.random.default_rng(seed)), never unseeded")
             return "two data modules built in separate caches agree"
 
         def metrics() -> str:

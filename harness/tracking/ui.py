@@ -15,6 +15,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 from harness.errors import HarnessError
 
@@ -73,7 +74,7 @@ def start(uri: str, port: int) -> subprocess.Popen[bytes]:
 
 
 def _log_tail(process: subprocess.Popen[bytes]) -> str:
-    log = getattr(process, "_harness_log", None)
+    log: IO[bytes] | None = getattr(process, "_harness_log", None)
     if log is None:
         return ""
     log.seek(0)
