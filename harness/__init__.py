@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers see; at runtime ``__getattr__`` below im
         Task,
         TaskInfo,
     )
+    from harness.records import RunRecord, RunSpec
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,8 @@ _EXPORTS = {
     "CAPABILITIES": "harness.interfaces",
     "HarnessError": "harness.errors",
     "RunFailure": "harness.errors",
+    "RunSpec": "harness.records",
+    "RunRecord": "harness.records",
 }
 
 # a literal list, so that type checkers know what ``from harness import ...`` re-exports
@@ -64,6 +67,8 @@ __all__ = [
     "CAPABILITIES",
     "HarnessError",
     "RunFailure",
+    "RunSpec",
+    "RunRecord",
 ]
 
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # annotations only: importing the hook specs stays light
 
 PROJECT = "harness"
 #: the version of the hook API below (major.minor); see the module docstring
-HOOK_API_VERSION = "1.0"
+HOOK_API_VERSION = "1.1"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
@@ -86,6 +86,9 @@ def register_reporters(register: Callable[[type[Reporter[Any]]], None]) -> None:
     ``register(cls)``: call once per class (the class itself, not an instance).
     Its ``name`` class attribute identifies it; after a suite runs, every
     registered reporter writes ``<filename><suffix>`` into the report folder.
+    ``render``/``write`` receive the suite's :class:`harness.RunRecord` objects
+    (since hook API 1.1; a reporter written for 1.0, which read each record as a
+    mapping, keeps working through ``RunRecord.get`` / ``record["key"]``).
 
     Runs in: driver only (reports are written where results are collected).
     Since: hook API 1.0.

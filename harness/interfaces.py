@@ -22,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
     import torchmetrics
 
+    from harness.records import RunRecord
+
 #: Capabilities an architecture may declare and a task may require.
 #: ``stateful``: the encoder can carry its state across chunks of a sequence (truncated BPTT,
 #: ``trainer.tbptt``): it has ``forward_chunk(x, lengths, state) -> (EncoderOutput, state)``,
@@ -350,16 +352,21 @@ class MetricSpec:
 
 
 class Reporter(Component[ParamsT]):
-    """Writes a report from finished results (the JSON-lines records)."""
+    """Writes a report from the records of a suite's runs (:class:`harness.RunRecord`, one per run:
+    finished, failed, killed or skipped; the latest record of each run id).
+
+    Reporters written for hook API 1.0 read records as mappings (``record["task"]``,
+    ``record.get("metrics")``): :meth:`harness.RunRecord.get` keeps that working.
+    """
 
     #: file name (stem) and suffix of what this reporter writes, e.g. ``summary`` + ``.md``
     filename: ClassVar[str] = "summary"
     suffix: ClassVar[str] = ".txt"
 
-    def render(self, results: Sequence[Mapping[str, Any]]) -> str:
+    def render(self, results: Sequence[RunRecord]) -> str:
         raise NotImplementedError(f"{type(self).__name__} must implement render()")
 
-    def write(self, results: Sequence[Mapping[str, Any]], out_dir: Path) -> Path:
+    def write(self, results: Sequence[RunRecord], out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{self.filename}{self.suffix}"
         path.write_text(self.render(results), encoding="utf-8")

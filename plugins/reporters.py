@@ -8,24 +8,24 @@ the context is read from the records.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import Params, Reporter, hookimpl
+from harness import Params, Reporter, RunRecord, hookimpl
 from harness import report as api
 
 
 class _ContextReporter(Reporter[Params]):
     """Reporters that also accept a ``context`` (suite text, command, profile records)."""
 
-    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+    def text(self, results: Sequence[RunRecord], context: Any = None) -> str:
         raise NotImplementedError
 
-    def render(self, results: Sequence[Mapping[str, Any]]) -> str:
+    def render(self, results: Sequence[RunRecord]) -> str:
         return self.text(results)
 
-    def write(self, results: Sequence[Mapping[str, Any]], out_dir: Path, context: Any = None) -> Path:
+    def write(self, results: Sequence[RunRecord], out_dir: Path, context: Any = None) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{self.filename}{self.suffix}"
         path.write_text(self.text(results, context), encoding="utf-8")
@@ -39,7 +39,7 @@ class HtmlReporter(_ContextReporter):
     filename = "index"
     suffix = ".html"
 
-    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+    def text(self, results: Sequence[RunRecord], context: Any = None) -> str:
         analysis = api.analyze(results, context)
         return api.render_html(analysis, api.all_figures(analysis))
 
@@ -51,7 +51,7 @@ class MarkdownReporter(_ContextReporter):
     filename = "report"
     suffix = ".md"
 
-    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+    def text(self, results: Sequence[RunRecord], context: Any = None) -> str:
         return api.render_markdown(api.analyze(results, context))
 
 
@@ -62,7 +62,7 @@ class CsvReporter(_ContextReporter):
     filename = "results"
     suffix = ".csv"
 
-    def text(self, results: Sequence[Mapping[str, Any]], context: Any = None) -> str:
+    def text(self, results: Sequence[RunRecord], context: Any = None) -> str:
         return api.tidy_csv(results)
 
 

@@ -60,7 +60,8 @@ def test_new_writes_an_installable_project_for_each_kind(kind: str, tmp_path: Pa
     code = (root / module / "__init__.py").read_text()
     assert "@hookimpl" in code and f"def {HOOK[kind]}(register" in code
     assert '"my_thing"' in code  # the registered name: snake case
-    assert 'HARNESS_API = ">=1,<2"' in code  # the hook API range it was written for
+    # the hook API range it was written for (reporters read typed RunRecords, API 1.1)
+    assert (f'HARNESS_API = ">={"1.1" if kind == "reporter" else "1"},<2"') in code
     tests = (root / "tests" / "test_conformance.py").read_text()
     assert f"from harness.testing import assert_conforms, {KIT[kind]}" in tests
     assert 'pytest_plugins = ["harness.testing"]' in (root / "tests" / "conftest.py").read_text()
@@ -156,10 +157,13 @@ def test_generated_examples_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         metric.update(torch.nn.functional.one_hot(target, 3).float(), target)
         assert float(metric.compute()) == pytest.approx(1.0)
 
+        from harness import RunRecord
+
         reporter = _registered("reporter")()
-        text = reporter.write([{"run_id": "r", "task_label": "digits", "arch_label": "gru", "seed": 0,
-                                "status": "finished", "primary_metric": "accuracy",
-                                "metrics": {"test_accuracy": 0.875}}], tmp_path / "reports").read_text()
+        record = RunRecord.from_json({"run_id": "r", "task": "digits", "architecture": "gru", "seed": 0,
+                                      "status": "finished", "primary_metric": "accuracy",
+                                      "metrics": {"test_accuracy": 0.875}})
+        text = reporter.write([record], tmp_path / "reports").read_text()
         assert "digits" in text and "0.875" in text and "1 finished" in text
     finally:
         for kind in KINDS:
