@@ -10,7 +10,6 @@ import csv
 import io
 import math
 from collections.abc import Sequence
-from typing import Any
 
 from harness.records import RunRecord
 from harness.report.analysis import COSTS, Analysis, ArchRow, TaskTable, normalize_cost

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
+
 from harness.records import FAILURE_KINDS, FailureKind
 
 KINDS = FAILURE_KINDS
