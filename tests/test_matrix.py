@@ -13,11 +13,13 @@ from typing import ClassVar
 
 import pytest
 
-from harness import InputSpec, Params, Task, TaskInfo
+from harness import InputSpec, Params, Task, TaskInfo, __version__
 from harness.errors import HarnessError, SuiteError, UnknownNameError
 from harness.matrix import Plan, build_plan
 from harness.plugins import get_registry
+from harness.records import PluginRef, RunSpec
 from harness.registry import Provenance, Registry
+from harness.settings import EarlyStopping, ResourcesSpec
 from harness.suite import load_suite
 
 SUITES = Path(__file__).parent / "suites"
@@ -175,12 +177,16 @@ def test_metrics_and_primary_metric(tmp_path: Path) -> None:
     assert (adding.primary_metric, adding.direction) == ("mse", "min")
 
 
-def test_payload_is_plain_json_data(tmp_path: Path) -> None:
+def test_a_cell_is_a_run_spec_that_round_trips_through_json(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, GRID_SUITE)
-    payload = plan.cells[0].payload()
-    assert json.loads(json.dumps(payload)) == {**payload, "metrics": list(payload["metrics"])}
-    assert payload["resources"] == {"cpus": 1.0, "gpus": 0.0, "workers": 1}
-    assert payload["versions"]["harness"]
+    spec = plan.cells[0]
+    assert isinstance(spec, RunSpec)
+    data = json.loads(spec.model_dump_json())  # plain JSON data: what a worker is sent
+    assert RunSpec.model_validate(data) == spec
+    assert data["resources"] == {"cpus": 1.0, "gpus": 0.0, "workers": 1}
+    assert spec.resources == ResourcesSpec() and spec.provenance.harness == __version__
+    assert spec.provenance.task_plugin.pin == spec.provenance.arch_plugin.pin == f"harness=={__version__}"
+    assert spec.provenance.data_version and spec.skip_reason is None and spec.cache_dir is None
 
 
 # --- run ids ------------------------------------------------------------------------------------
@@ -268,12 +274,12 @@ def test_trainer_override_per_architecture_entry(tmp_path: Path) -> None:
         """,
     )
     gru, lstm = plan.cells
-    assert (gru.trainer["lr"], gru.trainer["optimizer"]) == (0.003, "adam")
-    assert (lstm.trainer["lr"], lstm.trainer["optimizer"], lstm.trainer["momentum"]) == (0.01, "sgd", 0.9)
+    assert (gru.trainer.lr, gru.trainer.optimizer) == (0.003, "adam")
+    assert (lstm.trainer.lr, lstm.trainer.optimizer, lstm.trainer.momentum) == (0.01, "sgd", 0.9)
     for cell in plan.cells:  # the rest is inherited from the suite's trainer
-        assert cell.trainer["batch_size"] == 32 and cell.trainer["max_time"] == 60.0
-        assert cell.trainer["early_stopping"] == {"patience": 5, "min_delta": 0.0, "monitor": None}
-        assert cell.trainer["max_epochs"] == 10
+        assert cell.trainer.batch_size == 32 and cell.trainer.max_time == 60.0
+        assert cell.trainer.early_stopping == EarlyStopping(patience=5, min_delta=0.0, monitor=None)
+        assert cell.trainer.max_epochs == 10
 
 
 def test_trainer_grid_axes(tmp_path: Path) -> None:
@@ -291,8 +297,8 @@ def test_trainer_grid_axes(tmp_path: Path) -> None:
         trainer: {lr: 0.003}
         """,
     )
-    assert [c.trainer["lr"] for c in plan.cells] == [0.1, 0.01]  # grid > entry > suite
-    assert {c.trainer["batch_size"] for c in plan.cells} == {16}
+    assert [c.trainer.lr for c in plan.cells] == [0.1, 0.01]  # grid > entry > suite
+    assert {c.trainer.batch_size for c in plan.cells} == {16}
     assert [c.arch_label for c in plan.cells] == ["gru[trainer.lr=0.1,hidden_size=8]", "gru[trainer.lr=0.01,hidden_size=8]"]
     assert all("lr" not in c.arch_params for c in plan.cells)
     assert plan.cells[0].grid == {"trainer.lr": 0.1, "hidden_size": 8}
@@ -505,6 +511,8 @@ def test_skip_reasons(tmp_path: Path, causal_registry: Registry) -> None:
     assert by_label["cnn_rnn[causal=False]"].skip_reason is not None
     assert len(plan.runnable) == 3 * 2 and len(plan.skipped) == 3 * 2
     assert {c.run_id for c in plan.runnable}.isdisjoint(c.run_id for c in plan.skipped)
+    # the plan records which distribution registered each name (the test plugin's task here)
+    assert {c.provenance.task_plugin for c in plan.cells} == {PluginRef(distribution="tests", version="0")}
 
 
 def test_filtering_keeps_skip_reasons(tmp_path: Path, causal_registry: Registry) -> None:
@@ -577,7 +585,8 @@ def test_early_stopping_monitor_on_a_logged_metric_is_accepted(tmp_path: Path) -
         trainer: {early_stopping: {monitor: val_mae}}
         """,
     )
-    assert plan.cells[0].trainer["early_stopping"]["monitor"] == "val_mae"
+    early_stopping = plan.cells[0].trainer.early_stopping
+    assert early_stopping is not None and early_stopping.monitor == "val_mae"
 
 
 def test_off_by_default_settings_stay_out_of_run_ids(tmp_path: Path) -> None:

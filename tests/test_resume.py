@@ -7,13 +7,13 @@ unstarted cells for the next invocation.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.tracking.results import ResultsFile
 from tests.helpers import mlflow_runs, write_suite
 
 SUITE: dict[str, Any] = {
@@ -53,8 +53,8 @@ def test_finished_runs_found_only_in_mlflow_are_not_run_again(fault_plugin: None
     per_id = Counter(c.data.tags["harness.run_id"] for c in children if c.info.status == "FINISHED")
     assert len(per_id) == 2 and set(per_id.values()) == {1}  # the earlier runs were superseded
 
-    clash = cli("run", str(suite), "--executor", "local", "--rerun", "--resume")
-    assert clash.exit_code == 2 and "pass one of them" in clash.output
+    gone = cli("run", str(suite), "--executor", "local", "--resume")  # resuming is the default: no flag
+    assert gone.exit_code == 2 and "No such option '--resume'" in gone.output
 
 
 def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(fault_plugin: None, cli: Any, tmp_path: Path) -> None:
@@ -69,5 +69,7 @@ def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(fault_plugin: No
     write_suite(tmp_path, {**SUITE, "execution": {"deadline": 3600}})  # same cells (deadline is not in run ids)
     again = cli("run", str(suite), "--executor", "local")
     assert again.exit_code == 0 and "1 finished, 0 failed, 0 skipped, 1 already done." in again.output, again.output
-    records = [json.loads(line) for line in (tmp_path / "results" / "resumable.jsonl").read_text().splitlines()]
-    assert Counter(r["run_id"] for r in records if r["status"] == "finished").most_common(1)[0][1] == 1
+    results = ResultsFile(tmp_path / "results" / "resumable.jsonl")
+    records = results.read()
+    assert results.unreadable == 0 and len(records) == 2
+    assert Counter(r.run_id for r in records if r.finished).most_common(1)[0][1] == 1

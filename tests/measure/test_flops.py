@@ -68,15 +68,14 @@ def test_transformer_counts_projections_attention_and_feed_forward() -> None:
 
 
 def test_per_sample_count_of_a_whole_model_includes_the_head() -> None:
+    from harness.settings import TrainerSpec
+    from harness.train.module import build_module
     from harness_builtins.tasks.adding import AddingTask
 
-    from harness.train.module import HarnessModule
-
     task = AddingTask({"length": T, "num_train": 8, "num_val": 8, "num_test": 8})
-    info = task.cached_info()
-    encoder = get_registry().architectures.get("gru").obj({"hidden_size": H}).build_encoder(info.input)
-    trainer = {"optimizer": "adam", "lr": 1e-3, "weight_decay": 0.0}
-    module = HarnessModule(encoder, task.build_head(encoder.output_size), task, info, {}, trainer)
+    arch = get_registry().architectures.get("gru").obj({"hidden_size": H})
+    module = build_module(task, arch, TrainerSpec(optimizer="adam", lr=1e-3, weight_decay=0.0))
+    assert module.decoder is None  # adding is not a seq2seq task: encoder and head only
     batch = {"x": torch.randn(B, T, D), "lengths": torch.full((B,), T), "y": torch.randn(B, 1)}
     per_sample = forward_flops_per_sample(module, batch)
     assert per_sample == analytic.recurrent(1, T, D, H, "gru") + analytic.linear(1, 1, H, 1)

@@ -8,7 +8,6 @@ resume, failure classification, and MLflow holding exactly one FINISHED child pe
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -21,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from harness.records import PluginRef, RunRecord
+from harness.tracking.results import ResultsFile
 from tests.helpers import mlflow_runs, write_suite
 from tests.scheduler.cluster import ray_cluster
 
@@ -60,8 +61,8 @@ def _run(cluster: tuple[str, dict[str, str]], suite: Path, cwd: Path, *args: str
                           capture_output=True, text=True, timeout=400)
 
 
-def _records(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _records(path: Path) -> list[RunRecord]:
+    return ResultsFile(path).read()
 
 
 def _finished_per_run_id(children: list[Any]) -> Counter[str]:
@@ -76,10 +77,15 @@ def test_cells_spread_over_both_nodes_and_a_nan_cell_is_classified(cluster: tupl
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "4 finished, 4 failed" in proc.stdout
     records = _records(tmp_path / "results" / "spread.jsonl")
-    finished = [r for r in records if r["status"] == "finished"]
-    assert len(finished) == 4 and len({r["node_id"] for r in records}) == 2  # both nodes ran cells
-    nan = [r for r in records if r["task_label"] == "diverges"]
-    assert len(nan) == 4 and all(r["failure"]["kind"] == "nan" and r["status"] == "failed" for r in nan)
+    finished = [r for r in records if r.status == "finished"]
+    assert all(r.runtime is not None and r.runtime.node_id for r in records)
+    assert len(finished) == 4 and len({r.runtime.node_id for r in records if r.runtime}) == 2  # both nodes ran cells
+    nan = [r for r in records if r.spec.task_label == "diverges"]
+    assert len(nan) == 4 and all(r.failure is not None and r.failure.kind == "nan" and r.status == "failed" for r in nan)
+    # the plan's provenance came back from the workers with each record, the workers' versions too
+    fault = PluginRef(distribution="HARNESS_PLUGINS", version="-")  # a module named in HARNESS_PLUGINS
+    assert all(r.spec.provenance.task_plugin == r.spec.provenance.arch_plugin == fault for r in records)
+    assert all(r.runtime is not None and r.runtime.versions["torch"] for r in finished)
     client, _, children = mlflow_runs(tmp_path / "mlflow.db", "spread")
     assert sorted(c.data.tags.get("harness.failure_kind", "-") for c in children) == ["-"] * 4 + ["nan"] * 4
     for child in children:  # per-epoch metrics logged once each: no lost or duplicated rows
@@ -94,8 +100,8 @@ def test_two_worker_ddp_run_finishes_with_one_set_of_metrics(cluster: tuple[str,
     proc = _run(cluster, suite, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (record,) = _records(tmp_path / "results" / "ddp.jsonl")
-    assert record["status"] == "finished" and record["world_size"] == 2
-    assert 0.0 <= record["metrics"]["test_accuracy"] <= 1.0 and len(record["history"]) == 2
+    assert record.status == "finished" and record.world_size == 2 and record.spec.distributed
+    assert 0.0 <= record.metrics["test_accuracy"] <= 1.0 and len(record.history) == 2
     client, _, children = mlflow_runs(tmp_path / "mlflow.db", "ddp")
     assert len(children) == 1 and children[0].info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(children[0].info.run_id, "val_accuracy")] == [0, 1]
@@ -120,7 +126,7 @@ def test_a_worker_killed_mid_run_is_retried_to_completion(cluster: tuple[str, di
         proc.kill()
         log.close()
     (record,) = _records(tmp_path / "results" / "killed.jsonl")
-    assert record["status"] == "finished" and record["attempts"] == 2
+    assert record.status == "finished" and record.attempts == 2 and record.spec.attempt == 2
     assert sorted(p.read_text() for p in pids.glob("*") if p.name.isdigit()) == ["again", "first"]
     _, _, children = mlflow_runs(tmp_path / "mlflow.db", "killed")
     assert len(children) == 1 and children[0].data.tags["harness.attempts"] == "2"
@@ -152,9 +158,9 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     out = (tmp_path / "out.txt").read_text()
     assert "Resume with `harness run" in out, out
     first = _records(results)
-    assert sorted((r["task_label"], r["status"]) for r in first) == [
+    assert sorted((r.spec.task_label, r.status) for r in first) == [
         ("held", "killed"), ("held", "killed"), ("quick", "finished"), ("quick", "finished")]
-    assert all(r["failure"]["kind"] == "killed" for r in first if r["status"] == "killed")
+    assert all(r.failure is not None and r.failure.kind == "killed" for r in first if r.status == "killed")
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "interrupted")
     assert [p.info.status for p in parents] == ["KILLED"]
     assert sorted(c.info.status for c in children) == ["FINISHED", "FINISHED", "KILLED", "KILLED"]
@@ -164,8 +170,8 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 finished, 0 failed, 0 skipped, 2 already done" in again.stdout
     rerun = _records(results)[len(first):]
-    killed_ids = {r["run_id"] for r in first if r["status"] == "killed"}
-    assert {r["run_id"] for r in rerun} == killed_ids and all(r["status"] == "finished" for r in rerun)
+    killed_ids = {r.run_id for r in first if r.status == "killed"}
+    assert {r.run_id for r in rerun} == killed_ids and all(r.status == "finished" for r in rerun)
     _, _, children = mlflow_runs(tmp_path / "mlflow.db", "interrupted")
     per_id = _finished_per_run_id(children)
     assert len(per_id) == 4 and set(per_id.values()) == {1}  # every cell finished exactly once
@@ -188,12 +194,12 @@ def test_run_timeout_and_suite_deadline_keep_partial_history(cluster: tuple[str,
                           env={**env, "HARNESS_RUN_TIMEOUT_GRACE": "1"}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Suite deadline reached: running cells were cancelled, 0 cell(s) not started" in proc.stdout
-    records = {r["arch_label"]: r for r in _records(tmp_path / "results" / "limits.jsonl")}
+    records = {r.spec.arch_label: r for r in _records(tmp_path / "results" / "limits.jsonl")}
     capped, stuck = records["capped"], records["instant"]
-    assert capped["status"] == "failed" and capped["failure"]["kind"] == "timeout"
-    assert "still alive" in capped["error"]
-    assert stuck["status"] == "killed" and stuck["failure"]["kind"] == "timeout"
-    assert "deadline" in stuck["error"] and len(stuck["history"]) >= 1  # epochs streamed before the kill
+    assert capped.status == "failed" and capped.failure is not None and capped.failure.kind == "timeout"
+    assert "still alive" in capped.error
+    assert stuck.status == "killed" and stuck.failure is not None and stuck.failure.kind == "timeout"
+    assert "deadline" in stuck.error and len(stuck.history) >= 1  # epochs streamed before the kill
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "limits")
     assert parents[0].info.status == "KILLED"
     assert sorted(c.info.status for c in children) == ["FAILED", "KILLED"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import BROKEN_TASKS, CHROMIUM, chromium, console_messages, mlflow_runs, tiny_suite, write_suite
+from harness.tracking.results import ResultsFile
+from tests.helpers import (
+    BROKEN_TASKS,
+    CHROMIUM,
+    chromium,
+    console_messages,
+    mlflow_runs,
+    tiny_suite,
+    write_suite,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -60,8 +68,9 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
             # gated and attention models learn the adding problem: far below the trivial MSE of 1/6
             # (the vanilla RNN stays at the trivial level, the textbook result, so it is not held to this)
             assert child.data.metrics["test_mse"] < 0.05, child.data.tags["harness.architecture"]
-    records = [json.loads(line) for line in (tmp_path / "results" / "quickstart.jsonl").read_text().splitlines()]
-    assert len(records) == 12 and all(r["status"] == "finished" for r in records)
+    results = ResultsFile(tmp_path / "results" / "quickstart.jsonl")
+    records = results.read()
+    assert results.unreadable == 0 and len(records) == 12 and all(r.status == "finished" for r in records)
     report = (tmp_path / "reports" / "quickstart" / "latest" / "report.md").read_text()
     # rows follow the suite's order, not the order in which parallel runs finished
     digits = report.split("## digits", 1)[1].split("## adding", 1)[0]
@@ -69,7 +78,7 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
     assert rows == ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"], rows
     # every run carries the cost metrics, and the quickstart's HTML report renders without errors
     for record in records:
-        assert {"flops_per_sample", "latency_p99_ms", "train_samples_per_s", "activation_memory_mb"} <= set(record["cost"])
+        assert {"flops_per_sample", "latency_p99_ms", "train_samples_per_s", "activation_memory_mb"} <= set(record.cost)
     if CHROMIUM is not None:
         dom = chromium("--dump-dom", (tmp_path / "reports" / "quickstart" / "latest" / "index.html").as_uri())
         assert dom.returncode == 0 and dom.stdout.count("<table") >= 4 and dom.stdout.count("<svg") >= 7
@@ -102,5 +111,8 @@ def test_failed_runs_are_recorded_and_the_suite_goes_on_then_resumes(tmp_path: P
     assert "2 already done" in second.stdout
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "faulty")
     assert len(parents) == 2 and len(children) == 6
-    lines = (tmp_path / "results" / "faulty.jsonl").read_text().splitlines()
-    assert [json.loads(line)["status"] for line in lines].count("finished") == 2
+    records = ResultsFile(tmp_path / "results" / "faulty.jsonl").read()
+    assert len(records) == 6 and [r.status for r in records].count("finished") == 2
+    failed = [r for r in records if r.status == "failed"]
+    assert len(failed) == 4 and all(r.failure is not None and r.failure.kind == "exception" for r in failed)
+    assert {r.error for r in failed} == {"RuntimeError: data source unavailable"}

@@ -24,16 +24,18 @@ def test_every_architecture_trains_on_cuda(tmp_path: Path, precision: str) -> No
     suite = tiny_suite(name="gpu", archs=ARCHS, resources={"cpus": 1, "gpus": 1})
     suite["trainer"].update(precision=precision, max_epochs=3)
     for payload in payloads(write_suite(tmp_path, suite), tmp_path / "cache"):
+        assert payload.accelerator == "gpu" and payload.trainer.precision == precision
         result = run_trial(payload)
-        assert result["status"] == "finished", (payload["architecture"], result.get("traceback"))
-        assert result["device"].startswith("cuda:"), result["device"]
-        if payload["task"] == "digits":
-            assert result["metrics"]["test_accuracy"] > 0.5, (payload["architecture"], precision)
+        assert result.status == "finished", (payload.architecture, result.failure)
+        assert result.runtime is not None and result.runtime.device.startswith("cuda:"), result.runtime
+        if payload.task == "digits":
+            assert result.metrics["test_accuracy"] > 0.5, (payload.architecture, precision)
 
 
 def test_fractional_gpu_request_trains_on_the_gpu(tmp_path: Path) -> None:
     suite = tiny_suite(name="gpu-half", archs=["gru"], tasks=["digits"], resources={"cpus": 1, "gpus": 0.5})
     (payload,) = payloads(write_suite(tmp_path, suite), tmp_path / "cache")
+    assert payload.resources.gpus == 0.5 and payload.accelerator == "gpu"
     result = run_trial(payload)
-    assert result["status"] == "finished", result.get("traceback")
-    assert result["device"].startswith("cuda:")
+    assert result.status == "finished", result.failure
+    assert result.runtime is not None and result.runtime.device.startswith("cuda:"), result.runtime

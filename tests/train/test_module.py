@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from harness_builtins.tasks.digits import DigitsTask
 from torchmetrics import MeanMetric, MetricCollection, SumMetric
 
 from harness.errors import RunFailure
-from harness.train.module import update_by_name
+from harness.settings import TrainerSpec
+from harness.train.module import build_optimizer, update_by_name
+from harness_builtins.tasks.digits import DigitsTask
 
 
 def test_named_inputs_win_and_star_serves_the_rest() -> None:
@@ -51,3 +52,14 @@ def test_tbptt_forward_equals_the_full_forward_and_limits_gradient_to_the_last_k
     chunked = tbptt_encode(encoder, x, lengths, k1=4, k2=3, keep_sequence_grad=False)
     chunked.summary[1].sum().backward()  # sample 1 ends at step 6, chunk [4, 8) cut at 5: segment [5, 8)
     assert (x.grad[1].abs().sum(-1) > 0).nonzero().flatten().tolist() == [5, 6]
+
+
+@pytest.mark.parametrize(("name", "kind"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
+                                            ("sgd", torch.optim.SGD), ("rmsprop", torch.optim.RMSprop)])
+def test_the_optimizer_follows_the_trainer_spec(name: str, kind: type) -> None:
+    spec = TrainerSpec(optimizer=name, lr=0.01, weight_decay=0.1, momentum=0.5)
+    optimizer = build_optimizer([torch.nn.Parameter(torch.zeros(2))], spec)
+    group = optimizer.param_groups[0]
+    assert type(optimizer) is kind and (group["lr"], group["weight_decay"]) == (0.01, 0.1)
+    if name in ("sgd", "rmsprop"):
+        assert group["momentum"] == 0.5
