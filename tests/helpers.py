@@ -1,4 +1,4 @@
-"""Shared test helpers: write suites, build plans and payloads, read MLflow back."""
+"""Shared test helpers: write suites, build plans and run specs, synthetic run records, read MLflow back."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import shutil
 import subprocess
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from harness.records import Direction, FailureKind, RunRecord, RunSpec, Status
 
 TINY_TRAINER = {"max_epochs": 2, "batch_size": 64, "lr": 0.003}
 TINY_ADDING = {"length": 12, "num_train": 128, "num_val": 64, "num_test": 64}
@@ -40,13 +43,74 @@ def tiny_suite(name: str = "tiny", archs: list[str] | None = None, tasks: list[s
     return suite
 
 
-def payloads(suite_path: Path, cache_dir: Path) -> list[dict[str, Any]]:
+def payloads(suite_path: Path, cache_dir: Path) -> list[RunSpec]:
+    """The runnable specs of the suite's plan, with their data cache in ``cache_dir``."""
     from harness.matrix import build_plan
     from harness.plugins import get_registry
     from harness.suite import load_suite
 
     plan = build_plan(load_suite(suite_path), get_registry())
-    return [{**c.payload(), "cache_dir": str(cache_dir)} for c in plan.runnable]
+    return [spec.model_copy(update={"cache_dir": str(cache_dir)}) for spec in plan.runnable]
+
+
+#: the plugin distribution synthetic records name for their task and architecture
+TEST_PLUGIN = "harness==0.0.0"
+
+
+def make_spec(task: str = "digits", arch: str = "gru", seed: int = 0, *, suite: str = "s",
+              metric: str = "accuracy", direction: Direction = "max", run_id: str | None = None,
+              task_label: str | None = None, arch_label: str | None = None, grid: dict[str, Any] | None = None,
+              skip_reason: str | None = None, task_plugin: str = TEST_PLUGIN, arch_plugin: str = TEST_PLUGIN,
+              data_version: str = "1", harness_version: str = "0.0.0", git_commit: str | None = None) -> RunSpec:
+    """A synthetic :class:`RunSpec` (default trainer, one metric) with a plan provenance."""
+    from harness.records import PlanProvenance, PluginRef, RunSpec
+    from harness.settings import TrainerSpec
+
+    return RunSpec(
+        run_id=run_id or f"{suite}-{task_label or task}-{arch_label or arch}-{seed}", suite=suite,
+        task=task, task_label=task_label or task, task_params={},
+        architecture=arch, arch_label=arch_label or arch, arch_params={}, grid=grid or {},
+        seed=seed, trainer=TrainerSpec(), metrics=(metric,), primary_metric=metric, direction=direction,
+        provenance=PlanProvenance(harness=harness_version, task_plugin=PluginRef.parse(task_plugin),
+                                  arch_plugin=PluginRef.parse(arch_plugin), data_version=data_version,
+                                  git_commit=git_commit),
+        skip_reason=skip_reason,
+    )
+
+
+def make_record(task: str = "digits", arch: str = "gru", seed: int = 0, value: float | None = None,
+                status: Status = "finished", *, metric: str = "accuracy", direction: Direction = "max",
+                run_id: str | None = None, error: str = "boom", kind: FailureKind = "exception",
+                cost: dict[str, float] | None = None, history: list[dict[str, float]] | None = None,
+                gradient_flow: dict[str, Any] | None = None, device: str = "", host: str = "",
+                versions: dict[str, str] | None = None, parent_run_id: str | None = None,
+                **spec: Any) -> RunRecord:
+    """A synthetic :class:`RunRecord` of ``task`` × ``arch`` · ``seed``.
+
+    ``value`` is the test value of the primary ``metric`` (none recorded when None); a failed or
+    killed record carries a :class:`Failure` of ``kind`` with message ``error``; a skipped one
+    takes its reason from ``skip_reason`` (a ``spec`` keyword, see :func:`make_spec`). Finished
+    and failed records get a runtime (``device``, ``host``, library ``versions``).
+    """
+    from harness.records import Failure, RunRecord, RuntimeInfo
+
+    run_spec = make_spec(task, arch, seed, metric=metric, direction=direction, run_id=run_id, **spec)
+    failed = status in ("failed", "killed")
+    return RunRecord(
+        spec=run_spec, status=status,
+        failure=Failure(kind=kind, message=error) if failed else None,
+        metrics={f"test_{metric}": value} if value is not None else {},
+        cost=dict(cost or {}), history=list(history or []), gradient_flow=gradient_flow,
+        runtime=None if status == "skipped" else RuntimeInfo(host=host, device=device, versions=dict(versions or {})),
+        parent_run_id=parent_run_id,
+    )
+
+
+def failure_details(record: RunRecord) -> str:
+    """What a test shows when a run it expected to finish did not: the failure's traceback, else its message."""
+    if record.failure is None:
+        return f"{record.spec.label}: {record.status}"
+    return f"{record.spec.label}: {record.failure.kind}: {record.failure.traceback or record.failure.message}"
 
 
 def mlflow_runs(db: Path, experiment: str) -> tuple[Any, list[Any], list[Any]]:

@@ -307,9 +307,22 @@ def test_only_matching_nothing(invoke: Invoke, workdir: Path, value: str, fragme
 # --- other bad input --------------------------------------------------------------------------------
 
 
-def test_unknown_executor(workdir: Path) -> None:
+def test_unknown_executor_is_a_usage_error(workdir: Path) -> None:
+    """`--executor` is a choice: click refuses a name it does not list, naming the ones it does."""
     outcome = via_runner(["run", str(QUICKSTART), "--executor", "rey"])
-    assert_clean_error(outcome, "Unknown executor `rey`", "Did you mean `ray`")
+    assert outcome.code == 2, outcome.output
+    assert "Traceback" not in outcome.output
+    assert "Invalid value for '--executor'" in outcome.stderr, outcome.stderr
+    for name in ("'rey'", "'ray'", "'local'"):
+        assert name in outcome.stderr, outcome.stderr
+    assert_nothing_recorded(workdir)
+
+
+def test_resume_flag_is_gone(workdir: Path) -> None:
+    """`--resume` was a no-op (finished cells are always skipped) and was removed: a usage error now."""
+    outcome = via_runner(["run", str(QUICKSTART), "--executor", "local", "--resume"])
+    assert outcome.code == 2 and "No such option" in outcome.stderr and "--resume" in outcome.stderr, outcome.output
+    assert "--resume" not in via_runner(["run", "--help"]).stdout
     assert_nothing_recorded(workdir)
 
 
@@ -427,7 +440,7 @@ def test_gpus_and_cpus_override_the_suite_resources(tmp_path: Path, cli: Callabl
 
     suite = write_suite(tmp_path, {**tiny_suite(), "resources": {"gpus": 0.25, "cpus": 2}})
     plan = plan_suite(str(suite), None, {"gpus": 0.0})
-    assert {(c.resources["gpus"], c.resources["cpus"]) for c in plan.cells} == {(0.0, 2.0)}
+    assert {(c.resources.gpus, c.resources.cpus) for c in plan.cells} == {(0.0, 2.0)}
     assert plan_suite(str(suite)).cells[0].run_id == plan.cells[0].run_id  # resources are not part of the id
     assert cli("validate", str(suite), "--gpus", "0", "--cpus", "1").exit_code == 0
 

@@ -7,13 +7,15 @@ import io
 from rich.console import Console
 
 from harness.console import Progress, summary_table
+from harness.records import RunRecord
 from harness.report.summary import summarize
+from tests.helpers import make_record, make_spec
 
 
-def _record(task_label: str, arch_label: str, value: float) -> dict:
-    return {"run_id": task_label + arch_label, "task": "ucr", "task_label": task_label, "architecture": "gru",
-            "arch_label": arch_label, "seed": 0, "status": "finished", "primary_metric": "accuracy",
-            "direction": "max", "metrics": {"test_accuracy": value}, "wall_time_s": 1.0}
+def _record(task_label: str, arch_label: str, value: float) -> RunRecord:
+    record = make_record("ucr", "gru", 0, value, run_id=task_label + arch_label, task_label=task_label,
+                         arch_label=arch_label)
+    return record.model_copy(update={"wall_time_s": 1.0})
 
 
 def _render(renderable: object) -> str:
@@ -30,8 +32,7 @@ def test_grid_labels_survive_the_summary_table_and_progress_lines() -> None:
 
     buffer = io.StringIO()
     progress = Progress(Console(file=buffer, width=200), total=1, capacity=1)
-    progress.start({"run_id": records[0]["run_id"], "task_label": records[0]["task_label"],
-                    "arch_label": records[0]["arch_label"], "seed": 0})
+    progress.start(records[0].spec)
     progress.finish(records[0])
     assert "ucr[dataset=GunPoint] × gru[hidden_size=32] · seed 0" in buffer.getvalue()
 
@@ -39,19 +40,18 @@ def test_grid_labels_survive_the_summary_table_and_progress_lines() -> None:
 def test_progress_at_1000_cells_summarises_instead_of_flooding() -> None:
     buffer = io.StringIO()
     progress = Progress(Console(file=buffer, width=200), total=1000, capacity=64)
-    payloads = [{"run_id": f"r{i}", "task_label": "fault", "arch_label": "instant", "seed": i} for i in range(1000)]
-    for payload in payloads[:64]:
-        progress.start(payload)
+    specs = [make_spec("fault", "instant", i, run_id=f"r{i}") for i in range(1000)]
+    for spec in specs[:64]:
+        progress.start(spec)
     live = _render(progress)
     assert "0/1000 done · 64 running" in live
     assert live.count("… fault × instant") == Progress.max_running and "and 56 more running" in live
-    for i, payload in enumerate(payloads):
-        progress.start(payload)
+    for i, spec in enumerate(specs):
+        progress.start(spec)
         failed = i % 100 == 7
-        progress.finish({"run_id": payload["run_id"], "status": "failed" if failed else "finished",
-                         "error": f"RunFailure: loss became nan (cell {i})" if failed else None,
-                         "failure": {"kind": "nan"} if failed else None, "primary_metric": "accuracy",
-                         "metrics": {"test_accuracy": 0.5}, "wall_time_s": 0.1})
+        record = make_record("fault", "instant", i, None if failed else 0.5, "failed" if failed else "finished",
+                             run_id=spec.run_id, kind="nan", error=f"RunFailure: loss became nan (cell {i})")
+        progress.finish(record.model_copy(update={"wall_time_s": 0.1}))
     out = buffer.getvalue()
     lines = out.splitlines()
     assert len(lines) <= 30, len(lines)  # 10 failure lines + 10 progress lines, not 1000
@@ -64,7 +64,8 @@ def test_progress_at_1000_cells_summarises_instead_of_flooding() -> None:
 def test_progress_prints_killed_cells_apart_from_failures() -> None:
     buffer = io.StringIO()
     progress = Progress(Console(file=buffer, width=200), total=2, capacity=2)
-    progress.start({"run_id": "a", "task_label": "t", "arch_label": "a", "seed": 0})
-    progress.finish({"run_id": "a", "status": "killed", "error": "interrupted (Ctrl-C)", "failure": {"kind": "killed"}})
+    killed = make_record("t", "a", 0, status="killed", run_id="a", kind="killed", error="interrupted (Ctrl-C)")
+    progress.start(killed.spec)
+    progress.finish(killed)
     assert "killed (killed): interrupted" in buffer.getvalue()
     assert "0 failed · 1 killed" in progress.status_line()

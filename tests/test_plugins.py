@@ -23,7 +23,10 @@ import pytest
 import harness
 from harness.errors import PluginError
 from harness.plugins import clear_cache, get_registry
+from harness.records import PluginRef
 from harness.registry import PluginInfo, Provenance, Registry
+from harness.tracking.results import ResultsFile
+from tests.helpers import make_record
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -473,15 +476,17 @@ def test_suite_with_installed_plugin_runs_end_to_end(
     result = cli("run", str(suite), "--executor", "local")
 
     _assert_clean_exit(result, 0)
-    results_file = tmp_path / "results" / "example-plugin-e2e.jsonl"
-    lines = results_file.read_text(encoding="utf-8").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
-    finished = [r for r in records if r["architecture"] == "mean_pool" and r["status"] == "finished"]
+    results = ResultsFile(tmp_path / "results" / "example-plugin-e2e.jsonl")
+    records = results.read()
+    assert results.unreadable == 0
+    finished = [r for r in records if r.spec.architecture == "mean_pool" and r.finished]
     assert len(finished) == 1, records
     record = finished[0]
-    assert record["task"] == "digits" and record["arch_params"] == {"hidden_size": 16}
-    assert 0.0 <= record["metrics"]["test_accuracy"] <= 1.0
-    assert record["cost"]["epochs"] == 2.0
+    assert record.spec.task == "digits" and record.spec.arch_params == {"hidden_size": 16}
+    assert 0.0 <= record.metrics["test_accuracy"] <= 1.0
+    assert record.cost["epochs"] == 2.0
+    # the plan names the installed distribution that registered the architecture
+    assert record.spec.provenance.arch_plugin == PluginRef(distribution=example_plugin, version="0.1.0")
     assert (tmp_path / "mlflow.db").exists()
 
 
@@ -502,7 +507,7 @@ VERSIONED_SOURCE = """
 
 
 def test_hook_api_version_is_public() -> None:
-    assert harness.HOOK_API_VERSION == "1.0"
+    assert harness.HOOK_API_VERSION == "1.1"
     assert "HOOK_API_VERSION" in harness.__all__
 
 
@@ -523,7 +528,7 @@ def test_plugin_for_a_newer_api_is_refused(make_plugin: MakePlugin, cli: Cli) ->
 
     info = _plugin(registry, module)
     assert info.refused and info.registered == {}
-    expected = (f"plugin {module} supports harness hook API >=2 but this harness has 1.0; "
+    expected = (f"plugin {module} supports harness hook API >=2 but this harness has {harness.HOOK_API_VERSION}; "
                 f"upgrade harness or install a version of {module} for API 1")
     assert info.error is not None and expected in info.error
     assert "versioned_arch" not in registry.architectures
@@ -534,7 +539,8 @@ def test_plugin_for_a_newer_api_is_refused(make_plugin: MakePlugin, cli: Cli) ->
     _assert_clean_exit(result, 0)
     row = next(line for line in result.output.splitlines() if line.startswith(f"│ {module} "))
     assert "refused" in row
-    assert "supports harness hook API >=2 but this harness has 1.0" in " ".join(result.output.split())
+    assert f"supports harness hook API >=2 but this harness has {harness.HOOK_API_VERSION}" in " ".join(
+        result.output.split())
 
 
 def test_plugin_for_an_older_api_is_refused(make_plugin: MakePlugin) -> None:
@@ -543,7 +549,7 @@ def test_plugin_for_an_older_api_is_refused(make_plugin: MakePlugin) -> None:
     info = _plugin(get_registry(), module)
 
     assert info.refused and info.error is not None
-    assert "supports harness hook API <1 but this harness has 1.0" in info.error
+    assert f"supports harness hook API <1 but this harness has {harness.HOOK_API_VERSION}" in info.error
     assert f"install a newer version of {module}, one for API 1" in info.error
 
 
@@ -727,7 +733,7 @@ def test_metrics_and_reporters_from_a_plugin(make_plugin: MakePlugin, cli: Cli) 
             filename = "lines"
 
             def render(self, results):
-                return "\\n".join(str(r.get("run_id")) for r in results)
+                return "\\n".join(r.run_id for r in results)
 
         @hookimpl
         def register_metrics(register):
@@ -745,7 +751,8 @@ def test_metrics_and_reporters_from_a_plugin(make_plugin: MakePlugin, cli: Cli) 
     assert info.error is None
     assert info.registered == {"metrics": ["half_mse"], "reporters": ["lines"]}
     assert registry.metrics.get("half_mse").provenance.plugin == module
-    assert registry.reporters.get("lines").obj().render([{"run_id": "a"}, {"run_id": "b"}]) == "a\nb"
+    records = [make_record(run_id="a"), make_record(run_id="b")]
+    assert registry.reporters.get("lines").obj().render(records) == "a\nb"
     result = cli("list", "metrics")
     _assert_clean_exit(result, 0)
     assert "half_mse" in result.output

@@ -6,11 +6,13 @@ import json
 import random
 from pathlib import Path
 
+from harness.records import RunRecord
 from harness.report.compare import compare, environment_warnings, verdict
+from tests.helpers import make_record
 
 
 def _records(invocation: str, shift: dict[str, float], noise_seed: int, seeds: int = 5,
-             device: str = "cpu:x86_64 (2 cores)") -> list[dict]:
+             device: str = "cpu:x86_64 (2 cores)", **spec: str) -> list[RunRecord]:
     rng = random.Random(noise_seed)
     base = {("digits", "gru"): 0.95, ("digits", "lstm"): 0.93, ("adding", "gru"): 0.010}
     out = []
@@ -18,12 +20,11 @@ def _records(invocation: str, shift: dict[str, float], noise_seed: int, seeds: i
         metric, direction = ("accuracy", "max") if task == "digits" else ("mse", "min")
         for seed in range(seeds):
             noise = rng.gauss(0, 0.01 if task == "digits" else 0.001)
-            out.append({"run_id": f"{invocation}-{task}-{arch}-{seed}", "suite": "s", "task": task, "task_label": task,
-                        "architecture": arch, "arch_label": arch, "seed": seed, "status": "finished",
-                        "primary_metric": metric, "direction": direction, "parent_run_id": invocation,
-                        "metrics": {f"test_{metric}": mean + shift.get(f"{task}/{arch}", 0.0) + noise},
-                        "cost": {"train_samples_per_s": 1000 + rng.gauss(0, 20)},
-                        "versions": {"torch": "2.13.0+cpu"}, "device": device})
+            out.append(make_record(
+                task, arch, seed, mean + shift.get(f"{task}/{arch}", 0.0) + noise, metric=metric,
+                direction=direction, run_id=f"{invocation}-{task}-{arch}-{seed}", suite="s",
+                parent_run_id=invocation, cost={"train_samples_per_s": 1000 + rng.gauss(0, 20)},
+                versions={"torch": "2.13.0+cpu"}, device=device, **spec))
     return out
 
 
@@ -58,13 +59,20 @@ def test_environment_differences_are_reported() -> None:
     warnings = environment_warnings(_records("a", {}, 1), gpu)
     assert warnings == ["device differs: A cpu:x86_64 (2 cores) vs B cuda:0 (NVIDIA H100)"]
     assert environment_warnings(_records("a", {}, 1), _records("b", {}, 2)) == []
+    # plan provenance: another release of the task plugin, another data version
+    newer = _records("b", {}, 2, task_plugin="harness==0.0.1", data_version="2")
+    assert environment_warnings(_records("a", {}, 1), newer) == [
+        "data version of `adding` differs: A 1 vs B 2", "data version of `digits` differs: A 1 vs B 2",
+        "plugin of task `adding` differs: A harness==0.0.0 vs B harness==0.0.1",
+        "plugin of task `digits` differs: A harness==0.0.0 vs B harness==0.0.1",
+    ]
 
 
 def test_cli_exit_code_is_1_on_a_regression_and_0_on_noise(cli, tmp_path: Path) -> None:
     files = {}
     for noise, (name, shift) in enumerate((("a", {}), ("noise", {}), ("worse", {"digits/lstm": -0.04}))):
         path = tmp_path / f"{name}.jsonl"
-        path.write_text("\n".join(json.dumps(r) for r in _records(name, shift, noise + 1)) + "\n")
+        path.write_text("\n".join(json.dumps(r.to_json()) for r in _records(name, shift, noise + 1)) + "\n")
         files[name] = str(path)
     quiet = cli("compare", files["a"], files["noise"])
     assert quiet.exit_code == 0, quiet.output

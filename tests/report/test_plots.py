@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from harness.records import RunRecord
 from harness.report.analysis import analyze
 from harness.report.context import ReportContext
 from harness.report.html import render_html
 from harness.report.plots import all_figures
+from tests.helpers import make_record
 
 
-def _record(task: str, arch: str, seed: int, value: float, params: float, flow: bool = False) -> dict:
-    record = {"run_id": f"{task}{arch}{seed}", "suite": "p", "task": task, "architecture": arch, "seed": seed,
-              "status": "finished", "primary_metric": "accuracy", "direction": "max",
-              "metrics": {"test_accuracy": value}, "cost": {"num_params": params, "train_throughput": 1e4 / params},
-              "history": [{"epoch": e, "val_accuracy": value * (e + 1) / 3} for e in range(3)]}
+def _record(task: str, arch: str, seed: int, value: float, params: float, flow: bool = False) -> RunRecord:
+    gradient_flow = None
     if flow:
-        record["gradient_flow"] = {"probes": [{"step": s, "per_step_norm": [10.0 ** -t for t in range(8)],
-                                               "layer_norms": {}} for s in (0, 10)],
-                                   "ratio": 1e-7, "vanishing": True, "exploding": False}
-    return record
+        gradient_flow = {"probes": [{"step": s, "per_step_norm": [10.0 ** -t for t in range(8)],
+                                     "layer_norms": {}} for s in (0, 10)],
+                         "ratio": 1e-7, "vanishing": True, "exploding": False}
+    return make_record(task, arch, seed, value, run_id=f"{task}{arch}{seed}", suite="p",
+                       cost={"num_params": params, "train_throughput": 1e4 / params},
+                       history=[{"epoch": e, "val_accuracy": value * (e + 1) / 3} for e in range(3)],
+                       gradient_flow=gradient_flow)
 
 
 def test_each_figure_kind_is_drawn_from_its_data() -> None:

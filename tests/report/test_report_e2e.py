@@ -16,8 +16,18 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import CHROMIUM, TINY_ADDING, chromium, console_messages, write_suite
 
+from harness.records import RunRecord
+from harness.tracking.results import ResultsFile
+
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
+
+
+def _records(work: Path) -> list[RunRecord]:
+    results = ResultsFile(work / "results" / "tinyreport.jsonl")
+    records = results.read()
+    assert records and results.unreadable == 0
+    return records
 
 
 def _harness(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -46,8 +56,9 @@ def suite_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_run_writes_the_invocation_folder_and_latest(suite_run: Path) -> None:
-    records = [json.loads(line) for line in (suite_run / "results" / "tinyreport.jsonl").read_text().splitlines()]
-    parent = records[-1]["parent_run_id"]
+    records = _records(suite_run)
+    parent = records[-1].parent_run_id
+    assert parent is not None and {r.parent_run_id for r in records} == {parent}
     folder = suite_run / "reports" / "tinyreport"
     for sub in (parent, "latest"):
         assert {p.name for p in (folder / sub).iterdir()} >= {"index.html", "report.md", "results.csv"}
@@ -57,6 +68,11 @@ def test_run_writes_the_invocation_folder_and_latest(suite_run: Path) -> None:
     assert "harness run suite.yaml --executor local" in markdown  # provenance: command line
     assert "suite hash" in markdown and "unknown (suite file" not in markdown
     assert "| digits | naive | skipped | skipped | 0, 1 |" in markdown
+    # plan provenance of the records: plugin pins and data versions
+    plan = next(r.spec for r in records if r.spec.task == "digits").provenance
+    assert f"| plugin of task `digits` | {plan.task_plugin.pin} |" in markdown
+    assert f"| plugin of architecture `gru` | {plan.arch_plugin.pin} |" in markdown
+    assert f"| data version of `digits` | {plan.data_version} |" in markdown
     rows = (folder / "latest" / "results.csv").read_text().splitlines()
     assert len(rows) == 1 + 12 and "train_samples_per_s" in rows[0]
 
@@ -90,7 +106,8 @@ def test_console_error_detection_works(tmp_path: Path) -> None:
 
 
 def test_report_from_mlflow_matches_the_results_file(suite_run: Path, tmp_path: Path) -> None:
-    parent = json.loads((suite_run / "results" / "tinyreport.jsonl").read_text().splitlines()[-1])["parent_run_id"]
+    parent = _records(suite_run)[-1].parent_run_id
+    assert parent is not None
     out = tmp_path / "from-mlflow"
     # from another folder: no results file there, so the records must come from the MLflow store
     done = _harness(tmp_path, "report", parent, "--tracking-uri", f"sqlite:///{suite_run / 'mlflow.db'}",
@@ -105,18 +122,21 @@ def test_report_from_mlflow_matches_the_results_file(suite_run: Path, tmp_path: 
 
 
 def test_compare_flags_an_injected_regression_in_real_records(suite_run: Path, tmp_path: Path) -> None:
-    records = [json.loads(line) for line in (suite_run / "results" / "tinyreport.jsonl").read_text().splitlines()]
+    records = _records(suite_run)
     # With two seeds a side, Welch's test (Holm over 4 cells) needs a shift of ~50 seed spreads:
     # inject one far outside the spread of adding × rnn (mse, lower is better).
-    cell = [r["metrics"]["test_mse"] for r in records
-            if r["status"] == "finished" and r["task"] == "adding" and r["architecture"] == "rnn"]
+    def injected(r: RunRecord) -> bool:
+        return r.finished and r.spec.task == "adding" and r.spec.architecture == "rnn"
+
+    cell = [r.metrics["test_mse"] for r in records if injected(r)]
+    assert len(cell) == 2
     shift = 100 * (max(cell) - min(cell)) + 1.0
     worse = tmp_path / "worse.jsonl"
     with worse.open("w") as handle:
         for r in records:
-            if r["status"] == "finished" and r["task"] == "adding" and r["architecture"] == "rnn":
-                r = {**r, "metrics": {**r["metrics"], "test_mse": r["metrics"]["test_mse"] + shift}}
-            handle.write(json.dumps(r) + "\n")
+            if injected(r):
+                r = r.model_copy(update={"metrics": {**r.metrics, "test_mse": r.metrics["test_mse"] + shift}})
+            handle.write(json.dumps(r.to_json()) + "\n")
     same = _harness(suite_run, "compare", "results/tinyreport.jsonl", "results/tinyreport.jsonl", check=False)
     assert same.returncode == 0 and "0 regressed" in same.stdout, same.stdout + same.stderr
     flagged = _harness(suite_run, "compare", "results/tinyreport.jsonl", str(worse), check=False)

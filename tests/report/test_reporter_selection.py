@@ -7,13 +7,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import TINY_ADDING, write_suite
+from helpers import TINY_ADDING, make_record, write_suite
 
 from harness.runner import write_reports
 
-RECORDS = [{"run_id": "r1", "suite": "sel", "task": "adding", "task_label": "adding", "architecture": "gru",
-            "arch_label": "gru", "seed": 0, "status": "finished", "primary_metric": "mse", "direction": "min",
-            "metrics": {"test_mse": 0.1}, "cost": {"num_params": 10.0}, "history": []}]
+RECORDS = [make_record("adding", "gru", 0, 0.1, metric="mse", direction="min", run_id="r1", suite="sel",
+                       cost={"num_params": 10.0})]
 
 
 def test_only_the_selected_reporters_write(tmp_path: Path) -> None:

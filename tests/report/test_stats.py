@@ -7,8 +7,7 @@ import math
 import pytest
 from scipy.stats import t
 
-from harness.testing import harness_registry, register_plugin  # noqa: F401  (the kit's fixtures)
-
+from harness.pytest_plugin import harness_registry, register_plugin  # noqa: F401  (the kit's fixtures)
 from harness.report.stats import (
     friedman,
     friedman_from_ranks,

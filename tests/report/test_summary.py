@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from harness_builtins.reporters import CsvReporter, MarkdownReporter
 
+from harness.records import RunRecord
 from harness.report.summary import summarize
+from harness_builtins.reporters import CsvReporter, MarkdownReporter
+from tests.helpers import make_record
 
 
 def _record(run_id: str, task: str, arch: str, value: float | None, status: str = "finished",
-            metric: str = "accuracy", direction: str = "max") -> dict:
-    return {"run_id": run_id, "task": task, "task_label": task, "architecture": arch, "arch_label": arch,
-            "status": status, "primary_metric": metric, "direction": direction, "seed": 0,
-            "metrics": {f"test_{metric}": value} if value is not None else {}, "error": "boom" if status == "failed" else None,
-            "skip_reason": "lacks causal" if status == "skipped" else None}
+            metric: str = "accuracy", direction: str = "max") -> RunRecord:
+    return make_record(task, arch, 0, value, status, metric=metric, direction=direction, run_id=run_id,
+                       error="boom", skip_reason="lacks causal" if status == "skipped" else None)
 
 
 RECORDS = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -16,8 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
+from harness.records import RunSpec, finished_ids
 from harness.tracking.results import ResultsFile
-from tests.helpers import mlflow_runs, tiny_suite, write_suite
+from tests.helpers import make_record, mlflow_runs, tiny_suite, write_suite
 
 
 @pytest.fixture()
@@ -37,7 +39,7 @@ def test_child_runs_carry_params_history_final_metrics_tags_and_artifacts(workdi
     parent = parents[0]
     assert parent.data.params["cells"] == "4" and parent.data.metrics["runs_finished"] == 4
     assert "suite.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
-    records = {r["run_id"]: r for r in ResultsFile(workdir / "results" / "tracked.jsonl").read()}
+    records = {r.run_id: r for r in ResultsFile(workdir / "results" / "tracked.jsonl").read()}
     for child in children:
         tags, params, metrics = child.data.tags, child.data.params, child.data.metrics
         assert tags["mlflow.parentRunId"] == parent.info.run_id
@@ -46,29 +48,38 @@ def test_child_runs_carry_params_history_final_metrics_tags_and_artifacts(workdi
         assert tags["version.harness"] and tags["version.torch"] and tags["harness.host"]
         assert tags["harness.device"].startswith("cpu")
         record = records[tags["harness.run_id"]]  # the content-hash id links MLflow and the results file
-        assert record["mlflow_run_id"] == child.info.run_id
+        assert record.mlflow_run_id == child.info.run_id
+        plan = record.spec.provenance  # the plan-time provenance is tagged too
+        assert tags["harness.task_plugin"] == plan.task_plugin.pin
+        assert tags["harness.arch_plugin"] == plan.arch_plugin.pin
+        assert tags["harness.data_version"] == plan.data_version and tags["harness.attempts"] == "1"
+        assert tags[f"version.{plan.task_plugin.distribution}"] == plan.task_plugin.version
         assert params["seed"] == tags["harness.seed"] and params["trainer.max_epochs"] == "2"
         assert params["task.test_fraction"] == "0.2"
         for key in ("test_accuracy", "test_f1", "test_auroc", "train_time_s", "num_params"):
             assert key in metrics
-        assert metrics["test_accuracy"] == pytest.approx(record["metrics"]["test_accuracy"])
+        assert metrics["test_accuracy"] == pytest.approx(record.metrics["test_accuracy"])
         losses = client.get_metric_history(child.info.run_id, "train_loss")
         assert [m.step for m in losses] == [0, 1]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.json", "history.json"} <= artifacts
         config = json.loads(Path(client.download_artifacts(child.info.run_id, "config.json", str(workdir))).read_text())
-        assert config["architecture"] == tags["harness.architecture"]
+        assert config["spec"]["architecture"] == tags["harness.architecture"]
+        assert RunSpec.model_validate(config["spec"]) == record.spec
 
 
 def test_results_file_survives_a_truncated_last_line(tmp_path: Path) -> None:
     results = ResultsFile(tmp_path / "r.jsonl")
-    results.append({"run_id": "a", "status": "finished", "value": float("nan")})
-    results.append({"run_id": "b", "status": "failed"})
+    results.append(make_record(run_id="a", value=float("nan")))
+    results.append(make_record(run_id="b", status="failed"))
     with results.path.open("a") as handle:
-        handle.write('{"run_id": "c", "status": "fin')  # the driver died mid-write
-    assert [r["run_id"] for r in results.read()] == ["a", "b"]
-    assert results.finished_ids() == {"a"}
-    assert results.read()[0]["value"] is None
+        handle.write('{"format": 2, "spec": {"run_id": "c", "status": "fin')  # the driver died mid-write
+    records = results.read()
+    assert [r.run_id for r in records] == ["a", "b"] and results.unreadable == 1
+    assert finished_ids(records) == {"a"}
+    first = json.loads(results.path.read_text().splitlines()[0])
+    assert first["metrics"]["test_accuracy"] is None  # NaN is stored as null, and read back as NaN
+    assert math.isnan(records[0].metrics["test_accuracy"])
 
 
 def _free_port() -> int:

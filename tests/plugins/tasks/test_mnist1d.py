@@ -156,5 +156,5 @@ def test_smoke_every_architecture(tmp_path: Path) -> None:
     results = smoke_runs(tmp_path, "mnist1d", params)
     assert sorted(results) == sorted(ALL_ARCHS)
     for result in results.values():
-        assert {"test_accuracy", "test_f1", "test_auroc"} <= set(result["metrics"])
-        assert result["cost"]["steps"] == 7  # ceil(216 / 32)
+        assert {"test_accuracy", "test_f1", "test_auroc"} <= set(result.metrics)
+        assert result.cost["steps"] == 7  # ceil(216 / 32)

@@ -190,7 +190,7 @@ def test_smoke_every_architecture(tmp_path: Path) -> None:
     results = smoke_runs(tmp_path, "moving_digits", SMALL)
     assert sorted(results) == sorted(ALL_ARCHS)
     for result in results.values():
-        metrics = result["metrics"]
+        metrics = result.metrics
         assert {"test_accuracy", "test_f1", "test_digit_accuracy", "test_direction_accuracy"} <= set(metrics)
         # a video is right only if both its digit and its direction are
         assert metrics["test_accuracy"] <= min(

@@ -11,6 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from num2words import num2words
+from pydantic import ValidationError
+
+from harness import DataConfig
 from harness_builtins.tasks._text import EOS, PAD
 from harness_builtins.tasks.number_translation import (
     NumberTranslationTask,
@@ -19,10 +23,6 @@ from harness_builtins.tasks.number_translation import (
     number_tokens,
     spell,
 )
-from num2words import num2words
-from pydantic import ValidationError
-
-from harness import DataConfig
 from tests.plugins.tasks.smoke import ALL_ARCHS, smoke_runs, task_plan
 
 TINY = {"max_number": 99_999, "num_train": 96, "num_val": 32, "num_test": 32}
@@ -140,10 +140,10 @@ def test_smoke_training_over_all_architectures(tmp_path: Path) -> None:
     task = NumberTranslationTask(TINY)
     test_numbers = task.numbers()["test"]
     for arch, result in results.items():
-        metrics = result["metrics"]
+        metrics = result.metrics
         assert 0.0 <= metrics["test_exact_match"] <= 1.0 and 0.0 <= metrics["test_bleu"] <= 100.0, arch
         assert math.isfinite(metrics["test_loss"]) and math.isfinite(metrics["test_token_accuracy"]), arch
-        lines = result["artifacts"]["examples.tsv"].splitlines()[1:]
+        lines = result.artifacts["examples.tsv"].splitlines()[1:]
         assert len(lines) == 20
         for line in lines:
             _, source, reference, _ = line.split("\t")

@@ -10,13 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
+from harness import DataConfig
 from harness_builtins.architectures import GRU
 from harness_builtins.metrics._sequence import build
 from harness_builtins.tasks._text import BOS, EOS, PAD
 from harness_builtins.tasks.scan import ScanTask, scan_commands, scan_split_indices
-from torch import nn
-
-from harness import DataConfig
 from tests.plugins.tasks.smoke import ALL_ARCHS, smoke_runs, task_plan
 
 TINY = {"max_train": 96, "max_val": 32, "max_test": 32}
@@ -215,11 +215,11 @@ def test_smoke_training_over_all_architectures(tmp_path: Path) -> None:
     results = smoke_runs(tmp_path, "scan", {"split": "simple", **TINY})
     assert sorted(results) == sorted(ALL_ARCHS)
     for arch, result in results.items():
-        metrics = result["metrics"]
+        metrics = result.metrics
         assert 0.0 <= metrics["test_exact_match"] <= 1.0 and 0.0 <= metrics["test_token_accuracy"] <= 1.0, arch
         assert 0.0 <= metrics["test_bleu"] <= 100.0 and math.isfinite(metrics["test_loss"]), arch
-        assert "val_exact_match" in result["history"][0]
-        lines = result["artifacts"]["examples.tsv"].splitlines()
+        assert "val_exact_match" in result.history[0]
+        lines = result.artifacts["examples.tsv"].splitlines()
         assert lines[0] == "correct\tsource\treference\tprediction" and len(lines) == 21
         for line in lines[1:]:
             correct, source, reference, prediction = line.split("\t")

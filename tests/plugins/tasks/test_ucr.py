@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from harness_builtins.tasks.ucr import DATASETS, UCRTask, data_dir, label_ids, read_split
 
 from harness import DataConfig
+from harness_builtins.tasks.ucr import DATASETS, UCRTask, data_dir, label_ids, read_split
 from tests.plugins.tasks.smoke import ALL_ARCHS, smoke_runs, task_plan
 
 pytestmark = pytest.mark.skipif(data_dir() is None, reason="needs sktime (its bundled UCR/UEA files)")
@@ -180,6 +180,6 @@ def test_smoke_every_architecture(tmp_path: Path, dataset: str, archs: list[str]
     results = smoke_runs(tmp_path, "ucr", {"dataset": dataset}, archs)
     assert sorted(results) == sorted(archs)
     for arch, result in results.items():
-        metrics = result["metrics"]
+        metrics = result.metrics
         for name in ("test_accuracy", "test_f1", "test_auroc"):
             assert 0.0 <= metrics[name] <= 1.0, (arch, name, metrics)
