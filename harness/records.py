@@ -321,7 +321,8 @@ def _flat_provenance(versions: Mapping[str, Any]) -> tuple[PlanProvenance, Runti
 def _from_flat(data: Mapping[str, Any]) -> JsonDict:
     if "run_id" not in data or "task" not in data or "architecture" not in data:
         raise ValueError("not a run record: it has no run_id, task and architecture")
-    plan, _, runtime_versions = _flat_provenance(data.get("versions") or {})
+    versions = data.get("versions")
+    plan, _, runtime_versions = _flat_provenance(versions if isinstance(versions, Mapping) else {})
     values = data.get("metrics")
     metric_values = dict(values) if isinstance(values, Mapping) else {}
     primary = str(data.get("primary_metric") or "")
@@ -337,7 +338,7 @@ def _from_flat(data: Mapping[str, Any]) -> JsonDict:
         "task_params": data.get("task_params") or {},
         "architecture": data["architecture"], "arch_label": data.get("arch_label") or data["architecture"],
         "arch_params": data.get("arch_params") or {}, "grid": data.get("grid") or {},
-        "seed": int(data.get("seed", 0)), "trainer": trainer,
+        "seed": int(data.get("seed") or 0), "trainer": trainer,
         "resources": _lenient(ResourcesSpec, data.get("resources")),
         "measure": _lenient(MeasureSpec, data.get("measure")),
         "metrics": tuple(dict.fromkeys([primary, *names])) if primary else tuple(names),

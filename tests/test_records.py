@@ -64,11 +64,12 @@ def test_a_record_survives_the_results_file(tmp_path: Path) -> None:
 def test_unreadable_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     good = LEGACY.read_text(encoding="utf-8").splitlines()
-    path.write_text("\n".join([good[0], "[1, 2, 3]", '{"run_id": "x"}', good[1], good[2][:40]]) + "\n",
-                    encoding="utf-8")
+    broken = [json.loads(good[1]) | change for change in ({"seed": "x"}, {"versions": [1, 2]}, {"history": 3})]
+    path.write_text("\n".join([good[0], "[1, 2, 3]", '{"run_id": "x"}', *map(json.dumps, broken), good[1],
+                               good[2][:40]]) + "\n", encoding="utf-8")
     results = ResultsFile(path)
-    assert [r.status for r in results.read()] == ["skipped", "finished"]
-    assert results.unreadable == 3
+    assert [r.status for r in results.read()] == ["skipped", "finished", "finished"]  # versions: [1, 2] is ignored
+    assert results.unreadable == 5
 
 
 def test_from_json_refuses_what_is_not_a_record() -> None:
