@@ -46,8 +46,16 @@ def arch_step(arch: str, *, batch: int = 32, length: int = 100, hidden: int = 64
     return step
 
 
-def adding_payload(cache_dir: Path, *, length: int = 50, num_train: int = 2048, epochs: int = 2,
-                   batch_size: int = 64, arch: str = "gru", measure: bool = False) -> RunSpec:
+def adding_payload(
+    cache_dir: Path,
+    *,
+    length: int = 50,
+    num_train: int = 2048,
+    epochs: int = 2,
+    batch_size: int = 64,
+    arch: str = "gru",
+    measure: bool = False,
+) -> RunSpec:
     """The RunSpec that run_trial gets, built through the real plan (suite -> matrix -> cell)."""
     import yaml
 
@@ -56,9 +64,14 @@ def adding_payload(cache_dir: Path, *, length: int = 50, num_train: int = 2048, 
     from harness.suite import load_suite
 
     suite = {
-        "name": "bench", "seeds": [0],
-        "tasks": [{"name": "adding", "params": {"length": length, "num_train": num_train, "num_val": 256,
-                                                "num_test": 256}}],
+        "name": "bench",
+        "seeds": [0],
+        "tasks": [
+            {
+                "name": "adding",
+                "params": {"length": length, "num_train": num_train, "num_val": 256, "num_test": 256},
+            }
+        ],
         "architectures": [{"name": arch}],
         "trainer": {"max_epochs": epochs, "batch_size": batch_size, "lr": 2e-3},
         "measure": {"latency": measure, "flops": measure, "memory": measure, "rounds": 3, "warmup": 1},
@@ -99,8 +112,9 @@ def plain_fit(payload: RunSpec) -> float:
     torch.manual_seed(payload.seed)
     if payload.cache_dir is None:
         raise ValueError("plain_fit needs the payload's cache_dir (adding_payload sets it)")
-    data = task.datamodule(DataConfig(batch_size=spec.batch_size, seed=payload.seed,
-                                      cache_dir=Path(payload.cache_dir)))
+    data = task.datamodule(
+        DataConfig(batch_size=spec.batch_size, seed=payload.seed, cache_dir=Path(payload.cache_dir))
+    )
     data.prepare_data()
     data.setup("fit")
     encoder = arch.build_encoder(info.input)
@@ -117,7 +131,9 @@ def plain_fit(payload: RunSpec) -> float:
             optimizer.step()
         model.eval()
         with torch.no_grad():
-            total = sum(float(task.loss(head(encoder(b["x"], b["lengths"])), b["y"])) for b in data.val_dataloader())
+            total = sum(
+                float(task.loss(head(encoder(b["x"], b["lengths"])), b["y"])) for b in data.val_dataloader()
+            )
         del total
     return time.perf_counter() - start
 
@@ -132,8 +148,12 @@ def loop_ratio(payload: RunSpec, rounds: int = 5) -> dict[str, float]:
     for _ in range(rounds):
         h.append(harness_fit(payload))
         p.append(plain_fit(payload))
-    return {"harness_s": statistics.median(h), "plain_s": statistics.median(p),
-            "ratio": statistics.median(h) / statistics.median(p), "ratio_min": min(h) / min(p)}
+    return {
+        "harness_s": statistics.median(h),
+        "plain_s": statistics.median(p),
+        "ratio": statistics.median(h) / statistics.median(p),
+        "ratio_min": min(h) / min(p),
+    }
 
 
 def warm_run_cost(rounds: int = 5, num_cpus: int = 1) -> dict[str, float]:
@@ -148,8 +168,13 @@ def warm_run_cost(rounds: int = 5, num_cpus: int = 1) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
         payload = adding_payload(Path(tmp), length=12, num_train=128, epochs=1, measure=True)
         payload = payload.model_copy(update={"trainer": payload.trainer.model_copy(update={"max_steps": 1})})
-        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,  # own instance
-                 runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}})
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,  # own instance
+            runtime_env={"env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}},
+        )
         try:
             remote = ray.remote(num_cpus=1)(run_trial)
             ray.get(remote.remote(payload))  # warm the worker: imports, plugin load, data cache
@@ -171,6 +196,10 @@ def warm_run_cost(rounds: int = 5, num_cpus: int = 1) -> dict[str, float]:
                 logs.append(time.perf_counter() - start)
         finally:
             ray.shutdown()
-    return {"driver_s": statistics.median(walls), "worker_s": statistics.median(inside),
-            "fit_s": statistics.median(fits), "mlflow_log_s": statistics.median(logs),
-            "total_s": statistics.median(walls) + statistics.median(logs)}
+    return {
+        "driver_s": statistics.median(walls),
+        "worker_s": statistics.median(inside),
+        "fit_s": statistics.median(fits),
+        "mlflow_log_s": statistics.median(logs),
+        "total_s": statistics.median(walls) + statistics.median(logs),
+    }

@@ -42,7 +42,8 @@ def write_suite(folder: Path, cells: int) -> Path:
     import yaml
 
     suite = {
-        "name": "load", "seeds": list(range(cells)),
+        "name": "load",
+        "seeds": list(range(cells)),
         "tasks": [{"name": "fault", "params": {"num_train": 32, "length": 4}}],
         "architectures": [{"name": "instant"}],
         "trainer": {"max_epochs": 1, "batch_size": 32},
@@ -73,9 +74,13 @@ def check_mlflow(db: Path, cells: int) -> dict[str, Any]:
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     per_id = Counter(c.data.tags["harness.run_id"] for c in children if c.info.status == "FINISHED")
-    return {"children": len(children), "finished_run_ids": len(per_id),
-            "duplicated_run_ids": sum(1 for n in per_id.values() if n > 1),
-            "lost": cells - len(per_id), "parents": len(parents)}
+    return {
+        "children": len(children),
+        "finished_run_ids": len(per_id),
+        "duplicated_run_ids": sum(1 for n in per_id.values() if n > 1),
+        "lost": cells - len(per_id),
+        "parents": len(parents),
+    }
 
 
 def logging_cost(results: Path, samples: int = 50) -> float:
@@ -100,19 +105,31 @@ def run_load(cells: int, out: Path, address: str | None = None) -> dict[str, Any
     from tests.scheduler.cluster import ray_cluster
 
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HARNESS_PLUGINS": "tests.fault_plugin", "HARNESS_CACHE_DIR": str(out / "cache"),
-           "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "token"}
+    env = {
+        **os.environ,
+        "HARNESS_PLUGINS": "tests.fault_plugin",
+        "HARNESS_CACHE_DIR": str(out / "cache"),
+        "PYTHONPATH": str(REPO),
+        "RAY_AUTH_MODE": "token",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     suite = write_suite(out, cells)
 
     def drive(addr: str) -> tuple[float, int, str]:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", DRIVER, "run", str(suite), "--address", addr],
-                              cwd=out, env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", DRIVER, "run", str(suite), "--address", addr],
+            cwd=out,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - start
         rss = [line.split()[1] for line in proc.stderr.splitlines() if line.startswith("DRIVER_PEAK_RSS_KB")]
         if proc.returncode != 0:
-            raise SystemExit(f"harness run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise SystemExit(
+                f"harness run failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+            )
         return wall, int(rss[0]) if rss else -1, proc.stdout
 
     if address:
@@ -125,8 +142,11 @@ def run_load(cells: int, out: Path, address: str | None = None) -> dict[str, Any
     per_log = logging_cost(out / "results" / "load.jsonl")
     run_wall = [r.wall_time_s for r in records]
     figures = {
-        "cells": cells, "wall_s": round(wall, 1), "wall_per_cell_s": round(wall / cells, 3),
-        "driver_peak_rss_mb": round(rss / 1024, 1), "records": len(records),
+        "cells": cells,
+        "wall_s": round(wall, 1),
+        "wall_per_cell_s": round(wall / cells, 3),
+        "driver_peak_rss_mb": round(rss / 1024, 1),
+        "records": len(records),
         "finished_records": sum(r.finished for r in records),
         "mean_run_wall_s": round(sum(run_wall) / len(run_wall), 3),
         "mlflow_log_child_s": round(per_log, 4),
@@ -144,22 +164,40 @@ def ray_train_cost(out: Path) -> dict[str, Any]:
     from tests.scheduler.cluster import ray_cluster
 
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HARNESS_PLUGINS": "tests.fault_plugin", "HARNESS_CACHE_DIR": str(out / "cache"),
-           "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "token"}
+    env = {
+        **os.environ,
+        "HARNESS_PLUGINS": "tests.fault_plugin",
+        "HARNESS_CACHE_DIR": str(out / "cache"),
+        "PYTHONPATH": str(REPO),
+        "RAY_AUTH_MODE": "token",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
     figures: dict[str, Any] = {}
     with ray_cluster(env, nodes=2, cpus=2) as address:
         for workers in (1, 2, 1, 2):  # twice each: the first plain run also pays the workers' imports
-            suite = {"name": f"cost{workers}", "seeds": [0], "tasks": [{"name": "fault", "params": {"num_train": 256}}],
-                     "architectures": [{"name": "instant"}], "trainer": {"max_epochs": 2, "batch_size": 32},
-                     "resources": {"cpus": 1, "workers": workers},
-                     "measure": {"latency": False, "flops": False, "memory": False}}
+            suite = {
+                "name": f"cost{workers}",
+                "seeds": [0],
+                "tasks": [{"name": "fault", "params": {"num_train": 256}}],
+                "architectures": [{"name": "instant"}],
+                "trainer": {"max_epochs": 2, "batch_size": 32},
+                "resources": {"cpus": 1, "workers": workers},
+                "measure": {"latency": False, "flops": False, "memory": False},
+            }
             path = out / f"cost{workers}.yaml"
             path.write_text(yaml.safe_dump(suite), encoding="utf-8")
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "--address", address, "--rerun"],
-                           cwd=out, env=env, capture_output=True, text=True, check=True)
-            figures[f"workers{workers}_wall_s"] = round(time.perf_counter() - start, 1)  # the second run of each counts
+            subprocess.run(
+                [sys.executable, "-m", "harness.cli", "run", str(path), "--address", address, "--rerun"],
+                cwd=out,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            figures[f"workers{workers}_wall_s"] = round(
+                time.perf_counter() - start, 1
+            )  # the second run of each counts
     figures["ray_train_fixed_cost_s"] = round(figures["workers2_wall_s"] - figures["workers1_wall_s"], 1)
     return figures
 
@@ -168,9 +206,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cells", type=int, default=1000)
     parser.add_argument("--out", type=Path, default=None, help="working folder (default: a temporary one)")
-    parser.add_argument("--address", default=None, help="use this Ray cluster instead of starting a 2-node one")
-    parser.add_argument("--ray-train-cost", action="store_true",
-                        help="instead: measure Ray Train's fixed cost (a 2-worker tiny run vs a plain Ray task)")
+    parser.add_argument(
+        "--address", default=None, help="use this Ray cluster instead of starting a 2-node one"
+    )
+    parser.add_argument(
+        "--ray-train-cost",
+        action="store_true",
+        help="instead: measure Ray Train's fixed cost (a 2-worker tiny run vs a plain Ray task)",
+    )
     args = parser.parse_args()
     out = args.out or Path(tempfile.mkdtemp(prefix="harness-load-"))
     if args.ray_train_cost:

@@ -29,15 +29,19 @@ def test_plain_fit(benchmark, payload: RunSpec) -> None:  # type: ignore[no-unty
 def test_harness_over_plain_ratio(benchmark, payload: RunSpec) -> None:  # type: ignore[no-untyped-def]
     figures = benchmark.pedantic(loop_ratio, args=(payload,), rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
-    print(f"\nharness / plain loop: median {figures['ratio']:.3f} ({figures['harness_s']:.2f} s / "
-          f"{figures['plain_s']:.2f} s), min {figures['ratio_min']:.3f}")
+    print(
+        f"\nharness / plain loop: median {figures['ratio']:.3f} ({figures['harness_s']:.2f} s / "
+        f"{figures['plain_s']:.2f} s), min {figures['ratio_min']:.3f}"
+    )
 
 
 @pytest.mark.ray
 def test_warm_ray_worker_fixed_cost(benchmark) -> None:  # type: ignore[no-untyped-def]
     figures = benchmark.pedantic(warm_run_cost, rounds=1, iterations=1)
     benchmark.extra_info.update(figures)
-    print(f"\nwarm Ray worker, near-empty run: {figures['total_s']:.2f} s = "
-          f"Ray round trip {figures['driver_s']:.2f} s "
-          f"(in worker {figures['worker_s']:.2f} s, of which fit {figures['fit_s']:.2f} s) + MLflow logging "
-          f"{figures['mlflow_log_s']:.2f} s")
+    print(
+        f"\nwarm Ray worker, near-empty run: {figures['total_s']:.2f} s = "
+        f"Ray round trip {figures['driver_s']:.2f} s "
+        f"(in worker {figures['worker_s']:.2f} s, of which fit {figures['fit_s']:.2f} s) + MLflow logging "
+        f"{figures['mlflow_log_s']:.2f} s"
+    )

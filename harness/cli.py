@@ -95,19 +95,57 @@ def main(ctx: click.Context, traceback: bool) -> None:
 
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
-@click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Run only matching cells (repeatable).")
-@click.option("--executor", type=click.Choice(EXECUTORS), default="ray", show_default=True,
-              help="ray (local instance or --address) or local (in-process).")
+@click.option(
+    "--only", multiple=True, metavar="task=NAME|arch=NAME", help="Run only matching cells (repeatable)."
+)
+@click.option(
+    "--executor",
+    type=click.Choice(EXECUTORS),
+    default="ray",
+    show_default=True,
+    help="ray (local instance or --address) or local (in-process).",
+)
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster to join (default: start a local one).")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///mlflow.db).")
-@click.option("--results", type=click.Path(dir_okay=False), help="JSON-lines results file (default: results/<suite>.jsonl).")
-@click.option("--rerun", is_flag=True, help="Run every cell again, even those finished before (in the results file or MLflow).")
-@click.option("--report-dir", type=click.Path(file_okay=False), help="Where summary reports go (default: reports/<suite>).")
-@click.option("--gpus", type=click.FloatRange(min=0), help="GPUs per run, overriding the suite's resources (0: run on CPU).")
-@click.option("--cpus", type=click.FloatRange(min=0, min_open=True), help="CPUs per run, overriding the suite's resources.")
-def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, tracking_uri: str | None,
-        results: str | None, rerun: bool, report_dir: str | None, gpus: float | None,
-        cpus: float | None) -> None:
+@click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)."
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False),
+    help="JSON-lines results file (default: results/<suite>.jsonl).",
+)
+@click.option(
+    "--rerun",
+    is_flag=True,
+    help="Run every cell again, even those finished before (in the results file or MLflow).",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False),
+    help="Where summary reports go (default: reports/<suite>).",
+)
+@click.option(
+    "--gpus",
+    type=click.FloatRange(min=0),
+    help="GPUs per run, overriding the suite's resources (0: run on CPU).",
+)
+@click.option(
+    "--cpus",
+    type=click.FloatRange(min=0, min_open=True),
+    help="CPUs per run, overriding the suite's resources.",
+)
+def run(
+    suite: str,
+    only: tuple[str, ...],
+    executor: str,
+    address: str | None,
+    tracking_uri: str | None,
+    results: str | None,
+    rerun: bool,
+    report_dir: str | None,
+    gpus: float | None,
+    cpus: float | None,
+) -> None:
     """Run every cell of SUITE and record it in MLflow.
 
     Exit code 0: all runs finished; 1: some runs failed; 2: bad input; 130: interrupted
@@ -124,14 +162,20 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
     options = RunOptions(executor, address, tracking_uri, results, rerun, report_dir)
-    console.print(f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
-                  f"({len(plan.skipped)} skipped) on executor `{executor}`")
+    console.print(
+        f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
+        f"({len(plan.skipped)} skipped) on executor `{executor}`"
+    )
     try:
         outcome = run_plan(plan, options, console)
     except SuiteInterrupted as stop:
-        console.print(f"[yellow]Interrupted:[/] {stop.killed} running cell(s) cancelled and recorded as killed, "
-                      f"{len(stop.results) - stop.killed} recorded before, {stop.unscheduled} not started.")
-        console.print(f"Resume with `harness run {suite}` (finished cells are skipped; killed and failed ones run again).")
+        console.print(
+            f"[yellow]Interrupted:[/] {stop.killed} running cell(s) cancelled and recorded as killed, "
+            f"{len(stop.results) - stop.killed} recorded before, {stop.unscheduled} not started."
+        )
+        console.print(
+            f"Resume with `harness run {suite}` (finished cells are skipped; killed and failed ones run again)."
+        )
         sys.exit(130)
     in_plan = {c.run_id for c in plan.cells}
     records = [r for r in outcome.records if r.run_id in in_plan]
@@ -139,9 +183,12 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
     for cell in outcome.skipped_cells:
         console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
     failed = outcome.failed
-    console.print(f"{len(outcome.results) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
-                  + (f", {outcome.resumed} already done" if outcome.resumed else "")
-                  + (f", {outcome.unstarted} not started (deadline)" if outcome.unstarted else "") + ".")
+    console.print(
+        f"{len(outcome.results) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
+        + (f", {outcome.resumed} already done" if outcome.resumed else "")
+        + (f", {outcome.unstarted} not started (deadline)" if outcome.unstarted else "")
+        + "."
+    )
     console.print(f"Results: {outcome.results_path}  Report: {_report_summary(outcome.reports)}")
     console.print(f"MLflow ({outcome.tracking_uri}): {ui_link(outcome.tracking_uri, outcome.experiment_id)}")
     sys.exit(1 if failed or outcome.unstarted else 0)
@@ -151,7 +198,11 @@ def run(suite: str, only: tuple[str, ...], executor: str, address: str | None, t
 @click.argument("suite", type=click.Path(dir_okay=False))
 @click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Show only matching cells.")
 @click.option("--gpus", type=click.FloatRange(min=0), help="GPUs per run, overriding the suite's resources.")
-@click.option("--cpus", type=click.FloatRange(min=0, min_open=True), help="CPUs per run, overriding the suite's resources.")
+@click.option(
+    "--cpus",
+    type=click.FloatRange(min=0, min_open=True),
+    help="CPUs per run, overriding the suite's resources.",
+)
 def validate(suite: str, only: tuple[str, ...], gpus: float | None, cpus: float | None) -> None:
     """Check SUITE and print its plan (cells, skip reasons, counts) without running."""
     from rich.table import Table
@@ -166,20 +217,33 @@ def validate(suite: str, only: tuple[str, ...], gpus: float | None, cpus: float 
     for column in ("run id", "task", "architecture", "seed", "status"):
         table.add_column(column)
     for cell in plan.cells:
-        table.add_row(cell.run_id, Text(cell.task_label), Text(cell.arch_label), str(cell.seed),
-                      Text(f"skip: {cell.skip_reason}" if cell.skip_reason else "run"))
+        table.add_row(
+            cell.run_id,
+            Text(cell.task_label),
+            Text(cell.arch_label),
+            str(cell.seed),
+            Text(f"skip: {cell.skip_reason}" if cell.skip_reason else "run"),
+        )
     console.print(table)
     spec = plan.suite.spec
-    console.print(f"{len(plan.cells)} cells: {len(plan.runnable)} to run, {len(plan.skipped)} skipped "
-                  f"({len(spec.tasks)} task entries × {len(spec.architectures)} architecture entries × "
-                  f"grid × {len(spec.seeds)} seed(s)). Suite is valid.")
+    console.print(
+        f"{len(plan.cells)} cells: {len(plan.runnable)} to run, {len(plan.skipped)} skipped "
+        f"({len(spec.tasks)} task entries × {len(spec.architectures)} architecture entries × "
+        f"grid × {len(spec.seeds)} seed(s)). Suite is valid."
+    )
 
 
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
-@click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Prepare only matching cells' tasks.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), envvar="HARNESS_CACHE_DIR",
-              help="Data cache (default: $HARNESS_CACHE_DIR or ~/.cache/harness).")
+@click.option(
+    "--only", multiple=True, metavar="task=NAME|arch=NAME", help="Prepare only matching cells' tasks."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    envvar="HARNESS_CACHE_DIR",
+    help="Data cache (default: $HARNESS_CACHE_DIR or ~/.cache/harness).",
+)
 def prepare(suite: str, only: tuple[str, ...], cache_dir: str | None) -> None:
     """Build and cache the data of every task in SUITE, ahead of `harness run`.
 
@@ -200,7 +264,9 @@ def prepare(suite: str, only: tuple[str, ...], cache_dir: str | None) -> None:
 
     def show(item: Any) -> None:
         if item.unavailable:
-            console.print(Text.assemble(("skipped ", "yellow"), f"{item.task}: unavailable: {item.unavailable}"))
+            console.print(
+                Text.assemble(("skipped ", "yellow"), f"{item.task}: unavailable: {item.unavailable}")
+            )
         elif item.error:
             console.print(Text.assemble(("✗ ", "red"), f"{item.task}: {item.error}"))
         else:
@@ -234,8 +300,12 @@ def plugins(ctx: click.Context) -> None:
         table.add_column(column)
     for info in registry.plugins:
         what = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
-        table.add_row(info.name, info.distribution, info.version,
-                      Text(f"{info.status}: {info.error}", style="red") if info.error else Text(what))
+        table.add_row(
+            info.name,
+            info.distribution,
+            info.version,
+            Text(f"{info.status}: {info.error}", style="red") if info.error else Text(what),
+        )
     console.print(table)
     for warning in registry.warnings:
         console.print(Text.assemble(("warning: ", "yellow"), warning))
@@ -244,9 +314,13 @@ def plugins(ctx: click.Context) -> None:
 
 @plugins.command(name="check")
 @click.argument("target", metavar="DIST_OR_MODULE")
-@click.option("--kind", "kinds", multiple=True,
-              type=click.Choice(["architectures", "tasks", "metrics", "reporters"]),
-              help="Check only components of this kind (repeatable; default: every kind).")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["architectures", "tasks", "metrics", "reporters"]),
+    help="Check only components of this kind (repeatable; default: every kind).",
+)
 def plugins_check(target: str, kinds: tuple[str, ...]) -> None:
     """Run the conformance checks on every component an installed plugin registers.
 
@@ -268,8 +342,12 @@ def plugins_check(target: str, kinds: tuple[str, ...]) -> None:
     for column in ("component", "check", "result", "detail"):
         table.add_column(column)
     for r in results:
-        table.add_row(Text(r.component), Text(r.check), Text("pass", style="green") if r.passed
-                      else Text("FAIL", style="bold red"), Text(r.detail))
+        table.add_row(
+            Text(r.component),
+            Text(r.check),
+            Text("pass", style="green") if r.passed else Text("FAIL", style="bold red"),
+            Text(r.detail),
+        )
     console.print(table)
     failed = [r for r in results if not r.passed]
     console.print(f"{len(results)} checks: {len(results) - len(failed)} passed, {len(failed)} failed.")
@@ -283,10 +361,21 @@ def plugin_group() -> None:
 
 @plugin_group.command(name="new")
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["architecture", "task", "metric", "reporter"]), default="architecture",
-              show_default=True, help="What the plugin registers (the example it starts from).")
-@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".", show_default=True,
-              help="Folder in which the project folder harness-NAME is created.")
+@click.option(
+    "--kind",
+    type=click.Choice(["architecture", "task", "metric", "reporter"]),
+    default="architecture",
+    show_default=True,
+    help="What the plugin registers (the example it starts from).",
+)
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Folder in which the project folder harness-NAME is created.",
+)
 def plugin_new(name: str, kind: str, directory: str) -> None:
     """Create harness-NAME/: a plugin package (import name harness_NAME) with a working
     example KIND, its conformance tests, a README and an example suite.
@@ -307,8 +396,14 @@ def plugin_new(name: str, kind: str, directory: str) -> None:
 
 @main.command(name="list")
 @click.argument("kind", type=click.Choice(["architectures", "tasks", "metrics", "reporters", "hooks"]))
-@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True,
-              help="markdown: the reference page (docs/<kind>.md is generated this way).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "markdown"]),
+    default="table",
+    show_default=True,
+    help="markdown: the reference page (docs/<kind>.md is generated this way).",
+)
 def list_(kind: str, fmt: str) -> None:
     """List registered architectures, tasks, metrics or reporters, with their parameters
     (or the plugin hooks: `harness list hooks`)."""
@@ -344,13 +439,32 @@ def list_(kind: str, fmt: str) -> None:
 
 @main.command()
 @click.argument("target", required=False, metavar="[SUITE | RESULTS.jsonl | RUN_ID | EXPERIMENT]")
-@click.option("--results", type=click.Path(dir_okay=False), help="Results file to read (default: results/<suite>.jsonl).")
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False),
+    help="Results file to read (default: results/<suite>.jsonl).",
+)
 @click.option("--invocation", help="Only records of this invocation (parent run id) of the results file.")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store for RUN_ID / EXPERIMENT targets.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Report root (default: reports/<suite>).")
-@click.option("--reporter", "reporters", multiple=True, help="Only these reporters (repeatable; default: all installed).")
-def report(target: str | None, results: str | None, invocation: str | None, tracking_uri: str | None,
-           out_dir: str | None, reporters: tuple[str, ...]) -> None:
+@click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store for RUN_ID / EXPERIMENT targets."
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), help="Report root (default: reports/<suite>)."
+)
+@click.option(
+    "--reporter",
+    "reporters",
+    multiple=True,
+    help="Only these reporters (repeatable; default: all installed).",
+)
+def report(
+    target: str | None,
+    results: str | None,
+    invocation: str | None,
+    tracking_uri: str | None,
+    out_dir: str | None,
+    reporters: tuple[str, ...],
+) -> None:
     """Write the report (index.html, report.md, results.csv) of a suite's runs.
 
     TARGET: a suite file or name (its results file: every run's latest record), a results
@@ -365,8 +479,10 @@ def report(target: str | None, results: str | None, invocation: str | None, trac
     selection = select(target, results, tracking_uri, invocation)
     root = Path(out_dir) if out_dir else Path("reports") / selection.context.suite
     paths = write_report_set(selection.records, root, selection.context, list(reporters) or None)
-    click.echo(f"Report of {selection.context.suite} ({len(selection.records)} runs, invocation "
-               f"{selection.context.invocation}):")
+    click.echo(
+        f"Report of {selection.context.suite} ({len(selection.records)} runs, invocation "
+        f"{selection.context.invocation}):"
+    )
     for path in paths:
         click.echo(f"  {path}")
     click.echo(f"  (copied to {root / 'latest'})")
@@ -377,10 +493,22 @@ def report(target: str | None, results: str | None, invocation: str | None, trac
 @click.argument("b", metavar="B")
 @click.option("--results", type=click.Path(dir_okay=False), help="Results file holding both invocations.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store for run-id targets.")
-@click.option("--min-effect", type=click.FloatRange(min=0), help="Relative change that counts when a side has one seed (e.g. 0.05).")
-@click.option("--fail-on-cost", is_flag=True, help="Exit 1 on cost regressions (throughput, latency, memory) too.")
-def compare(a: str, b: str, results: str | None, tracking_uri: str | None, min_effect: float | None,
-            fail_on_cost: bool) -> None:
+@click.option(
+    "--min-effect",
+    type=click.FloatRange(min=0),
+    help="Relative change that counts when a side has one seed (e.g. 0.05).",
+)
+@click.option(
+    "--fail-on-cost", is_flag=True, help="Exit 1 on cost regressions (throughput, latency, memory) too."
+)
+def compare(
+    a: str,
+    b: str,
+    results: str | None,
+    tracking_uri: str | None,
+    min_effect: float | None,
+    fail_on_cost: bool,
+) -> None:
     """Compare two invocations of a suite (before → after): per-cell deltas and verdicts.
 
     A and B: results files, suite names, or parent run ids. Verdicts come from the seed spread
@@ -400,21 +528,45 @@ def compare(a: str, b: str, results: str | None, tracking_uri: str | None, min_e
     before, after = select(a, results, tracking_uri), select(b, results, tracking_uri)
     console = _console()
     if before.context.suite != after.context.suite:
-        console.print(f"[yellow]warning:[/] different suites: {before.context.suite} vs {after.context.suite}")
+        console.print(
+            f"[yellow]warning:[/] different suites: {before.context.suite} vs {after.context.suite}"
+        )
     for warning in environment_warnings(before.records, after.records):
         console.print(f"[yellow]warning:[/] environments differ: {warning}")
     deltas = compare_runs(before.records, after.records, min_effect)
-    table = Table(title=f"{before.context.suite}: A {before.context.invocation} → B {after.context.invocation}")
-    for column in ("task", "architecture", "metric", "A (mean, n)", "B (mean, n)", "Δ", "p (Welch)", "verdict"):
+    table = Table(
+        title=f"{before.context.suite}: A {before.context.invocation} → B {after.context.invocation}"
+    )
+    for column in (
+        "task",
+        "architecture",
+        "metric",
+        "A (mean, n)",
+        "B (mean, n)",
+        "Δ",
+        "p (Welch)",
+        "verdict",
+    ):
         table.add_column(column)
     styles = {"improved": "green", "regressed": "bold red"}
     for d in deltas:
-        table.add_row(Text(d.task), Text(d.arch), f"{d.metric} {'↑' if d.direction == 'max' else '↓'}",
-                      f"{number(d.mean_a)} ({len(d.a)})", f"{number(d.mean_b)} ({len(d.b)})", number(d.delta),
-                      number(d.pvalue, 2), Text(d.verdict, style=styles.get(d.verdict, "")))
+        table.add_row(
+            Text(d.task),
+            Text(d.arch),
+            f"{d.metric} {'↑' if d.direction == 'max' else '↓'}",
+            f"{number(d.mean_a)} ({len(d.a)})",
+            f"{number(d.mean_b)} ({len(d.b)})",
+            number(d.delta),
+            number(d.pvalue, 2),
+            Text(d.verdict, style=styles.get(d.verdict, "")),
+        )
     console.print(table)
     primary = {(d.task, d.arch): d.metric for d in deltas if d.metric not in {k for k, _ in _cost_keys()}}
-    regressed = [d for d in deltas if d.verdict == "regressed" and (fail_on_cost or primary.get((d.task, d.arch)) == d.metric)]
+    regressed = [
+        d
+        for d in deltas
+        if d.verdict == "regressed" and (fail_on_cost or primary.get((d.task, d.arch)) == d.metric)
+    ]
     counts = {v: sum(1 for d in deltas if d.verdict == v) for v in ("improved", "regressed", "unchanged")}
     console.print(", ".join(f"{n} {v}" for v, n in counts.items()) + f" (of {len(deltas)} comparisons).")
     sys.exit(1 if regressed else 0)
@@ -433,7 +585,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 @main.command()
 @click.argument("suite", required=False)
 @click.option("--port", type=int, default=0, help="Port (default: a free one).")
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db here).")
+@click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db here)."
+)
 def ui(suite: str | None, port: int, tracking_uri: str | None) -> None:
     """Start the MLflow UI on the suite's store, bound to 127.0.0.1; Ctrl-C stops it.
 
@@ -469,17 +623,42 @@ def ui(suite: str | None, port: int, tracking_uri: str | None) -> None:
 
 
 @main.command()
-@click.option("--task", "task_name", required=True, help="Task with a length parameter (e.g. adding, copy_memory).")
-@click.option("--lengths", default="50,100,200,400,800", show_default=True, help="Sequence lengths, comma-separated.")
-@click.option("--arch", "archs", default=None, help="Architectures, comma-separated (default: every one that fits).")
+@click.option(
+    "--task", "task_name", required=True, help="Task with a length parameter (e.g. adding, copy_memory)."
+)
+@click.option(
+    "--lengths", default="50,100,200,400,800", show_default=True, help="Sequence lengths, comma-separated."
+)
+@click.option(
+    "--arch", "archs", default=None, help="Architectures, comma-separated (default: every one that fits)."
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--gpus", type=click.FloatRange(min=0), default=0, show_default=True, help="1: profile on the GPU.")
-@click.option("--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed training steps.")
-@click.option("--rounds", type=click.IntRange(min=3), default=10, show_default=True, help="Timed inference rounds.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="results/profile", show_default=True)
-@click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db here).")
-def profile(task_name: str, lengths: str, archs: str | None, batch_size: int, gpus: float, steps: int, rounds: int,
-            out_dir: str, tracking_uri: str | None) -> None:
+@click.option(
+    "--gpus", type=click.FloatRange(min=0), default=0, show_default=True, help="1: profile on the GPU."
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed training steps."
+)
+@click.option(
+    "--rounds", type=click.IntRange(min=3), default=10, show_default=True, help="Timed inference rounds."
+)
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False), default="results/profile", show_default=True
+)
+@click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db here)."
+)
+def profile(
+    task_name: str,
+    lengths: str,
+    archs: str | None,
+    batch_size: int,
+    gpus: float,
+    steps: int,
+    rounds: int,
+    out_dir: str,
+    tracking_uri: str | None,
+) -> None:
     """Throughput, latency, memory and FLOPs of each architecture as the sequence grows.
 
     No training to convergence: a few timed steps per (architecture, length). Writes
@@ -493,22 +672,53 @@ def profile(task_name: str, lengths: str, archs: str | None, batch_size: int, gp
 
     console = _console()
     names = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
-    table = Table("arch", "T", "train samples/s", "train steps/s", "infer samples/s", "p50 ms", "p99 ms",
-                  "act. MB", "peak MB", "MFLOPs/sample", title=f"profile: {task_name}")
+    table = Table(
+        "arch",
+        "T",
+        "train samples/s",
+        "train steps/s",
+        "infer samples/s",
+        "p50 ms",
+        "p99 ms",
+        "act. MB",
+        "peak MB",
+        "MFLOPs/sample",
+        title=f"profile: {task_name}",
+    )
 
     def show(r: dict[str, Any]) -> None:
         if "error" in r:
             table.add_row(r["architecture"], str(r["length"]), r["error"])
             return
-        table.add_row(r["architecture"], str(r["length"]), f"{r['train_samples_per_s']:.0f}",
-                      f"{r['train_timesteps_per_s']:.3g}", f"{r['infer_samples_per_s']:.0f}",
-                      f"{r['latency_p50_ms']:.2f}", f"{r['latency_p99_ms']:.2f}", f"{r['activation_memory_mb']:.1f}",
-                      f"{r['peak_memory_mb']:.1f}", f"{r['flops_per_sample'] / 1e6:.2f}")
+        table.add_row(
+            r["architecture"],
+            str(r["length"]),
+            f"{r['train_samples_per_s']:.0f}",
+            f"{r['train_timesteps_per_s']:.3g}",
+            f"{r['infer_samples_per_s']:.0f}",
+            f"{r['latency_p50_ms']:.2f}",
+            f"{r['latency_p99_ms']:.2f}",
+            f"{r['activation_memory_mb']:.1f}",
+            f"{r['peak_memory_mb']:.1f}",
+            f"{r['flops_per_sample'] / 1e6:.2f}",
+        )
 
-    records = run_profile(task_name, parse_lengths(lengths), names, batch_size=batch_size, gpus=gpus, steps=steps,
-                          rounds=rounds, out_dir=Path(out_dir), tracking_uri=tracking_uri, on_record=show)
+    records = run_profile(
+        task_name,
+        parse_lengths(lengths),
+        names,
+        batch_size=batch_size,
+        gpus=gpus,
+        steps=steps,
+        rounds=rounds,
+        out_dir=Path(out_dir),
+        tracking_uri=tracking_uri,
+        on_record=show,
+    )
     console.print(table)
-    console.print(f"{len(records)} records -> {Path(out_dir) / (task_name + '.jsonl')}; MLflow experiment profile-{task_name}")
+    console.print(
+        f"{len(records)} records -> {Path(out_dir) / (task_name + '.jsonl')}; MLflow experiment profile-{task_name}"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -83,7 +83,9 @@ class Progress:
                 self.console.print(line)
                 self._failure_lines += 1
             elif self._failure_lines == self.max_failure_lines:
-                self.console.print("[red]… more failures are not printed one by one[/] (see the results file)")
+                self.console.print(
+                    "[red]… more failures are not printed one by one[/] (see the results file)"
+                )
                 self._failure_lines += 1
         if self.quiet and self.done * 10 >= self._next_milestone * self.total:
             self._next_milestone = self.done * 10 // self.total + 1
@@ -95,8 +97,10 @@ class Progress:
         if self.done:
             eta = _clock(elapsed / self.done * (self.total - self.done))
         killed = f" · {self.killed} killed" if self.killed else ""
-        return (f"cells {self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed{killed} · "
-                f"elapsed {_clock(elapsed)} · ETA {eta}")
+        return (
+            f"cells {self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed{killed} · "
+            f"elapsed {_clock(elapsed)} · ETA {eta}"
+        )
 
     def __rich__(self) -> Group:
         lines: list[Any] = [Text(self.status_line(), style="bold")]
@@ -117,6 +121,9 @@ def summary_table(table: SummaryTable, title: str) -> Table:
     for arch in table.architectures:
         out.add_column(Text(arch), justify="right")
     for task in table.tasks:
-        row = [Text(text, style="bold green" if best else ("red" if failed else "")) for text, best, failed in table.row(task)]
+        row = [
+            Text(text, style="bold green" if best else ("red" if failed else ""))
+            for text, best, failed in table.row(task)
+        ]
         out.add_row(Text(table.header(task)), *row)
     return out

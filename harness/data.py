@@ -150,7 +150,9 @@ def _target_tensor(array: np.ndarray) -> torch.Tensor:
 
 
 def pad_collate(
-    batch: Sequence[tuple[torch.Tensor, torch.Tensor]], padding_value: float = 0.0, ragged_targets: bool = False
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    padding_value: float = 0.0,
+    ragged_targets: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Pad a list of ``(x, y)`` pairs into a batch dict with ``lengths``.
 
@@ -164,7 +166,12 @@ def pad_collate(
     if not ragged_targets:
         return {"x": x, "lengths": lengths, "y": torch.stack(ys)}
     y = torch.nn.utils.rnn.pad_sequence(ys, batch_first=True)
-    return {"x": x, "lengths": lengths, "y": y, "y_lengths": torch.tensor([len(t) for t in ys], dtype=torch.long)}
+    return {
+        "x": x,
+        "lengths": lengths,
+        "y": y,
+        "y_lengths": torch.tensor([len(t) for t in ys], dtype=torch.long),
+    }
 
 
 DatasetT = TypeVar("DatasetT", bound="Dataset[Any]")
@@ -191,8 +198,12 @@ class SplitDataModule(pl.LightningDataModule, Generic[DatasetT]):
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Any]:
         generator = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
-            self.datasets[split], batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-            num_workers=self.num_workers, collate_fn=self.collate_for(split),
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            generator=generator,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_for(split),
         )
 
     def train_dataloader(self) -> DataLoader[Any]:
@@ -228,16 +239,22 @@ class ArrayDataModule(SplitDataModule[SequenceDataset]):
     def setup(self, stage: str | None = None) -> None:
         if not self.datasets:
             splits = self._load()
-            self.datasets = {name: SequenceDataset(xs, y, tokens=self.tokens) for name, (xs, y) in splits.items()}
+            self.datasets = {
+                name: SequenceDataset(xs, y, tokens=self.tokens) for name, (xs, y) in splits.items()
+            }
 
     def collate_for(self, split: str) -> Collate:
-        return partial(pad_collate, padding_value=self.padding_value, ragged_targets=self.datasets[split].ragged_y)
+        return partial(
+            pad_collate, padding_value=self.padding_value, ragged_targets=self.datasets[split].ragged_y
+        )
 
 
 SPLITS = ("train", "val", "test")
 
 
-def split_pairs(arrays: Mapping[str, Any], transform: Callable[[Any], Any] | None = None) -> dict[str, tuple[Any, Any]]:
+def split_pairs(
+    arrays: Mapping[str, Any], transform: Callable[[Any], Any] | None = None
+) -> dict[str, tuple[Any, Any]]:
     """``{split}_x`` / ``{split}_y`` arrays -> ``{split: (xs, y)}``, what :class:`ArrayDataModule` loads.
 
     ``transform`` maps every split's inputs (e.g. ``uint8`` pixels to floats in [0, 1]).
@@ -250,10 +267,20 @@ def _same(x: Any) -> Any:
 
 
 def arrays_datamodule(
-    arrays: Callable[[], Mapping[str, Any]], config: DataConfig, transform: Callable[[Any], Any] | None = None,
-    *, tokens: bool = False, padding_value: float = 0.0,
+    arrays: Callable[[], Mapping[str, Any]],
+    config: DataConfig,
+    transform: Callable[[Any], Any] | None = None,
+    *,
+    tokens: bool = False,
+    padding_value: float = 0.0,
 ) -> ArrayDataModule:
     """An :class:`ArrayDataModule` over the ``{split}_x/_y`` arrays that ``arrays()`` returns
     (called in ``setup``, in the worker); ``config`` is the run's :class:`harness.DataConfig`."""
-    return ArrayDataModule(lambda: split_pairs(arrays(), transform), config.batch_size, config.seed,
-                           tokens=tokens, padding_value=padding_value, num_workers=config.num_workers)
+    return ArrayDataModule(
+        lambda: split_pairs(arrays(), transform),
+        config.batch_size,
+        config.seed,
+        tokens=tokens,
+        padding_value=padding_value,
+        num_workers=config.num_workers,
+    )

@@ -30,7 +30,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 #: where ``x`` is a chunk of the input, ``lengths`` the valid steps within it (at least 1),
 #: ``state`` what the previous chunk returned (``None`` for the first) and the summary is
 #: read at each sequence's last valid step of the chunk. The harness detaches the state.
-CAPABILITIES: frozenset[str] = frozenset({"variable_length", "bidirectional", "causal", "seq2seq", "stateful"})
+CAPABILITIES: frozenset[str] = frozenset(
+    {"variable_length", "bidirectional", "causal", "seq2seq", "stateful"}
+)
 #: What a task predicts; the built-in metrics declare which kinds they accept.
 #: ``classification``/``regression``: one output per sequence (summary head);
 #: ``sequence_labeling``: one class per step; ``transcription``: a label sequence
@@ -38,8 +40,13 @@ CAPABILITIES: frozenset[str] = frozenset({"variable_length", "bidirectional", "c
 #: produced by a decoder; ``language_modeling``: next-token distributions;
 #: ``forecasting``: the next ``output_size`` values of a series.
 OutputKind = Literal[
-    "classification", "regression", "sequence_labeling", "transcription", "seq2seq",
-    "language_modeling", "forecasting",
+    "classification",
+    "regression",
+    "sequence_labeling",
+    "transcription",
+    "seq2seq",
+    "language_modeling",
+    "forecasting",
 ]
 Direction = Literal["max", "min"]
 
@@ -99,15 +106,28 @@ class TaskInfo:
     #: where the data comes from, its license and the published anchors (shown by ``harness list``)
     source: str = ""
 
-
     @classmethod
     def classification(
-        cls, input: InputSpec, classes: int, *, target: float | None = None, source: str = "",
+        cls,
+        input: InputSpec,
+        classes: int,
+        *,
+        target: float | None = None,
+        source: str = "",
         metrics: tuple[str, ...] = ("accuracy", "f1", "auroc"),
     ) -> TaskInfo:
         """One label per sequence: cross-entropy, primary metric accuracy (higher is better)."""
-        return cls(input=input, output_kind="classification", output_size=classes, loss="cross entropy",
-                   metrics=metrics, primary_metric="accuracy", direction="max", target=target, source=source)
+        return cls(
+            input=input,
+            output_kind="classification",
+            output_size=classes,
+            loss="cross entropy",
+            metrics=metrics,
+            primary_metric="accuracy",
+            direction="max",
+            target=target,
+            source=source,
+        )
 
 
 class EncoderOutput(NamedTuple):

@@ -76,18 +76,32 @@ def run_id(recipe: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _recipe(task: str, task_params: dict[str, Any], arch: str, arch_params: dict[str, Any], trainer: TrainerSpec,
-            seed: int, metrics: tuple[str, ...], provenance: PlanProvenance, target: float | None,
-            workers: int) -> dict[str, Any]:
+def _recipe(
+    task: str,
+    task_params: dict[str, Any],
+    arch: str,
+    arch_params: dict[str, Any],
+    trainer: TrainerSpec,
+    seed: int,
+    metrics: tuple[str, ...],
+    provenance: PlanProvenance,
+    target: float | None,
+    workers: int,
+) -> dict[str, Any]:
     """What the run id hashes: the resolved run, in the layout every earlier run id was hashed with.
 
     Settings at their "off" default stay out, so adding them kept the run ids of earlier results.
     The git commit stays out too: a new commit of harness must not re-run a finished suite.
     """
     recipe: dict[str, Any] = {
-        "task": task, "task_params": task_params, "architecture": arch, "arch_params": arch_params,
+        "task": task,
+        "task_params": task_params,
+        "architecture": arch,
+        "arch_params": arch_params,
         "trainer": trainer.model_dump(mode="json", exclude={"tbptt"} if trainer.tbptt is None else set()),
-        "seed": seed, "metrics": list(metrics), "versions": provenance.id_versions(),
+        "seed": seed,
+        "metrics": list(metrics),
+        "versions": provenance.id_versions(),
     }
     if target is not None:
         recipe["target"] = target
@@ -98,7 +112,9 @@ def _recipe(task: str, task_params: dict[str, Any], arch: str, arch_params: dict
 
 def _grid_points(entry: ComponentEntry) -> list[dict[str, Any]]:
     keys = list(entry.grid)
-    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(entry.grid[k] for k in keys))]
+    return [
+        dict(zip(keys, values, strict=True)) for values in itertools.product(*(entry.grid[k] for k in keys))
+    ]
 
 
 def _label(entry: ComponentEntry, point: dict[str, Any]) -> str:
@@ -109,8 +125,13 @@ def _label(entry: ComponentEntry, point: dict[str, Any]) -> str:
 
 
 def _validate(
-    model: type[BaseModel], raw: dict[str, Any], suite: Suite, where: Loc,
-    point: dict[str, Any] | None = None, grid_loc: Loc = (), strip: str = "",
+    model: type[BaseModel],
+    raw: dict[str, Any],
+    suite: Suite,
+    where: Loc,
+    point: dict[str, Any] | None = None,
+    grid_loc: Loc = (),
+    strip: str = "",
 ) -> Any:
     """Validate ``raw``; errors on values that came from a grid point name the grid entry."""
 
@@ -151,10 +172,12 @@ def _trainer_loc(key: str, arch_entry: Any, point: dict[str, Any], base: Loc) ->
     return ("trainer", key)
 
 
-def _trainer(suite: Suite, arch_entry: Any, point: dict[str, Any], base: Loc, metrics: tuple[str, ...]) -> TrainerSpec:
+def _trainer(
+    suite: Suite, arch_entry: Any, point: dict[str, Any], base: Loc, metrics: tuple[str, ...]
+) -> TrainerSpec:
     raw = suite.spec.trainer.model_dump(exclude_unset=True)
     raw.update(arch_entry.trainer)
-    raw.update({k[len(TRAINER_PREFIX):]: v for k, v in point.items() if k.startswith(TRAINER_PREFIX)})
+    raw.update({k[len(TRAINER_PREFIX) :]: v for k, v in point.items() if k.startswith(TRAINER_PREFIX)})
     where: Loc = (*base, "trainer") if arch_entry.trainer else ("trainer",)
     trainer: TrainerSpec = _validate(TrainerSpec, raw, suite, where, point, base, strip=TRAINER_PREFIX)
     accel_loc = _trainer_loc("accelerator", arch_entry, point, base)
@@ -171,7 +194,9 @@ def _trainer(suite: Suite, arch_entry: Any, point: dict[str, Any], base: Loc, me
     return trainer
 
 
-def _metrics(entry: Any, default: tuple[str, ...], primary: str, kind: str, registry: Registry, base: Loc, suite: Suite) -> tuple[str, ...]:
+def _metrics(
+    entry: Any, default: tuple[str, ...], primary: str, kind: str, registry: Registry, base: Loc, suite: Suite
+) -> tuple[str, ...]:
     names = tuple(entry.metrics) if entry.metrics is not None else default
     for i, name in enumerate(names):
         spec = registry.metrics.get(name, where=suite.source.where((*base, "metrics", i))).obj
@@ -201,7 +226,9 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
             task = t_reg.obj(t_params)
             info = task.info()
             missing = task.unavailable()
-            metrics = _metrics(t_entry, info.metrics, info.primary_metric, info.output_kind, registry, t_base, suite)
+            metrics = _metrics(
+                t_entry, info.metrics, info.primary_metric, info.output_kind, registry, t_base, suite
+            )
             for ai, a_entry in enumerate(spec.architectures):
                 a_base: Loc = ("architectures", ai)
                 a_reg = registry.architectures.get(a_entry.name, where=suite.source.where((*a_base, "name")))
@@ -210,32 +237,64 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     a_params = _component_params(a_entry, a_point, a_reg.obj, suite, a_base)
                     trainer = _trainer(suite, a_entry, a_point, a_base, metrics)
                     arch = a_reg.obj(a_params)
-                    reason = f"task `{t_entry.name}` unavailable: {missing}" if missing else arch.incompatibility(info)
+                    reason = (
+                        f"task `{t_entry.name}` unavailable: {missing}"
+                        if missing
+                        else arch.incompatibility(info)
+                    )
                     if reason is None and trainer.tbptt is not None:
                         reason = arch.tbptt_incompatibility()
                     provenance = PlanProvenance(
                         harness=__version__,
-                        task_plugin=PluginRef(distribution=t_reg.provenance.distribution,
-                                              version=t_reg.provenance.version),
-                        arch_plugin=PluginRef(distribution=a_reg.provenance.distribution,
-                                              version=a_reg.provenance.version),
-                        data_version=task.data_version, git_commit=commit,
+                        task_plugin=PluginRef(
+                            distribution=t_reg.provenance.distribution, version=t_reg.provenance.version
+                        ),
+                        arch_plugin=PluginRef(
+                            distribution=a_reg.provenance.distribution, version=a_reg.provenance.version
+                        ),
+                        data_version=task.data_version,
+                        git_commit=commit,
                     )
                     task_params = t_params.model_dump(mode="json")
                     arch_params = a_params.model_dump(mode="json")
                     for seed in spec.seeds:
-                        cells.append(RunSpec(
-                            run_id=run_id(_recipe(t_entry.name, task_params, a_entry.name, arch_params, trainer,
-                                                  seed, metrics, provenance, t_entry.target, spec.resources.workers)),
-                            suite=spec.name, task=t_entry.name, task_label=_label(t_entry, t_point),
-                            task_params=task_params, architecture=a_entry.name, arch_label=_label(a_entry, a_point),
-                            arch_params=arch_params, seed=seed, trainer=trainer, resources=spec.resources,
-                            measure=spec.measure, execution=spec.execution, metrics=metrics,
-                            primary_metric=info.primary_metric, direction=info.direction,
-                            target=t_entry.target if t_entry.target is not None else info.target,
-                            provenance=provenance, skip_reason=reason,
-                            grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
-                        ))
+                        cells.append(
+                            RunSpec(
+                                run_id=run_id(
+                                    _recipe(
+                                        t_entry.name,
+                                        task_params,
+                                        a_entry.name,
+                                        arch_params,
+                                        trainer,
+                                        seed,
+                                        metrics,
+                                        provenance,
+                                        t_entry.target,
+                                        spec.resources.workers,
+                                    )
+                                ),
+                                suite=spec.name,
+                                task=t_entry.name,
+                                task_label=_label(t_entry, t_point),
+                                task_params=task_params,
+                                architecture=a_entry.name,
+                                arch_label=_label(a_entry, a_point),
+                                arch_params=arch_params,
+                                seed=seed,
+                                trainer=trainer,
+                                resources=spec.resources,
+                                measure=spec.measure,
+                                execution=spec.execution,
+                                metrics=metrics,
+                                primary_metric=info.primary_metric,
+                                direction=info.direction,
+                                target=t_entry.target if t_entry.target is not None else info.target,
+                                provenance=provenance,
+                                skip_reason=reason,
+                                grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
+                            )
+                        )
                         origins.append(a_base)
     _check_unique(cells, origins, suite)
     return Plan(suite, cells)
@@ -246,12 +305,14 @@ def _check_reporters(suite: Suite, registry: Registry) -> None:
         registry.reporters.get(name, where=suite.source.where(("reporters", i)))
 
 
-def _check_grid_keys(entry: ComponentEntry, point: dict[str, Any], cls: Any, suite: Suite, base: Loc, allow_trainer: bool) -> None:
+def _check_grid_keys(
+    entry: ComponentEntry, point: dict[str, Any], cls: Any, suite: Suite, base: Loc, allow_trainer: bool
+) -> None:
     fields = list(cls.Params.model_fields)
     trainer_fields = list(TrainerSpec.model_fields)
     for key in point:
         if allow_trainer and key.startswith(TRAINER_PREFIX):
-            if key[len(TRAINER_PREFIX):] in trainer_fields:
+            if key[len(TRAINER_PREFIX) :] in trainer_fields:
                 continue
             options = [TRAINER_PREFIX + f for f in trainer_fields]
         elif key in fields:
@@ -270,7 +331,11 @@ def _check_unique(cells: list[RunSpec], origins: list[Loc], suite: Suite) -> Non
         first = seen.get(cell.run_id)
         if first is not None:
             other, here, there = cells[first], origins[i], origins[first]
-            both = f"both are {cell.label}, with" if cell.label == other.label else f"{cell.label} and {other.label} have"
+            both = (
+                f"both are {cell.label}, with"
+                if cell.label == other.label
+                else f"{cell.label} and {other.label} have"
+            )
             raise SuiteError(
                 f"{suite.source.where(here)}: this entry gives the same run as `{format_loc(there)}` "
                 f"(line {suite.source.line(there)}): {both} identical task, architecture, parameters, "

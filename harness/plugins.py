@@ -120,16 +120,20 @@ def _api_problem(plugin: object, name: str, prov: Provenance) -> str | None:
             raise InvalidSpecifier(f"a {type(declared).__name__}, not a string")
         spec = SpecifierSet(declared)
     except InvalidSpecifier as exc:
-        return (f"plugin {name} declares HARNESS_API = {declared!r}, which is not a version range "
-                f"({exc}); write a PEP 440 specifier, e.g. {example}.")
+        return (
+            f"plugin {name} declares HARNESS_API = {declared!r}, which is not a version range "
+            f"({exc}); write a PEP 440 specifier, e.g. {example}."
+        )
     if spec.contains(current, prereleases=True):
         return None
     who = name if prov.distribution in ("HARNESS_PLUGINS", "unknown") else prov.distribution
     major, minor = (int(part) for part in current.split(".")[:2])
     newer = (f"{major}.{minor + 1}", *(f"{m}.0" for m in range(major + 1, major + 10)))
-    fix = (f"upgrade harness or install a version of {who} for API {major}"
-           if any(spec.contains(v, prereleases=True) for v in newer)
-           else f"install a newer version of {who}, one for API {major}")
+    fix = (
+        f"upgrade harness or install a version of {who} for API {major}"
+        if any(spec.contains(v, prereleases=True) for v in newer)
+        else f"install a newer version of {who}, one for API {major}"
+    )
     return f"plugin {name} supports harness hook API {declared} but this harness has {current}; {fix}."
 
 
@@ -147,8 +151,9 @@ def _admit(registry: Registry, info: PluginInfo, prov: Provenance, found: dict[s
         own: dict[str, Any] = {}  # name -> component, within this plugin
         for obj in objs:
             if own.setdefault(obj.name, obj) is not obj:
-                info.error = (f"register_{kind} registered two different {kind} named `{obj.name}`; "
-                              f"rename one of them.")
+                info.error = (
+                    f"register_{kind} registered two different {kind} named `{obj.name}`; rename one of them."
+                )
                 return
             conflict = namespace.conflict(obj.name, obj, prov)
             if conflict:

@@ -25,7 +25,9 @@ class Prepared:
     unavailable: str | None = None
 
 
-def prepare_plan(plan: Plan, cache_dir: Path, on_done: Callable[[Prepared], None] | None = None) -> list[Prepared]:
+def prepare_plan(
+    plan: Plan, cache_dir: Path, on_done: Callable[[Prepared], None] | None = None
+) -> list[Prepared]:
     """Prepare the data of every distinct (task, params, seed) among the plan's runnable cells;
     tasks unavailable on this machine are reported once each instead."""
     from harness.interfaces import DataConfig
@@ -47,7 +49,9 @@ def prepare_plan(plan: Plan, cache_dir: Path, on_done: Callable[[Prepared], None
             start = time.perf_counter()
             error = None
             try:
-                task.prepare(DataConfig(batch_size=cell.trainer.batch_size, seed=cell.seed, cache_dir=cache_dir))
+                task.prepare(
+                    DataConfig(batch_size=cell.trainer.batch_size, seed=cell.seed, cache_dir=cache_dir)
+                )
             except Exception as exc:  # report every broken source, not just the first
                 error = f"{type(exc).__name__}: {exc}"
             item = Prepared(cell.task_label, time.perf_counter() - start, error)

@@ -26,9 +26,18 @@ from harness.errors import HarnessError
 LENGTH_PARAMS = ("length", "seq_len", "sequence_length", "max_length")
 #: dataset-size parameters shrunk for profiling (only one batch is needed)
 SIZE_PARAMS = ("num_train", "num_val", "num_test")
-PROFILE_KEYS = ("train_samples_per_s", "train_timesteps_per_s", "infer_samples_per_s", "latency_p50_ms",
-                "latency_p95_ms", "latency_p99_ms", "peak_memory_mb", "activation_memory_mb",
-                "flops_per_sample", "num_params")
+PROFILE_KEYS = (
+    "train_samples_per_s",
+    "train_timesteps_per_s",
+    "infer_samples_per_s",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "peak_memory_mb",
+    "activation_memory_mb",
+    "flops_per_sample",
+    "num_params",
+)
 
 
 def length_param(task_cls: Any) -> str:
@@ -48,12 +57,23 @@ def parse_lengths(text: str) -> list[int]:
     except ValueError:
         lengths = []
     if not lengths or min(lengths) < 1:
-        raise HarnessError(f"--lengths {text!r}: give positive integers separated by commas, e.g. --lengths 50,100,200")
+        raise HarnessError(
+            f"--lengths {text!r}: give positive integers separated by commas, e.g. --lengths 50,100,200"
+        )
     return lengths
 
 
-def profile_one(task: Any, arch: Any, batch_size: int, device: Any, *, steps: int, warmup: int, rounds: int,
-                cache_dir: Path) -> dict[str, float]:
+def profile_one(
+    task: Any,
+    arch: Any,
+    batch_size: int,
+    device: Any,
+    *,
+    steps: int,
+    warmup: int,
+    rounds: int,
+    cache_dir: Path,
+) -> dict[str, float]:
     """The cost keys of one architecture on one task instance (one length)."""
     import torch
 
@@ -96,9 +116,19 @@ def profile_one(task: Any, arch: Any, batch_size: int, device: Any, *, steps: in
 
 
 def run_profile(
-    task_name: str, lengths: Sequence[int], archs: Sequence[str] | None = None, *, batch_size: int = 32,
-    gpus: float = 0, steps: int = 5, warmup: int = 2, rounds: int = 10, out_dir: Path = Path("results/profile"),
-    tracking_uri: str | None = None, cache_dir: Path | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
+    task_name: str,
+    lengths: Sequence[int],
+    archs: Sequence[str] | None = None,
+    *,
+    batch_size: int = 32,
+    gpus: float = 0,
+    steps: int = 5,
+    warmup: int = 2,
+    rounds: int = 10,
+    out_dir: Path = Path("results/profile"),
+    tracking_uri: str | None = None,
+    cache_dir: Path | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Profile ``archs`` (default: every trainable architecture that can run the task) at each length."""
     import torch
@@ -112,7 +142,9 @@ def run_profile(
     names = list(archs) if archs else [e.name for e in registry.architectures if e.obj.trainable]
     arch_objs = {name: registry.architectures.get(name, "--arch").obj() for name in names}
     if gpus > 0 and not torch.cuda.is_available():
-        raise HarnessError(f"--gpus {gpus}: no CUDA device is visible here; use --gpus 0 to profile on the CPU")
+        raise HarnessError(
+            f"--gpus {gpus}: no CUDA device is visible here; use --gpus 0 to profile on the CPU"
+        )
     device = torch.device("cuda", 0) if gpus > 0 else torch.device("cpu")
     sizes = {k: batch_size for k in SIZE_PARAMS if k in task_cls.Params.model_fields}
     records: list[dict[str, Any]] = []
@@ -120,16 +152,30 @@ def run_profile(
         task = task_cls({param: length, **sizes})
         info = task.cached_info()
         for name, arch in arch_objs.items():
-            base = {"task": task_name, "architecture": name, "arch_label": name, "length": length,
-                    "batch_size": batch_size, "device": describe_device("gpu" if gpus > 0 else "cpu")}
+            base = {
+                "task": task_name,
+                "architecture": name,
+                "arch_label": name,
+                "length": length,
+                "batch_size": batch_size,
+                "device": describe_device("gpu" if gpus > 0 else "cpu"),
+            }
             reason = arch.incompatibility(info)
             if reason:
                 if archs:  # asked for by name: say why not
                     raise HarnessError(f"--arch {name}: cannot run task `{task_name}`: {reason}")
                 continue
             try:
-                cost = profile_one(task, arch, batch_size, device, steps=steps, warmup=warmup, rounds=rounds,
-                                   cache_dir=cache_dir or default_cache_dir())
+                cost = profile_one(
+                    task,
+                    arch,
+                    batch_size,
+                    device,
+                    steps=steps,
+                    warmup=warmup,
+                    rounds=rounds,
+                    cache_dir=cache_dir or default_cache_dir(),
+                )
                 record = {**base, **cost}
             except torch.cuda.OutOfMemoryError as exc:  # a real result at long lengths
                 record = {**base, "error": f"out of memory: {str(exc).splitlines()[0]}"}
@@ -160,14 +206,27 @@ def _log_mlflow(records: list[dict[str, Any]], task_name: str, uri: str | None) 
     client = MlflowClient(tracking_uri=resolved)
     experiment = f"profile-{task_name}"
     found = client.get_experiment_by_name(experiment)
-    exp_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location(resolved))
+    exp_id = (
+        found.experiment_id if found else client.create_experiment(experiment, artifact_location(resolved))
+    )
     now = int(time.time() * 1000)
     for arch in dict.fromkeys(r["architecture"] for r in records):
         rows = [r for r in records if r["architecture"] == arch]
-        run = client.create_run(exp_id, run_name=arch, tags={"harness.task": task_name, "harness.architecture": arch,
-                                                              "harness.device": rows[0]["device"]})
-        metrics = [Metric(k, float(r[k]), now, int(r["length"])) for r in rows for k in PROFILE_KEYS
-                   if k in r and math.isfinite(float(r[k]))]
+        run = client.create_run(
+            exp_id,
+            run_name=arch,
+            tags={
+                "harness.task": task_name,
+                "harness.architecture": arch,
+                "harness.device": rows[0]["device"],
+            },
+        )
+        metrics = [
+            Metric(k, float(r[k]), now, int(r["length"]))
+            for r in rows
+            for k in PROFILE_KEYS
+            if k in r and math.isfinite(float(r[k]))
+        ]
         client.log_batch(run.info.run_id, metrics=metrics)
         client.log_param(run.info.run_id, "batch_size", str(rows[0]["batch_size"]))
         client.log_dict(run.info.run_id, {"records": rows}, "profile.json")

@@ -22,10 +22,22 @@ def git_commit() -> str | None:
     if not (_ROOT / ".git").exists() or shutil.which("git") is None:
         return None
     try:
-        sha = subprocess.run(["git", "-C", str(_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(_ROOT), "diff", "--quiet", "HEAD", "--"], capture_output=True,
-                               timeout=30, check=False).returncode == 1
+        sha = subprocess.run(
+            ["git", "-C", str(_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = (
+            subprocess.run(
+                ["git", "-C", str(_ROOT), "diff", "--quiet", "HEAD", "--"],
+                capture_output=True,
+                timeout=30,
+                check=False,
+            ).returncode
+            == 1
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}-dirty" if sha and dirty else (sha or None)

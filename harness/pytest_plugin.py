@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from harness.registry import Registry
 
 
-
 try:
     import pytest
 except ImportError:  # pragma: no cover - pytest is only needed to use the fixtures
@@ -77,7 +76,11 @@ if pytest is not None:
 
         def write(data: Mapping[str, Any] | str, name: str = "suite.yaml") -> Path:
             path = tmp_path / name
-            text = textwrap.dedent(data) if isinstance(data, str) else yaml.safe_dump(dict(data), sort_keys=False)
+            text = (
+                textwrap.dedent(data)
+                if isinstance(data, str)
+                else yaml.safe_dump(dict(data), sort_keys=False)
+            )
             path.write_text(text, encoding="utf-8")
             return path
 

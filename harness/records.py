@@ -74,13 +74,21 @@ class PlanProvenance(_Frozen):
 
     def id_versions(self) -> dict[str, str]:
         """The versions that enter the run id (the layout every earlier run id was hashed with)."""
-        return {"harness": self.harness, "task_plugin": self.task_plugin.pin,
-                "arch_plugin": self.arch_plugin.pin, "data": self.data_version}
+        return {
+            "harness": self.harness,
+            "task_plugin": self.task_plugin.pin,
+            "arch_plugin": self.arch_plugin.pin,
+            "data": self.data_version,
+        }
 
     def tags(self) -> dict[str, str]:
         """Flat ``name → version`` pairs, e.g. for MLflow tags ``version.<name>``."""
-        out = {"harness": self.harness, self.task_plugin.distribution: self.task_plugin.version,
-               self.arch_plugin.distribution: self.arch_plugin.version, "data": self.data_version}
+        out = {
+            "harness": self.harness,
+            self.task_plugin.distribution: self.task_plugin.version,
+            self.arch_plugin.distribution: self.arch_plugin.version,
+            "data": self.data_version,
+        }
         if self.git_commit:
             out["harness_git_commit"] = self.git_commit
         return out
@@ -226,8 +234,11 @@ class RunRecord(BaseModel):
 
     def test_metrics(self) -> dict[str, float]:
         """``metric → value`` of the finite test metrics, ``test_loss`` left out."""
-        return {k[len(TEST_PREFIX):]: v for k, v in self.metrics.items()
-                if k.startswith(TEST_PREFIX) and k != TEST_PREFIX + "loss" and math.isfinite(v)}
+        return {
+            k[len(TEST_PREFIX) :]: v
+            for k, v in self.metrics.items()
+            if k.startswith(TEST_PREFIX) and k != TEST_PREFIX + "loss" and math.isfinite(v)
+        }
 
     def direction_of(self, metric: str) -> Direction | None:
         """The recorded direction of ``metric`` (None for records that predate directions)."""
@@ -241,15 +252,23 @@ class RunRecord(BaseModel):
         ``record["metrics"]["test_accuracy"]``, ``record["versions"]``...). New code reads the fields."""
         spec, runtime = self.spec, self.runtime
         return {
-            **spec.model_dump(mode="json", exclude={"metrics", "provenance", "measure", "execution", "attempt",
-                                                     "cache_dir"}),
-            "status": self.status, "metrics": dict(self.metrics), "cost": dict(self.cost),
-            "history": list(self.history), "error": self.failure.message if self.failure else None,
+            **spec.model_dump(
+                mode="json", exclude={"metrics", "provenance", "measure", "execution", "attempt", "cache_dir"}
+            ),
+            "status": self.status,
+            "metrics": dict(self.metrics),
+            "cost": dict(self.cost),
+            "history": list(self.history),
+            "error": self.failure.message if self.failure else None,
             "failure": self.failure.model_dump(exclude={"traceback"}) if self.failure else None,
             "versions": {**(runtime.versions if runtime else {}), **spec.provenance.id_versions()},
-            "device": runtime.device if runtime else "", "host": runtime.host if runtime else "",
-            "attempts": self.attempts, "started_at": self.started_at, "finished_at": self.finished_at,
-            "wall_time_s": self.wall_time_s, "parent_run_id": self.parent_run_id,
+            "device": runtime.device if runtime else "",
+            "host": runtime.host if runtime else "",
+            "attempts": self.attempts,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "wall_time_s": self.wall_time_s,
+            "parent_run_id": self.parent_run_id,
         }
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -265,16 +284,32 @@ class RunRecord(BaseModel):
         return cls(spec=spec, status="skipped", parent_run_id=parent_run_id)
 
     @classmethod
-    def failed(cls, spec: RunSpec, kind: FailureKind, message: str, *, traceback: str = "", attempts: int = 1,
-               history: Sequence[Mapping[str, float]] = (), started_at: float | None = None,
-               finished_at: float, status: Status | None = None, runtime: RuntimeInfo | None = None) -> RunRecord:
+    def failed(
+        cls,
+        spec: RunSpec,
+        kind: FailureKind,
+        message: str,
+        *,
+        traceback: str = "",
+        attempts: int = 1,
+        history: Sequence[Mapping[str, float]] = (),
+        started_at: float | None = None,
+        finished_at: float,
+        status: Status | None = None,
+        runtime: RuntimeInfo | None = None,
+    ) -> RunRecord:
         """A run that ended without results: ``killed`` status for Ctrl-C (or ``status``), else ``failed``."""
         started = finished_at if started_at is None else started_at
         return cls(
-            spec=spec, status=status or ("killed" if kind == "killed" else "failed"),
+            spec=spec,
+            status=status or ("killed" if kind == "killed" else "failed"),
             failure=Failure(kind=kind, message=message, attempts=attempts, traceback=traceback),
-            history=[dict(row) for row in history], runtime=runtime, attempts=attempts,
-            started_at=started, finished_at=finished_at, wall_time_s=max(0.0, finished_at - started),
+            history=[dict(row) for row in history],
+            runtime=runtime,
+            attempts=attempts,
+            started_at=started,
+            finished_at=finished_at,
+            wall_time_s=max(0.0, finished_at - started),
         )
 
     # -- the results file ----------------------------------------------------------------------
@@ -305,16 +340,25 @@ def _clean(value: Any) -> Any:
 
 
 # -- records written before RunRecord (flat dicts) ------------------------------------------------
-def _flat_provenance(versions: Mapping[str, Any]) -> tuple[PlanProvenance, RuntimeInfo | None, dict[str, str]]:
+def _flat_provenance(
+    versions: Mapping[str, Any],
+) -> tuple[PlanProvenance, RuntimeInfo | None, dict[str, str]]:
     """Old records kept plan versions (skipped ones) or runtime versions (executed ones) under one key."""
     plain = {str(k): str(v) for k, v in versions.items()}
     if "task_plugin" in plain:
-        plan = PlanProvenance(harness=plain.get("harness", "unknown"), task_plugin=PluginRef.parse(plain["task_plugin"]),
-                              arch_plugin=PluginRef.parse(plain.get("arch_plugin", "")),
-                              data_version=plain.get("data", "unknown"))
+        plan = PlanProvenance(
+            harness=plain.get("harness", "unknown"),
+            task_plugin=PluginRef.parse(plain["task_plugin"]),
+            arch_plugin=PluginRef.parse(plain.get("arch_plugin", "")),
+            data_version=plain.get("data", "unknown"),
+        )
         return plan, None, {}
-    plan = PlanProvenance(harness=plain.get("harness", "unknown"), task_plugin=UNKNOWN_PLUGIN,
-                          arch_plugin=UNKNOWN_PLUGIN, data_version="unknown")
+    plan = PlanProvenance(
+        harness=plain.get("harness", "unknown"),
+        task_plugin=UNKNOWN_PLUGIN,
+        arch_plugin=UNKNOWN_PLUGIN,
+        data_version="unknown",
+    )
     return plan, None, plain
 
 
@@ -326,51 +370,77 @@ def _from_flat(data: Mapping[str, Any]) -> JsonDict:
     values = data.get("metrics")
     metric_values = dict(values) if isinstance(values, Mapping) else {}
     primary = str(data.get("primary_metric") or "")
-    names = [k[len(TEST_PREFIX):] for k in metric_values if k.startswith(TEST_PREFIX) and k != "test_loss"]
+    names = [k[len(TEST_PREFIX) :] for k in metric_values if k.startswith(TEST_PREFIX) and k != "test_loss"]
     trainer: Any = data.get("trainer") or {}
     try:
         trainer = TrainerSpec.model_validate(trainer)
     except ValidationError:
         trainer = TrainerSpec()
     spec = {
-        "run_id": data["run_id"], "suite": data.get("suite") or "?",
-        "task": data["task"], "task_label": data.get("task_label") or data["task"],
+        "run_id": data["run_id"],
+        "suite": data.get("suite") or "?",
+        "task": data["task"],
+        "task_label": data.get("task_label") or data["task"],
         "task_params": data.get("task_params") or {},
-        "architecture": data["architecture"], "arch_label": data.get("arch_label") or data["architecture"],
-        "arch_params": data.get("arch_params") or {}, "grid": data.get("grid") or {},
-        "seed": int(data.get("seed") or 0), "trainer": trainer,
+        "architecture": data["architecture"],
+        "arch_label": data.get("arch_label") or data["architecture"],
+        "arch_params": data.get("arch_params") or {},
+        "grid": data.get("grid") or {},
+        "seed": int(data.get("seed") or 0),
+        "trainer": trainer,
         "resources": _lenient(ResourcesSpec, data.get("resources")),
         "measure": _lenient(MeasureSpec, data.get("measure")),
         "metrics": tuple(dict.fromkeys([primary, *names])) if primary else tuple(names),
-        "primary_metric": primary, "direction": data.get("direction") if data.get("direction") in ("max", "min") else "max",
-        "target": data.get("target"), "provenance": plan, "skip_reason": data.get("skip_reason"),
+        "primary_metric": primary,
+        "direction": data.get("direction") if data.get("direction") in ("max", "min") else "max",
+        "target": data.get("target"),
+        "provenance": plan,
+        "skip_reason": data.get("skip_reason"),
     }
     failure = data.get("failure")
     error = data.get("error")
     if data.get("status") in ("failed", "killed"):
         block = failure if isinstance(failure, Mapping) else {}
-        kind = block.get("kind") if block.get("kind") in FAILURE_KINDS else (
-            "killed" if data.get("status") == "killed" else "exception")
-        failure = {"kind": kind, "message": str(block.get("message") or error or kind),
-                   "attempts": int(block.get("attempts") or data.get("attempts") or 1),
-                   "traceback": str(data.get("traceback") or "")}
+        kind = (
+            block.get("kind")
+            if block.get("kind") in FAILURE_KINDS
+            else ("killed" if data.get("status") == "killed" else "exception")
+        )
+        failure = {
+            "kind": kind,
+            "message": str(block.get("message") or error or kind),
+            "attempts": int(block.get("attempts") or data.get("attempts") or 1),
+            "traceback": str(data.get("traceback") or ""),
+        }
     else:
         failure = None
     runtime = None
     if data.get("status") != "skipped":
-        runtime = {"host": str(data.get("host") or ""), "pid": int(data.get("pid") or 0),
-                   "device": str(data.get("device") or ""), "node_id": data.get("node_id"),
-                   "versions": runtime_versions}
+        runtime = {
+            "host": str(data.get("host") or ""),
+            "pid": int(data.get("pid") or 0),
+            "device": str(data.get("device") or ""),
+            "node_id": data.get("node_id"),
+            "versions": runtime_versions,
+        }
     cost = data.get("cost")
     return {
-        "spec": spec, "status": data.get("status"), "failure": failure, "metrics": metric_values,
+        "spec": spec,
+        "status": data.get("status"),
+        "failure": failure,
+        "metrics": metric_values,
         "cost": dict(cost) if isinstance(cost, Mapping) else {},
         "history": [dict(row) for row in data.get("history") or [] if isinstance(row, Mapping)],
-        "gradient_flow": data.get("gradient_flow"), "artifacts": data.get("artifacts") or {},
-        "runtime": runtime, "attempts": int(data.get("attempts") or 1),
-        "started_at": float(data.get("started_at") or 0.0), "finished_at": float(data.get("finished_at") or 0.0),
-        "wall_time_s": float(data.get("wall_time_s") or 0.0), "world_size": data.get("world_size"),
-        "parent_run_id": data.get("parent_run_id"), "mlflow_run_id": data.get("mlflow_run_id"),
+        "gradient_flow": data.get("gradient_flow"),
+        "artifacts": data.get("artifacts") or {},
+        "runtime": runtime,
+        "attempts": int(data.get("attempts") or 1),
+        "started_at": float(data.get("started_at") or 0.0),
+        "finished_at": float(data.get("finished_at") or 0.0),
+        "wall_time_s": float(data.get("wall_time_s") or 0.0),
+        "world_size": data.get("world_size"),
+        "parent_run_id": data.get("parent_run_id"),
+        "mlflow_run_id": data.get("mlflow_run_id"),
     }
 
 
@@ -396,7 +466,19 @@ def finished_ids(records: Iterable[RunRecord]) -> set[str]:
 
 
 __all__ = [
-    "FAILURE_KINDS", "RECORD_FORMAT", "TEST_PREFIX", "UNKNOWN_PLUGIN", "Direction", "Failure", "FailureKind",
-    "PlanProvenance", "PluginRef", "RunRecord", "RunSpec", "RuntimeInfo", "Status", "finished_ids",
+    "FAILURE_KINDS",
+    "RECORD_FORMAT",
+    "TEST_PREFIX",
+    "UNKNOWN_PLUGIN",
+    "Direction",
+    "Failure",
+    "FailureKind",
+    "PlanProvenance",
+    "PluginRef",
+    "RunRecord",
+    "RunSpec",
+    "RuntimeInfo",
+    "Status",
+    "finished_ids",
     "latest_by_run",
 ]

@@ -155,7 +155,9 @@ class Registry:
     def namespace(self, kind: str) -> Namespace[Any]:
         """The namespace of ``kind`` (one of :data:`KINDS`), typed by kind when it is a literal."""
         if kind not in KINDS:
-            raise UnknownNameError(f"Unknown kind `{kind}`. {suggest(kind, KINDS)}Choose one of: {', '.join(KINDS)}.")
+            raise UnknownNameError(
+                f"Unknown kind `{kind}`. {suggest(kind, KINDS)}Choose one of: {', '.join(KINDS)}."
+            )
         ns: Namespace[Any] = getattr(self, kind)
         return ns
 
@@ -181,26 +183,36 @@ def malformed(kind: str, obj: Any) -> str | None:
         if not isinstance(obj.name, str) or not obj.name:
             return f"a MetricSpec has no name ({obj!r}); give it a non-empty string `name`."
         if obj.direction not in ("max", "min"):
-            return (f"metric `{obj.name}` has direction {obj.direction!r}; use \"max\" (higher is better) "
-                    f"or \"min\" (lower is better).")
+            return (
+                f'metric `{obj.name}` has direction {obj.direction!r}; use "max" (higher is better) '
+                f'or "min" (lower is better).'
+            )
         if not callable(obj.factory):
-            return f"metric `{obj.name}`: `factory` is {obj.factory!r}, not a callable factory(info) -> Metric."
+            return (
+                f"metric `{obj.name}`: `factory` is {obj.factory!r}, not a callable factory(info) -> Metric."
+            )
         known = set(typing.get_args(interfaces.OutputKind))
         kinds = obj.output_kinds
         if isinstance(kinds, str) or not all(isinstance(k, str) for k in kinds) or not set(kinds) <= known:
-            return (f"metric `{obj.name}`: output_kinds {kinds!r} must be a set of output kinds "
-                    f"({', '.join(sorted(known))}).")
+            return (
+                f"metric `{obj.name}`: output_kinds {kinds!r} must be a set of output kinds "
+                f"({', '.join(sorted(known))})."
+            )
         return None
     base = getattr(interfaces, _BASES[kind])
     if not (isinstance(obj, type) and issubclass(obj, base)):
         what = f"an instance of {type(obj).__name__}" if isinstance(obj, base) else repr(obj)
-        return (f"{what} is not a subclass of harness.{base.__name__}; register the {singular} class "
-                f"itself, e.g. register(My{base.__name__}).")
+        return (
+            f"{what} is not a subclass of harness.{base.__name__}; register the {singular} class "
+            f"itself, e.g. register(My{base.__name__})."
+        )
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name:
-        return f"{singular} class {obj.__qualname__} has no `name`; give it a string class attribute `name = \"...\"`."
+        return f'{singular} class {obj.__qualname__} has no `name`; give it a string class attribute `name = "..."`.'
     params = getattr(obj, "Params", None)
     if not (isinstance(params, type) and issubclass(params, interfaces.Params)):
-        return (f"{singular} `{name}`: `Params` is {params!r}, not a subclass of harness.Params; "
-                f"write `class MyParams(harness.Params): ...` and set `Params = MyParams`.")
+        return (
+            f"{singular} `{name}`: `Params` is {params!r}, not a subclass of harness.Params; "
+            f"write `class MyParams(harness.Params): ...` and set `Params = MyParams`."
+        )
     return None

@@ -63,8 +63,9 @@ class RunOutcome:
         return sum(1 for r in self.results if not r.finished)
 
 
-def plan_suite(path: str, only: dict[str, set[str]] | None = None,
-               resources: dict[str, float] | None = None) -> Plan:
+def plan_suite(
+    path: str, only: dict[str, set[str]] | None = None, resources: dict[str, float] | None = None
+) -> Plan:
     """Load, validate and expand a suite; ``resources`` overrides its ``resources:`` (CLI --gpus/--cpus)."""
     registry = get_registry()
     suite = load_suite(path)
@@ -102,8 +103,14 @@ def _cache_dir() -> str | None:
 class _Recorder:
     """Records each finished cell once: MLflow child run (best effort), then the results file."""
 
-    def __init__(self, tracker: MlflowTracker, results_file: ResultsFile, parent: str,
-                 in_mlflow: dict[str, list[str]], console: Console) -> None:
+    def __init__(
+        self,
+        tracker: MlflowTracker,
+        results_file: ResultsFile,
+        parent: str,
+        in_mlflow: dict[str, list[str]],
+        console: Console,
+    ) -> None:
         self.tracker, self.results_file, self.parent = tracker, results_file, parent
         self.in_mlflow, self.console = in_mlflow, console
         self.results: list[RunRecord] = []
@@ -133,6 +140,7 @@ def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, conso
     from harness.console import Progress
 
     with Progress(console, len(todo), executor.capacity) as progress:
+
         def on_result(record: RunRecord) -> None:
             if recorder(record):
                 progress.finish(record)
@@ -142,8 +150,10 @@ def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, conso
         except KeyboardInterrupt:
             raise SuiteInterrupted(recorder.results, executor.unscheduled) from None
     if executor.deadline_hit:
-        console.print(f"[yellow]Suite deadline reached:[/] running cells were cancelled, "
-                      f"{executor.unscheduled} cell(s) not started; run the suite again to resume.")
+        console.print(
+            f"[yellow]Suite deadline reached:[/] running cells were cancelled, "
+            f"{executor.unscheduled} cell(s) not started; run the suite again to resume."
+        )
     if any(r.status == "killed" for r in recorder.results) or executor.unscheduled:
         return "KILLED"
     return "FINISHED" if all(r.finished for r in recorder.results) else "FAILED"
@@ -174,8 +184,10 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
         for record in skipped:
             results_file.append(record)
         if resumed:
-            console.print(f"Resuming: {resumed} finished run(s) found in {results_file.path} or MLflow are skipped "
-                          "(--rerun to redo).")
+            console.print(
+                f"Resuming: {resumed} finished run(s) found in {results_file.path} or MLflow are skipped "
+                "(--rerun to redo)."
+            )
         recorder = _Recorder(tracker, results_file, parent, in_mlflow, console)
         status = "FAILED"
         try:
@@ -185,41 +197,82 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
             raise
         finally:
             finished = sum(1 for r in recorder.results if r.finished)
-            tracker.finish_parent(status, {"runs_finished": finished, "runs_failed": len(recorder.results) - finished})
+            tracker.finish_parent(
+                status, {"runs_finished": finished, "runs_failed": len(recorder.results) - finished}
+            )
     finally:
         executor.close()
-    records = [r for r in latest_by_run([*previous, *skipped, *recorder.results]) if r.spec.suite == spec.name]
-    order = {cell.run_id: i for i, cell in enumerate(plan.cells)}  # tables follow the suite, not finishing order
+    records = [
+        r for r in latest_by_run([*previous, *skipped, *recorder.results]) if r.spec.suite == spec.name
+    ]
+    order = {
+        cell.run_id: i for i, cell in enumerate(plan.cells)
+    }  # tables follow the suite, not finishing order
     records.sort(key=lambda r: order.get(r.run_id, len(order)))
-    reports = write_reports(records, spec.name, options.report_dir, invocation=parent, suite_path=plan.suite.path,
-                            command=command, reporters=spec.reporters,
-                            profile_dir=results_file.path.parent / "profile")
-    return RunOutcome(recorder.results, records, plan.skipped, resumed, results_file.path, uri,
-                      tracker.experiment_id, parent, reports, executor.unscheduled)
+    reports = write_reports(
+        records,
+        spec.name,
+        options.report_dir,
+        invocation=parent,
+        suite_path=plan.suite.path,
+        command=command,
+        reporters=spec.reporters,
+        profile_dir=results_file.path.parent / "profile",
+    )
+    return RunOutcome(
+        recorder.results,
+        records,
+        plan.skipped,
+        resumed,
+        results_file.path,
+        uri,
+        tracker.experiment_id,
+        parent,
+        reports,
+        executor.unscheduled,
+    )
 
 
-def _start_parent(tracker: MlflowTracker, plan: Plan, executor: str, command: str, todo: list[RunSpec],
-                  resumed: int) -> str:
+def _start_parent(
+    tracker: MlflowTracker, plan: Plan, executor: str, command: str, todo: list[RunSpec], resumed: int
+) -> str:
     spec = plan.suite.spec
     commit = git_commit()
     return tracker.start_parent(
         name=f"{spec.name} {time.strftime('%Y-%m-%d %H:%M:%S')}",
         tags={
-            "harness.suite": spec.name, "harness.suite_file": str(plan.suite.path),
-            "harness.version": __version__, "harness.executor": executor,
-            "harness.command": command, "harness.host": socket.gethostname(),
+            "harness.suite": spec.name,
+            "harness.suite_file": str(plan.suite.path),
+            "harness.version": __version__,
+            "harness.executor": executor,
+            "harness.command": command,
+            "harness.host": socket.gethostname(),
             "harness.python": platform.python_version(),
             **({"harness.git_commit": commit} if commit else {}),
         },
-        params={"seeds": spec.seeds, "cells": len(plan.cells), "to_run": len(todo),
-                "skipped": len(plan.skipped), "resumed": resumed, "resources": spec.resources.model_dump()},
+        params={
+            "seeds": spec.seeds,
+            "cells": len(plan.cells),
+            "to_run": len(todo),
+            "skipped": len(plan.skipped),
+            "resumed": resumed,
+            "resources": spec.resources.model_dump(),
+        },
         suite_text=plan.suite.path.read_text(encoding="utf-8"),
     )
 
 
-def write_reports(records: list[RunRecord], suite_name: str, report_dir: str | None, *,
-                  invocation: str | None = None, suite_path: Path | None = None, command: str | None = None,
-                  reporters: list[str] | None = None, profile_dir: Path | None = None) -> list[Path]:
+def write_reports(
+    records: list[RunRecord],
+    suite_name: str,
+    report_dir: str | None,
+    *,
+    invocation: str | None = None,
+    suite_path: Path | None = None,
+    command: str | None = None,
+    reporters: list[str] | None = None,
+    profile_dir: Path | None = None,
+) -> list[Path]:
     """The suite's reporters (``reporters:``; None = every installed one) write ``records`` into
     ``<report_dir or reports/<suite>>/<invocation>/``, copied to ``.../latest/`` as a stable link target.
     """
@@ -239,5 +292,12 @@ def write_reports(records: list[RunRecord], suite_name: str, report_dir: str | N
     return write_report_set(records, root, context, reporters)
 
 
-__all__ = ["RunOptions", "RunOutcome", "SuiteInterrupted", "default_results_path", "plan_suite", "run_plan",
-           "write_reports"]
+__all__ = [
+    "RunOptions",
+    "RunOutcome",
+    "SuiteInterrupted",
+    "default_results_path",
+    "plan_suite",
+    "run_plan",
+    "write_reports",
+]

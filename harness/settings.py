@@ -58,8 +58,10 @@ class TbpttSpec(Strict):
     @model_validator(mode="after")
     def _k2_le_k1(self) -> TbpttSpec:
         if self.k2 is not None and self.k2 > self.k1:
-            raise ValueError(f"tbptt.k2 ({self.k2}) must not exceed tbptt.k1 ({self.k1}): "
-                             "gradients can only flow back through steps of the current chunk")
+            raise ValueError(
+                f"tbptt.k2 ({self.k2}) must not exceed tbptt.k1 ({self.k1}): "
+                "gradients can only flow back through steps of the current chunk"
+            )
         return self
 
 

@@ -29,8 +29,20 @@ from harness.validation import raise_for
 from harness.yamlsrc import Source, load_yaml
 
 __all__ = [  # the run settings live in harness.settings; re-exported for existing imports
-    "EarlyStopping", "ExecutionSpec", "GradientFlowSpec", "MeasureSpec", "ResourcesSpec", "Strict", "Suite",
-    "SuiteSpec", "TbpttSpec", "TrackingSpec", "TrainerSpec", "check_accelerator", "load_suite", "parse_seconds",
+    "EarlyStopping",
+    "ExecutionSpec",
+    "GradientFlowSpec",
+    "MeasureSpec",
+    "ResourcesSpec",
+    "Strict",
+    "Suite",
+    "SuiteSpec",
+    "TbpttSpec",
+    "TrackingSpec",
+    "TrainerSpec",
+    "check_accelerator",
+    "load_suite",
+    "parse_seconds",
 ]
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
@@ -52,7 +64,9 @@ def _non_empty_axis(values: list[Any]) -> list[Any]:
         raise ValueError("this grid axis has no values; give it a list of at least one value, e.g. [32, 64]")
     for i, value in enumerate(values):
         if any(value == earlier and type(value) is type(earlier) for earlier in values[:i]):
-            raise ValueError(f"the value {value!r} appears twice in this grid axis (it would run twice); remove one")
+            raise ValueError(
+                f"the value {value!r} appears twice in this grid axis (it would run twice); remove one"
+            )
     return values
 
 

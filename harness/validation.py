@@ -53,8 +53,15 @@ def _clean_loc(loc: tuple[Any, ...]) -> Loc:
 
 
 def _type_name(value: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping", type(None): "empty (null)"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "empty (null)",
+    }.get(type(value), type(value).__name__)
 
 
 def _hint(kind: str, loc: Loc, value: Any) -> str:
@@ -66,7 +73,9 @@ def _hint(kind: str, loc: Loc, value: Any) -> str:
             return "Give it `key: value` lines, or remove the key to use the defaults."
         return "Write it as a mapping of `key: value` lines."
     if loc == ("seeds",):
-        return "Give a count (e.g. `seeds: 3` for seeds 0, 1, 2) or a list of seeds (e.g. `seeds: [0, 1, 2]`)."
+        return (
+            "Give a count (e.g. `seeds: 3` for seeds 0, 1, 2) or a list of seeds (e.g. `seeds: [0, 1, 2]`)."
+        )
     if kind == "list_type":
         return "Write it as a list, e.g. `[a, b]` or one `- item` per line."
     if kind == "string_pattern_mismatch":
@@ -80,7 +89,10 @@ def _covered_by_typo(key: Any, extras: list[str]) -> bool:
 
 
 def describe_errors(
-    exc: ValidationError, source: Source, model: type[BaseModel], prefix: Loc = (),
+    exc: ValidationError,
+    source: Source,
+    model: type[BaseModel],
+    prefix: Loc = (),
     relocate: typing.Callable[[Loc], Loc | None] | None = None,
 ) -> list[str]:
     """One sentence per error: where (path and line), what, and how to fix."""
@@ -122,7 +134,10 @@ def describe_errors(
 
 
 def raise_for(
-    exc: ValidationError, source: Source, model: type[BaseModel], prefix: Loc = (),
+    exc: ValidationError,
+    source: Source,
+    model: type[BaseModel],
+    prefix: Loc = (),
     relocate: typing.Callable[[Loc], Loc | None] | None = None,
 ) -> typing.NoReturn:
     """Raise a SuiteError for ``exc``; ``relocate`` may map an inner loc elsewhere."""

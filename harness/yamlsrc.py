@@ -66,7 +66,9 @@ def _check_tag(node: yaml.Node, loc: Loc, path: Path) -> None:
     )
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path, seen_nodes: set[int] | None = None) -> None:
+def _walk(
+    node: yaml.Node, loc: Loc, lines: dict[Loc, int], path: Path, seen_nodes: set[int] | None = None
+) -> None:
     seen_nodes = set() if seen_nodes is None else seen_nodes
     _check_tag(node, loc, path)
     lines[loc] = node.start_mark.line + 1
@@ -104,11 +106,15 @@ def load_yaml(path: str | Path) -> Source:
             f"directory, {Path.cwd()}); the shipped suites live in suites/, e.g. suites/quickstart.yaml."
         )
     if not path.is_file():
-        raise SuiteError(f"`{path}` is not a file. Pass the path of a suite YAML file, e.g. suites/quickstart.yaml.")
+        raise SuiteError(
+            f"`{path}` is not a file. Pass the path of a suite YAML file, e.g. suites/quickstart.yaml."
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"Cannot read suite file `{path}`: {exc}. Make it a readable UTF-8 text file.") from None
+        raise SuiteError(
+            f"Cannot read suite file `{path}`: {exc}. Make it a readable UTF-8 text file."
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -129,7 +135,9 @@ def load_yaml(path: str | Path) -> Source:
     except yaml.YAMLError as exc:
         raise _syntax_error(path, exc) from None
     except RecursionError:
-        raise SuiteError(f"{path}: the YAML nests too deeply (or an alias refers to itself). Flatten it.") from None
+        raise SuiteError(
+            f"{path}: the YAML nests too deeply (or an alias refers to itself). Flatten it."
+        ) from None
     if data is None:  # only `---`, `~` or `null`
         raise _empty(path)
     return Source(path=path, data=data, lines=lines)

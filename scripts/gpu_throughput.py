@@ -49,10 +49,12 @@ def main() -> None:
                 cost = record.cost
                 device = record.runtime.device if record.runtime else "?"
                 ref = base.setdefault(cell.architecture, cost["train_throughput"])
-                print(f"{cell.architecture:12s} {precision:10s} train {cost['train_throughput']:10.0f}/s "
-                      f"(x{cost['train_throughput'] / ref:.2f} vs 32-true)  "
-                      f"inference {cost['inference_throughput']:10.0f}/s  "
-                      f"test_mse {record.metrics['test_mse']:.4f}  {device}")
+                print(
+                    f"{cell.architecture:12s} {precision:10s} train {cost['train_throughput']:10.0f}/s "
+                    f"(x{cost['train_throughput'] / ref:.2f} vs 32-true)  "
+                    f"inference {cost['inference_throughput']:10.0f}/s  "
+                    f"test_mse {record.metrics['test_mse']:.4f}  {device}"
+                )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,15 @@ class FaultTask(Task):
         if p.mode == "nan":
             return prediction.sum() * float("nan")
         held = p.mode == "hold" and not (p.pid_dir and (Path(p.pid_dir) / "release").exists())
-        if p.mode == "sleep" or held or (p.mode == "sleep_first" and p.pid_dir
-                                         and (Path(p.pid_dir) / str(os.getpid())).read_text() == "first"):
+        if (
+            p.mode == "sleep"
+            or held
+            or (
+                p.mode == "sleep_first"
+                and p.pid_dir
+                and (Path(p.pid_dir) / str(os.getpid())).read_text() == "first"
+            )
+        ):
             time.sleep(p.sleep_s)
         return super().loss(prediction, target)
 

@@ -25,7 +25,9 @@ def write_suite(directory: Path, data: dict[str, Any] | str, name: str = "suite.
     return path
 
 
-def tiny_suite(name: str = "tiny", archs: list[str] | None = None, tasks: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def tiny_suite(
+    name: str = "tiny", archs: list[str] | None = None, tasks: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
     task_entries = []
     for task in tasks or ["digits", "adding"]:
         entry: dict[str, Any] = {"name": task}
@@ -57,34 +59,76 @@ def payloads(suite_path: Path, cache_dir: Path) -> list[RunSpec]:
 TEST_PLUGIN = "harness==0.0.0"
 
 
-def make_spec(task: str = "digits", arch: str = "gru", seed: int = 0, *, suite: str = "s",
-              metric: str = "accuracy", direction: Direction = "max", run_id: str | None = None,
-              task_label: str | None = None, arch_label: str | None = None, grid: dict[str, Any] | None = None,
-              skip_reason: str | None = None, task_plugin: str = TEST_PLUGIN, arch_plugin: str = TEST_PLUGIN,
-              data_version: str = "1", harness_version: str = "0.0.0", git_commit: str | None = None) -> RunSpec:
+def make_spec(
+    task: str = "digits",
+    arch: str = "gru",
+    seed: int = 0,
+    *,
+    suite: str = "s",
+    metric: str = "accuracy",
+    direction: Direction = "max",
+    run_id: str | None = None,
+    task_label: str | None = None,
+    arch_label: str | None = None,
+    grid: dict[str, Any] | None = None,
+    skip_reason: str | None = None,
+    task_plugin: str = TEST_PLUGIN,
+    arch_plugin: str = TEST_PLUGIN,
+    data_version: str = "1",
+    harness_version: str = "0.0.0",
+    git_commit: str | None = None,
+) -> RunSpec:
     """A synthetic :class:`RunSpec` (default trainer, one metric) with a plan provenance."""
     from harness.records import PlanProvenance, PluginRef, RunSpec
     from harness.settings import TrainerSpec
 
     return RunSpec(
-        run_id=run_id or f"{suite}-{task_label or task}-{arch_label or arch}-{seed}", suite=suite,
-        task=task, task_label=task_label or task, task_params={},
-        architecture=arch, arch_label=arch_label or arch, arch_params={}, grid=grid or {},
-        seed=seed, trainer=TrainerSpec(), metrics=(metric,), primary_metric=metric, direction=direction,
-        provenance=PlanProvenance(harness=harness_version, task_plugin=PluginRef.parse(task_plugin),
-                                  arch_plugin=PluginRef.parse(arch_plugin), data_version=data_version,
-                                  git_commit=git_commit),
+        run_id=run_id or f"{suite}-{task_label or task}-{arch_label or arch}-{seed}",
+        suite=suite,
+        task=task,
+        task_label=task_label or task,
+        task_params={},
+        architecture=arch,
+        arch_label=arch_label or arch,
+        arch_params={},
+        grid=grid or {},
+        seed=seed,
+        trainer=TrainerSpec(),
+        metrics=(metric,),
+        primary_metric=metric,
+        direction=direction,
+        provenance=PlanProvenance(
+            harness=harness_version,
+            task_plugin=PluginRef.parse(task_plugin),
+            arch_plugin=PluginRef.parse(arch_plugin),
+            data_version=data_version,
+            git_commit=git_commit,
+        ),
         skip_reason=skip_reason,
     )
 
 
-def make_record(task: str = "digits", arch: str = "gru", seed: int = 0, value: float | None = None,
-                status: Status = "finished", *, metric: str = "accuracy", direction: Direction = "max",
-                run_id: str | None = None, error: str = "boom", kind: FailureKind = "exception",
-                cost: dict[str, float] | None = None, history: list[dict[str, float]] | None = None,
-                gradient_flow: dict[str, Any] | None = None, device: str = "", host: str = "",
-                versions: dict[str, str] | None = None, parent_run_id: str | None = None,
-                **spec: Any) -> RunRecord:
+def make_record(
+    task: str = "digits",
+    arch: str = "gru",
+    seed: int = 0,
+    value: float | None = None,
+    status: Status = "finished",
+    *,
+    metric: str = "accuracy",
+    direction: Direction = "max",
+    run_id: str | None = None,
+    error: str = "boom",
+    kind: FailureKind = "exception",
+    cost: dict[str, float] | None = None,
+    history: list[dict[str, float]] | None = None,
+    gradient_flow: dict[str, Any] | None = None,
+    device: str = "",
+    host: str = "",
+    versions: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+    **spec: Any,
+) -> RunRecord:
     """A synthetic :class:`RunRecord` of ``task`` × ``arch`` · ``seed``.
 
     ``value`` is the test value of the primary ``metric`` (none recorded when None); a failed or
@@ -97,11 +141,16 @@ def make_record(task: str = "digits", arch: str = "gru", seed: int = 0, value: f
     run_spec = make_spec(task, arch, seed, metric=metric, direction=direction, run_id=run_id, **spec)
     failed = status in ("failed", "killed")
     return RunRecord(
-        spec=run_spec, status=status,
+        spec=run_spec,
+        status=status,
         failure=Failure(kind=kind, message=error) if failed else None,
         metrics={f"test_{metric}": value} if value is not None else {},
-        cost=dict(cost or {}), history=list(history or []), gradient_flow=gradient_flow,
-        runtime=None if status == "skipped" else RuntimeInfo(host=host, device=device, versions=dict(versions or {})),
+        cost=dict(cost or {}),
+        history=list(history or []),
+        gradient_flow=gradient_flow,
+        runtime=None
+        if status == "skipped"
+        else RuntimeInfo(host=host, device=device, versions=dict(versions or {})),
         parent_run_id=parent_run_id,
     )
 
@@ -127,7 +176,7 @@ def mlflow_runs(db: Path, experiment: str) -> tuple[Any, list[Any], list[Any]]:
 
 
 #: a plugin module with two tasks that fail: a NaN loss, and a data source that raises
-BROKEN_TASKS = '''
+BROKEN_TASKS = """
 from harness import hookimpl, Task, TaskInfo, InputSpec, DataConfig
 
 class _Base(Task):
@@ -151,18 +200,26 @@ class CrashTask(_Base):
 def register_tasks(register):
     register(NanTask)
     register(CrashTask)
-'''
+"""
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--enable-logging=stderr", "--v=0"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 def chromium(*args: str) -> subprocess.CompletedProcess[str]:
     """Headless Debian chromium with the usual flags (callers skip when ``CHROMIUM`` is None)."""
     assert CHROMIUM is not None
-    return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, *args], capture_output=True, text=True, timeout=120, check=False
+    )
 
 
 def console_messages(stderr: str) -> list[str]:

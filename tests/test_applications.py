@@ -31,8 +31,15 @@ def test_smoke_suite_runs_every_task_on_ray_into_mlflow(tmp_path: Path) -> None:
     env = {**os.environ, "HARNESS_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("RAY_ADDRESS", None)
-    args = [sys.executable, "-m", "harness.cli", "run", str(REPO / "suites" / "smoke.yaml"),
-            "--only", "arch=gru,naive"]
+    args = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        str(REPO / "suites" / "smoke.yaml"),
+        "--only",
+        "arch=gru,naive",
+    ]
     proc = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
@@ -40,14 +47,29 @@ def test_smoke_suite_runs_every_task_on_ray_into_mlflow(tmp_path: Path) -> None:
 
     client, parents, children = mlflow_runs(tmp_path / "mlflow.db", "smoke")
     by_task = {child.data.tags["harness.task"]: child for child in children}
-    expected = {"adding", "copy_memory", "digits", "sentiment", "language_model", "scan", "number_translation",
-                "spoken_digits", "seq_mnist", "mnist1d", "moving_digits", "ucr", "forecasting"}
+    expected = {
+        "adding",
+        "copy_memory",
+        "digits",
+        "sentiment",
+        "language_model",
+        "scan",
+        "number_translation",
+        "spoken_digits",
+        "seq_mnist",
+        "mnist1d",
+        "moving_digits",
+        "ucr",
+        "forecasting",
+    }
     if shutil.which("espeak-ng"):
         expected.add("speech_digits")
     else:  # skipped, with the install command shown
         assert "espeak-ng not found on PATH" in output
     assert set(by_task) == expected
-    forecasters = {c.data.tags["harness.architecture"] for c in children if c.data.tags["harness.task"] == "forecasting"}
+    forecasters = {
+        c.data.tags["harness.architecture"] for c in children if c.data.tags["harness.task"] == "forecasting"
+    }
     assert forecasters == {"gru", "naive"}
     for task, child in by_task.items():
         assert child.info.status == "FINISHED", task

@@ -145,10 +145,20 @@ def test_run_help_documents_only_and_executor(invoke: Invoke) -> None:
     assert "--executor" in outcome.stdout and "ray" in outcome.stdout
 
 
-LIGHT_COMMANDS = [["--help"], ["--version"], ["plugins"], ["list", "architectures"], ["validate", str(QUICKSTART)]]
+LIGHT_COMMANDS = [
+    ["--help"],
+    ["--version"],
+    ["plugins"],
+    ["list", "architectures"],
+    ["validate", str(QUICKSTART)],
+]
 
 
-@pytest.mark.parametrize("args", LIGHT_COMMANDS, ids=[" ".join(a[:2]).replace(str(QUICKSTART), "quickstart") for a in LIGHT_COMMANDS])
+@pytest.mark.parametrize(
+    "args",
+    LIGHT_COMMANDS,
+    ids=[" ".join(a[:2]).replace(str(QUICKSTART), "quickstart") for a in LIGHT_COMMANDS],
+)
 def test_light_commands_do_not_import_heavy_libraries(args: list[str]) -> None:
     code = textwrap.dedent(
         f"""
@@ -294,7 +304,11 @@ def test_only_bad_form(workdir: Path, command: str, value: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "fragment"),
-    [("arch=lstn", "Did you mean `lstm`"), ("task=digit", "Did you mean `digits`"), ("arch=lstm,gruu", "`gru`")],
+    [
+        ("arch=lstn", "Did you mean `lstm`"),
+        ("task=digit", "Did you mean `digits`"),
+        ("arch=lstm,gruu", "`gru`"),
+    ],
 )
 def test_only_matching_nothing(invoke: Invoke, workdir: Path, value: str, fragment: str) -> None:
     outcome = invoke(["validate", str(QUICKSTART), "--only", value])
@@ -321,7 +335,9 @@ def test_unknown_executor_is_a_usage_error(workdir: Path) -> None:
 def test_resume_flag_is_gone(workdir: Path) -> None:
     """`--resume` was a no-op (finished cells are always skipped) and was removed: a usage error now."""
     outcome = via_runner(["run", str(QUICKSTART), "--executor", "local", "--resume"])
-    assert outcome.code == 2 and "No such option" in outcome.stderr and "--resume" in outcome.stderr, outcome.output
+    assert outcome.code == 2 and "No such option" in outcome.stderr and "--resume" in outcome.stderr, (
+        outcome.output
+    )
     assert "--resume" not in via_runner(["run", "--help"]).stdout
     assert_nothing_recorded(workdir)
 
@@ -402,8 +418,13 @@ def test_list_tasks(invoke: Invoke) -> None:
     outcome = invoke(["list", "tasks"], env=WIDE)
     assert outcome.code == 0, outcome.output
     for fragment in (
-        "│ adding ", "│ digits ", "builtin_tasks (harness", "length: int = 50", "num_train: int = 5000",
-        "val_fraction: float = 0.1", "column_major: bool = False",
+        "│ adding ",
+        "│ digits ",
+        "builtin_tasks (harness",
+        "length: int = 50",
+        "num_train: int = 5000",
+        "val_fraction: float = 0.1",
+        "column_major: bool = False",
     ):
         assert fragment in outcome.stdout, fragment
 
@@ -416,7 +437,6 @@ def test_list_metrics(invoke: Invoke) -> None:
     assert "builtin_metrics (harness" in outcome.stdout
     assert "for: classification, sequence_labeling; better: higher" in outcome.stdout
     assert "for: forecasting, regression; better: lower" in outcome.stdout
-
 
 
 def test_list_reporters(invoke: Invoke) -> None:
@@ -444,7 +464,9 @@ def test_gpus_and_cpus_override_the_suite_resources(tmp_path: Path, cli: Callabl
     assert plan_suite(str(suite)).cells[0].run_id == plan.cells[0].run_id  # resources are not part of the id
     assert cli("validate", str(suite), "--gpus", "0", "--cpus", "1").exit_code == 0
 
-    on_gpu = write_suite(tmp_path, {**tiny_suite(), "trainer": {"accelerator": "gpu"}, "resources": {"gpus": 1}}, "gpu.yaml")
+    on_gpu = write_suite(
+        tmp_path, {**tiny_suite(), "trainer": {"accelerator": "gpu"}, "resources": {"gpus": 1}}, "gpu.yaml"
+    )
     refused = cli("validate", str(on_gpu), "--gpus", "0")
     assert refused.exit_code == 2 and "--gpus: accelerator is `gpu` but resources.gpus is 0" in refused.output
     fraction = cli("validate", str(suite), "--gpus", "1.5")

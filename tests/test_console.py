@@ -13,8 +13,9 @@ from tests.helpers import make_record, make_spec
 
 
 def _record(task_label: str, arch_label: str, value: float) -> RunRecord:
-    record = make_record("ucr", "gru", 0, value, run_id=task_label + arch_label, task_label=task_label,
-                         arch_label=arch_label)
+    record = make_record(
+        "ucr", "gru", 0, value, run_id=task_label + arch_label, task_label=task_label, arch_label=arch_label
+    )
     return record.model_copy(update={"wall_time_s": 1.0})
 
 
@@ -25,10 +26,14 @@ def _render(renderable: object) -> str:
 
 
 def test_grid_labels_survive_the_summary_table_and_progress_lines() -> None:
-    records = [_record("ucr[dataset=GunPoint]", "gru[hidden_size=32]", 0.9),
-               _record("ucr[dataset=ArrowHead]", "gru[hidden_size=32]", 0.8)]
+    records = [
+        _record("ucr[dataset=GunPoint]", "gru[hidden_size=32]", 0.9),
+        _record("ucr[dataset=ArrowHead]", "gru[hidden_size=32]", 0.8),
+    ]
     text = _render(summary_table(summarize(records), title="t"))
-    assert "ucr[dataset=GunPoint]" in text and "ucr[dataset=ArrowHead]" in text and "gru[hidden_size=32]" in text
+    assert (
+        "ucr[dataset=GunPoint]" in text and "ucr[dataset=ArrowHead]" in text and "gru[hidden_size=32]" in text
+    )
 
     buffer = io.StringIO()
     progress = Progress(Console(file=buffer, width=200), total=1, capacity=1)
@@ -49,8 +54,16 @@ def test_progress_at_1000_cells_summarises_instead_of_flooding() -> None:
     for i, spec in enumerate(specs):
         progress.start(spec)
         failed = i % 100 == 7
-        record = make_record("fault", "instant", i, None if failed else 0.5, "failed" if failed else "finished",
-                             run_id=spec.run_id, kind="nan", error=f"RunFailure: loss became nan (cell {i})")
+        record = make_record(
+            "fault",
+            "instant",
+            i,
+            None if failed else 0.5,
+            "failed" if failed else "finished",
+            run_id=spec.run_id,
+            kind="nan",
+            error=f"RunFailure: loss became nan (cell {i})",
+        )
         progress.finish(record.model_copy(update={"wall_time_s": 0.1}))
     out = buffer.getvalue()
     lines = out.splitlines()
@@ -64,7 +77,9 @@ def test_progress_at_1000_cells_summarises_instead_of_flooding() -> None:
 def test_progress_prints_killed_cells_apart_from_failures() -> None:
     buffer = io.StringIO()
     progress = Progress(Console(file=buffer, width=200), total=2, capacity=2)
-    killed = make_record("t", "a", 0, status="killed", run_id="a", kind="killed", error="interrupted (Ctrl-C)")
+    killed = make_record(
+        "t", "a", 0, status="killed", run_id="a", kind="killed", error="interrupted (Ctrl-C)"
+    )
     progress.start(killed.spec)
     progress.finish(killed)
     assert "killed (killed): interrupted" in buffer.getvalue()

@@ -83,8 +83,19 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _run_line(line: str, cwd: Path, env: dict[str, str]) -> str:
     if line == INSTALL:
-        command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "-q", "install",
-                   "--no-deps", "--no-build-isolation", "-e", "."]
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "--disable-pip-version-check",
+            "--no-input",
+            "-q",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "-e",
+            ".",
+        ]
     else:
         command = ["bash", "-c", line]
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
@@ -95,8 +106,13 @@ def _run_line(line: str, cwd: Path, env: dict[str, str]) -> str:
 def test_guide_blocks_are_annotated() -> None:
     blocks = guide_blocks(GUIDE.read_text(encoding="utf-8"))
     files = {b.file for b in blocks if b.file}
-    assert {"pyproject.toml", f"{MODULE}/__init__.py", "suites/tiny.yaml", "tests/test_tinyconv.py",
-            "tests/test_conformance.py"} <= files
+    assert {
+        "pyproject.toml",
+        f"{MODULE}/__init__.py",
+        "suites/tiny.yaml",
+        "tests/test_tinyconv.py",
+        "tests/test_conformance.py",
+    } <= files
     commands = [line for b in blocks if b.run for line in b.text.splitlines()]
     assert INSTALL in commands and "harness plugins" in commands
     assert "harness run suites/tiny.yaml --executor local" in commands

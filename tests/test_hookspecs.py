@@ -36,7 +36,9 @@ HOOKS = sorted(_hooks())
 
 
 def test_there_are_hooks() -> None:
-    assert {"register_architectures", "register_tasks", "register_metrics", "register_reporters"} <= set(HOOKS)
+    assert {"register_architectures", "register_tasks", "register_metrics", "register_reporters"} <= set(
+        HOOKS
+    )
 
 
 def test_hook_api_version() -> None:
@@ -55,12 +57,15 @@ def test_hook_is_documented(name: str) -> None:
         assert parameter.annotation is not inspect.Parameter.empty, f"{name}({parameter.name}) lacks a type"
     if name.startswith("register_"):
         assert list(parameters) == ["register"], f"{name} must take exactly `register`"
-        assert re.search(r"``register\(\w+\)``", doc), f"{name}'s docstring must say what register(...) accepts"
+        assert re.search(r"``register\(\w+\)``", doc), (
+            f"{name}'s docstring must say what register(...) accepts"
+        )
     else:
         for parameter in parameters:
             assert f"``{parameter}``" in doc, f"{name}'s docstring must describe its argument `{parameter}`"
     assert re.search(r"^Runs in: (driver|workers|driver and workers)\b", doc, re.MULTILINE), (
-        f"{name}'s docstring needs a line 'Runs in: driver|workers|driver and workers'")
+        f"{name}'s docstring needs a line 'Runs in: driver|workers|driver and workers'"
+    )
     since = re.search(r"^Since: hook API (\d+\.\d+)\.$", doc, re.MULTILINE)
     assert since, f"{name}'s docstring needs a line 'Since: hook API X.Y.'"
     assert Version(since.group(1)) <= Version(hookspecs.HOOK_API_VERSION)
@@ -85,7 +90,8 @@ def test_hook_is_tested_through_a_plugin(name: str) -> None:
     """Some test module (or a test plugin package under tests/) implements the hook."""
     pattern = re.compile(rf"@hookimpl\s*\n\s*def {name}\(register\b")
     users = [
-        path.relative_to(TESTS) for path in TESTS.rglob("*.py")
+        path.relative_to(TESTS)
+        for path in TESTS.rglob("*.py")
         if path.name != Path(__file__).name and pattern.search(path.read_text(encoding="utf-8"))
     ]
     assert users, f"no test implements the hook {name} through a plugin (@hookimpl def {name}(register))"
@@ -102,7 +108,8 @@ def test_hook_docs_cover_every_hook() -> None:
 def test_docs_hooks_md_is_current() -> None:
     assert HOOKS_MD.exists(), "docs/hooks.md is missing: harness list hooks --format markdown > docs/hooks.md"
     assert HOOKS_MD.read_text(encoding="utf-8") == hooks_markdown(), (
-        "docs/hooks.md is stale: regenerate it with `harness list hooks --format markdown > docs/hooks.md`")
+        "docs/hooks.md is stale: regenerate it with `harness list hooks --format markdown > docs/hooks.md`"
+    )
 
 
 def test_list_hooks_cli(cli: Callable[..., Result]) -> None:

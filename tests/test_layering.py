@@ -36,7 +36,8 @@ def _module_name(path: Path) -> str:
 def _is_type_checking(node: ast.If) -> bool:
     test = node.test
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST) -> Iterator[str]:
@@ -48,8 +49,12 @@ def _imports(tree: ast.AST) -> Iterator[str]:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module == "harness":  # from harness import x: x may be a submodule
-                yield from (f"harness.{a.name}" if (ROOT / a.name).exists() or (ROOT / f"{a.name}.py").exists()
-                            else "harness" for a in node.names)
+                yield from (
+                    f"harness.{a.name}"
+                    if (ROOT / a.name).exists() or (ROOT / f"{a.name}.py").exists()
+                    else "harness"
+                    for a in node.names
+                )
             elif node.module.startswith("harness."):
                 yield node.module
         elif isinstance(node, ast.Import):
@@ -80,7 +85,7 @@ def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         stack.pop()

@@ -125,7 +125,11 @@ def test_labels_for_grid_points_and_custom_labels(tmp_path: Path) -> None:
           - name: lstm
         """,
     )
-    assert [c.arch_label for c in plan.cells] == ["small-gru[hidden_size=8]", "small-gru[hidden_size=16]", "lstm"]
+    assert [c.arch_label for c in plan.cells] == [
+        "small-gru[hidden_size=8]",
+        "small-gru[hidden_size=16]",
+        "lstm",
+    ]
     assert {c.task_label for c in plan.cells} == {"add10"}
     assert plan.cells[0].label == "add10 × small-gru[hidden_size=8] · seed 0"
     assert plan.cells[0].grid == {"hidden_size": 8}
@@ -144,7 +148,11 @@ def test_task_grid(tmp_path: Path) -> None:
         """,
     )
     assert [c.task_params["length"] for c in plan.cells] == [10, 20, 40]
-    assert [c.task_label for c in plan.cells] == ["adding[length=10]", "adding[length=20]", "adding[length=40]"]
+    assert [c.task_label for c in plan.cells] == [
+        "adding[length=10]",
+        "adding[length=20]",
+        "adding[length=40]",
+    ]
     assert plan.cells[0].grid == {"task.length": 10}
 
 
@@ -152,7 +160,11 @@ def test_params_are_resolved_with_defaults(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, GRID_SUITE)
     lstm = next(c for c in plan.cells if c.architecture == "lstm")
     assert lstm.arch_params == {
-        "hidden_size": 8, "num_layers": 1, "dropout": 0.0, "embedding_size": None, "forget_bias": 1.0
+        "hidden_size": 8,
+        "num_layers": 1,
+        "dropout": 0.0,
+        "embedding_size": None,
+        "forget_bias": 1.0,
     }
     adding = next(c for c in plan.cells if c.task == "adding")
     assert adding.task_params["length"] == 10 and adding.task_params["num_train"] == 5000
@@ -208,7 +220,9 @@ def test_run_ids_are_stable_across_processes(tmp_path: Path) -> None:
         "print(json.dumps([c.run_id for c in build_plan(load_suite(sys.argv[1]), get_registry()).cells]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
-    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=True
+    )
     assert json.loads(out.stdout) == ids(build_plan(load_suite(path), get_registry()))
 
 
@@ -251,7 +265,8 @@ def test_display_only_fields_do_not_change_ids(tmp_path: Path) -> None:
 def test_explicit_default_equals_omitted(tmp_path: Path) -> None:
     a = plan_of(tmp_path, "name: s\ntasks: [{name: digits}]\narchitectures: [{name: gru}]\n", name="a.yaml")
     b = plan_of(
-        tmp_path, "name: s\ntasks: [{name: digits}]\narchitectures: [{name: gru, params: {hidden_size: 64}}]\n",
+        tmp_path,
+        "name: s\ntasks: [{name: digits}]\narchitectures: [{name: gru, params: {hidden_size: 64}}]\n",
         name="b.yaml",
     )
     assert ids(a) == ids(b)
@@ -299,7 +314,10 @@ def test_trainer_grid_axes(tmp_path: Path) -> None:
     )
     assert [c.trainer.lr for c in plan.cells] == [0.1, 0.01]  # grid > entry > suite
     assert {c.trainer.batch_size for c in plan.cells} == {16}
-    assert [c.arch_label for c in plan.cells] == ["gru[trainer.lr=0.1,hidden_size=8]", "gru[trainer.lr=0.01,hidden_size=8]"]
+    assert [c.arch_label for c in plan.cells] == [
+        "gru[trainer.lr=0.1,hidden_size=8]",
+        "gru[trainer.lr=0.01,hidden_size=8]",
+    ]
     assert all("lr" not in c.arch_params for c in plan.cells)
     assert plan.cells[0].grid == {"trainer.lr": 0.1, "hidden_size": 8}
     assert len(set(ids(plan))) == 2
@@ -405,14 +423,16 @@ def test_unknown_grid_key_suggests(tmp_path: Path) -> None:
 
 def test_task_grid_cannot_sweep_trainer_settings(tmp_path: Path) -> None:
     message = plan_error(
-        tmp_path, "name: s\ntasks:\n  - name: digits\n    grid: {trainer.lr: [0.1]}\narchitectures: [{name: gru}]\n"
+        tmp_path,
+        "name: s\ntasks:\n  - name: digits\n    grid: {trainer.lr: [0.1]}\narchitectures: [{name: gru}]\n",
     )
     assert "`tasks[0].grid['trainer.lr']` (line 4)" in message
 
 
 def test_metric_not_applicable_to_task_kind(tmp_path: Path) -> None:
     message = plan_error(
-        tmp_path, "name: s\ntasks:\n  - name: digits\n    metrics: [accuracy, mse]\narchitectures: [{name: gru}]\n"
+        tmp_path,
+        "name: s\ntasks:\n  - name: digits\n    metrics: [accuracy, mse]\narchitectures: [{name: gru}]\n",
     )
     assert "`tasks[0].metrics[1]` (line 4)" in message
     assert "metric `mse` does not apply to classification tasks" in message

@@ -21,7 +21,9 @@ class ScriptedDecoder(nn.Module):
         self.calls: list[torch.Tensor] = []
         self.output_size = VOCAB
 
-    def forward(self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor
+    ) -> torch.Tensor:
         self.calls.append(tokens.clone())
         steps = tokens.shape[1]
         return nn.functional.one_hot(self.script[:, :steps], VOCAB).float()
@@ -63,12 +65,20 @@ def test_greedy_decode_with_zero_length_gives_an_empty_batch() -> None:
 
 
 def test_greedy_decode_runs_without_gradients_on_a_real_decoder() -> None:
+    from harness import InputSpec, TaskInfo
     from harness_builtins.architectures import GRU
 
-    from harness import InputSpec, TaskInfo
-
-    info = TaskInfo(InputSpec("tokens", 10, variable_length=True), "seq2seq", 9, "ce", ("exact_match",),
-                    "exact_match", "max", output_vocab_size=9, output_max_length=7)
+    info = TaskInfo(
+        InputSpec("tokens", 10, variable_length=True),
+        "seq2seq",
+        9,
+        "ce",
+        ("exact_match",),
+        "exact_match",
+        "max",
+        output_vocab_size=9,
+        output_max_length=7,
+    )
     arch = GRU({"hidden_size": 8})
     decoder = arch.build_decoder(info, 6).eval()
     head = nn.Linear(decoder.output_size, 9)

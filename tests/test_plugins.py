@@ -528,8 +528,10 @@ def test_plugin_for_a_newer_api_is_refused(make_plugin: MakePlugin, cli: Cli) ->
 
     info = _plugin(registry, module)
     assert info.refused and info.registered == {}
-    expected = (f"plugin {module} supports harness hook API >=2 but this harness has {harness.HOOK_API_VERSION}; "
-                f"upgrade harness or install a version of {module} for API 1")
+    expected = (
+        f"plugin {module} supports harness hook API >=2 but this harness has {harness.HOOK_API_VERSION}; "
+        f"upgrade harness or install a version of {module} for API 1"
+    )
     assert info.error is not None and expected in info.error
     assert "versioned_arch" not in registry.architectures
     assert any(expected in warning and "was refused" in warning for warning in registry.warnings)
@@ -540,7 +542,8 @@ def test_plugin_for_a_newer_api_is_refused(make_plugin: MakePlugin, cli: Cli) ->
     row = next(line for line in result.output.splitlines() if line.startswith(f"│ {module} "))
     assert "refused" in row
     assert f"supports harness hook API >=2 but this harness has {harness.HOOK_API_VERSION}" in " ".join(
-        result.output.split())
+        result.output.split()
+    )
 
 
 def test_plugin_for_an_older_api_is_refused(make_plugin: MakePlugin) -> None:
@@ -567,8 +570,9 @@ def test_malformed_api_range_is_refused(make_plugin: MakePlugin, api: object) ->
     _assert_builtins_work(registry)
 
 
-def test_installed_plugin_refusal_names_the_distribution(example_plugin: str, clean_plugins: None,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_installed_plugin_refusal_names_the_distribution(
+    example_plugin: str, clean_plugins: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import harness_example_plugin
 
     monkeypatch.setattr(harness_example_plugin, "HARNESS_API", ">=2,<3", raising=False)
@@ -602,39 +606,54 @@ MALFORMED_SOURCE = """
 
 MALFORMED = {
     "not_a_subclass": (
-        "class NotArch:\n        name = 'not_arch'", "register_architectures", "NotArch",
+        "class NotArch:\n        name = 'not_arch'",
+        "register_architectures",
+        "NotArch",
         "is not a subclass of harness.Architecture",
     ),
     "an_instance": (
-        "class Inst(Architecture):\n        name = 'inst_arch'", "register_architectures", "Inst()",
+        "class Inst(Architecture):\n        name = 'inst_arch'",
+        "register_architectures",
+        "Inst()",
         "an instance of Inst is not a subclass of harness.Architecture",
     ),
     "task_registered_as_architecture": (
-        "class WrongKind(Task):\n        name = 'wrong_kind'", "register_architectures", "WrongKind",
+        "class WrongKind(Task):\n        name = 'wrong_kind'",
+        "register_architectures",
+        "WrongKind",
         "is not a subclass of harness.Architecture",
     ),
     "missing_name": (
-        "class Nameless(Task):\n        pass", "register_tasks", "Nameless",
+        "class Nameless(Task):\n        pass",
+        "register_tasks",
+        "Nameless",
         "task class Nameless has no `name`",
     ),
     "params_not_harness_params": (
-        ("class P(BaseModel):\n        size: int = 1\n"
-         "    class BadParams(Reporter):\n        name = 'bad_params'\n        Params = P"),
-        "register_reporters", "BadParams",
+        (
+            "class P(BaseModel):\n        size: int = 1\n"
+            "    class BadParams(Reporter):\n        name = 'bad_params'\n        Params = P"
+        ),
+        "register_reporters",
+        "BadParams",
         "reporter `bad_params`: `Params` is <class",
     ),
     "metric_direction": (
         "spec = MetricSpec('sideways', lambda info: None, 'no direction', direction='up')",
-        "register_metrics", "spec",
+        "register_metrics",
+        "spec",
         "metric `sideways` has direction 'up'; use \"max\"",
     ),
     "metric_output_kinds": (
         "spec = MetricSpec('odd', lambda info: None, 'unknown kind', frozenset({'telepathy'}))",
-        "register_metrics", "spec",
+        "register_metrics",
+        "spec",
         "metric `odd`: output_kinds",
     ),
     "metric_not_a_spec": (
-        "class Accuracyish:\n        name = 'accuracyish'", "register_metrics", "Accuracyish",
+        "class Accuracyish:\n        name = 'accuracyish'",
+        "register_metrics",
+        "Accuracyish",
         "is not a harness.MetricSpec",
     ),
 }
@@ -643,7 +662,9 @@ MALFORMED = {
 @pytest.mark.parametrize("case", sorted(MALFORMED))
 def test_malformed_registration_fails_only_that_plugin(make_plugin: MakePlugin, cli: Cli, case: str) -> None:
     body, hook, registered, reason = MALFORMED[case]
-    module = make_plugin(f"malformed_{case}", MALFORMED_SOURCE.format(body=body, hook=hook, registered=registered))
+    module = make_plugin(
+        f"malformed_{case}", MALFORMED_SOURCE.format(body=body, hook=hook, registered=registered)
+    )
 
     registry = get_registry()
 
@@ -776,7 +797,9 @@ def test_disable_builtin_tasks(clean_plugins: None, monkeypatch: pytest.MonkeyPa
     assert "builtin_tasks" not in result.output and "builtin_architectures" in result.output
 
 
-def test_disable_builtin_tasks_and_replace_them(make_plugin: MakePlugin, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disable_builtin_tasks_and_replace_them(
+    make_plugin: MakePlugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A third party may ship its own `digits` once the built-in tasks are switched off."""
     module = make_plugin(
         "my_digits_plugin",
@@ -808,4 +831,6 @@ def test_disable_the_harness_distribution_disables_every_builtin(
 
     assert registry.plugins == [] and registry.warnings == []
     assert not [info for info in registry.plugins if info.distribution == "harness"]
-    assert all(len(registry.namespace(kind)) == 0 for kind in ("architectures", "tasks", "metrics", "reporters"))
+    assert all(
+        len(registry.namespace(kind)) == 0 for kind in ("architectures", "tasks", "metrics", "reporters")
+    )

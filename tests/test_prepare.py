@@ -9,7 +9,7 @@ from click.testing import Result
 
 from tests.helpers import BROKEN_TASKS, TINY_ADDING, write_suite
 
-UNAVAILABLE_TASK = '''
+UNAVAILABLE_TASK = """
 from harness import hookimpl, Task, TaskInfo, InputSpec
 
 class NeedsProgram(Task):
@@ -22,14 +22,20 @@ class NeedsProgram(Task):
 @hookimpl
 def register_tasks(register):
     register(NeedsProgram)
-'''
+"""
 
 
 def _suite(tmp_path: Path, tasks: list[dict]) -> Path:
-    return write_suite(tmp_path, {
-        "name": "prep", "seeds": [0, 1], "tasks": tasks,
-        "architectures": [{"name": "gru"}, {"name": "lstm"}], "trainer": {"max_epochs": 1},
-    })
+    return write_suite(
+        tmp_path,
+        {
+            "name": "prep",
+            "seeds": [0, 1],
+            "tasks": tasks,
+            "architectures": [{"name": "gru"}, {"name": "lstm"}],
+            "trainer": {"max_epochs": 1},
+        },
+    )
 
 
 def test_prepare_builds_each_dataset_once_and_caches_it(cli: Callable[..., Result], tmp_path: Path) -> None:
@@ -47,7 +53,9 @@ def test_prepare_builds_each_dataset_once_and_caches_it(cli: Callable[..., Resul
     assert files[0].stat().st_mtime_ns == stamp  # reused, not rebuilt
 
 
-def test_prepare_reports_a_broken_data_source(cli: Callable[..., Result], tmp_path: Path, make_plugin) -> None:
+def test_prepare_reports_a_broken_data_source(
+    cli: Callable[..., Result], tmp_path: Path, make_plugin
+) -> None:
     make_plugin("broken_tasks", BROKEN_TASKS)
     suite = _suite(tmp_path, [{"name": "crash_task"}, {"name": "digits"}])
     result = cli("prepare", str(suite), "--cache-dir", str(tmp_path / "cache"))
@@ -56,7 +64,9 @@ def test_prepare_reports_a_broken_data_source(cli: Callable[..., Result], tmp_pa
     assert "✓ digits" in result.output  # the others are still prepared
 
 
-def test_unavailable_task_is_skipped_with_its_reason(cli: Callable[..., Result], tmp_path: Path, make_plugin) -> None:
+def test_unavailable_task_is_skipped_with_its_reason(
+    cli: Callable[..., Result], tmp_path: Path, make_plugin
+) -> None:
     make_plugin("needs_program", UNAVAILABLE_TASK)
     suite = _suite(tmp_path, [{"name": "needs_program"}, {"name": "digits"}])
     result = cli("validate", str(suite))

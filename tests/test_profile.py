@@ -13,22 +13,55 @@ from tests.helpers import mlflow_runs
 
 
 def _profile(tmp_path: Path, *args: str) -> object:
-    return CliRunner().invoke(main, ["profile", "--out", str(tmp_path / "prof"), "--tracking-uri",
-                                     f"sqlite:///{tmp_path / 'mlflow.db'}", *args])
+    return CliRunner().invoke(
+        main,
+        [
+            "profile",
+            "--out",
+            str(tmp_path / "prof"),
+            "--tracking-uri",
+            f"sqlite:///{tmp_path / 'mlflow.db'}",
+            *args,
+        ],
+    )
 
 
 def test_profile_writes_records_and_mlflow_runs(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    result = _profile(tmp_path, "--task", "adding", "--lengths", "8,16", "--arch", "gru,transformer",
-                      "--batch-size", "4", "--steps", "2", "--rounds", "3")
+    result = _profile(
+        tmp_path,
+        "--task",
+        "adding",
+        "--lengths",
+        "8,16",
+        "--arch",
+        "gru,transformer",
+        "--batch-size",
+        "4",
+        "--steps",
+        "2",
+        "--rounds",
+        "3",
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (tmp_path / "prof" / "adding.jsonl").read_text().splitlines()]
     assert [(r["architecture"], r["length"]) for r in records] == [
-        ("gru", 8), ("transformer", 8), ("gru", 16), ("transformer", 16)]
+        ("gru", 8),
+        ("transformer", 8),
+        ("gru", 16),
+        ("transformer", 16),
+    ]
     for r in records:
         assert r["batch_size"] == 4 and r["device"].startswith("cpu")
-        for key in ("train_samples_per_s", "train_timesteps_per_s", "infer_samples_per_s", "latency_p50_ms",
-                    "flops_per_sample", "activation_memory_mb", "num_params"):
+        for key in (
+            "train_samples_per_s",
+            "train_timesteps_per_s",
+            "infer_samples_per_s",
+            "latency_p50_ms",
+            "flops_per_sample",
+            "activation_memory_mb",
+            "num_params",
+        ):
             assert math.isfinite(r[key]) and r[key] > 0, key
     gru = [r for r in records if r["architecture"] == "gru"]
     assert gru[1]["flops_per_sample"] > 1.9 * gru[0]["flops_per_sample"]  # linear in T (plus the head)

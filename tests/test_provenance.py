@@ -46,7 +46,9 @@ def _pip(*args: str) -> None:
 def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """pip-install a copy of tests/example_plugin for this module; uninstalled at teardown."""
     source = tmp_path_factory.mktemp("example") / DIST
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__"))
+    shutil.copytree(
+        EXAMPLE, source, ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__")
+    )
     _pip("install", "--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir", str(source))
     clear_cache()
     try:
@@ -59,7 +61,10 @@ def example_plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_plugin_and_data_versions_reach_the_record_mlflow_and_the_report(
-    example_plugin: str, clean_plugins: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    example_plugin: str,
+    clean_plugins: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     cli: Callable[..., Result],
 ) -> None:
     from mlflow.tracking import MlflowClient
@@ -79,8 +84,13 @@ def test_plugin_and_data_versions_reach_the_record_mlflow_and_the_report(
     assert plan.task_plugin.distribution == "harness" and plan.data_version == "1"
     assert plan.git_commit == git_commit()
     if (Path(__file__).parents[1] / ".git").exists() and shutil.which("git"):
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
         assert plan.git_commit is not None and plan.git_commit.startswith(head)
     assert record.runtime is not None and "torch" in record.runtime.versions
 
@@ -100,7 +110,13 @@ def test_plugin_and_data_versions_reach_the_record_mlflow_and_the_report(
     assert f"{DIST}==0.1.0" in csv_text
 
     # the MLflow copy of the record is the same run: `harness report` from the store names the plugin too
-    report = cli("report", child.data.tags["mlflow.parentRunId"], "--tracking-uri", uri, "--out",
-                 str(tmp_path / "from-mlflow"))
+    report = cli(
+        "report",
+        child.data.tags["mlflow.parentRunId"],
+        "--tracking-uri",
+        uri,
+        "--out",
+        str(tmp_path / "from-mlflow"),
+    )
     assert report.exit_code == 0, report.output
     assert f"{DIST}==0.1.0" in (tmp_path / "from-mlflow" / "latest" / "report.md").read_text(encoding="utf-8")

@@ -25,7 +25,9 @@ import harness
 
 REPO = Path(__file__).resolve().parents[1]
 #: harness modules a plugin may import (besides the names in ``harness.__all__``)
-PUBLIC_MODULES = frozenset({"harness", "harness.nn", "harness.data", "harness.heads", "harness.report", "harness.report.summary"})
+PUBLIC_MODULES = frozenset(
+    {"harness", "harness.nn", "harness.data", "harness.heads", "harness.report", "harness.report.summary"}
+)
 HEAVY = ("torch", "lightning", "pytorch_lightning", "ray", "mlflow")
 #: plugin source trees: the built-ins, and the example third-party plugin
 PLUGIN_TREES = {"builtins": REPO / "plugins", "example_plugin": REPO / "tests" / "example_plugin" / "src"}
@@ -249,7 +251,8 @@ def test_public_names_are_visible_to_type_checkers() -> None:
                 assert isinstance(stmt, ast.ImportFrom) and stmt.module, ast.unparse(stmt)
                 typed.update({alias.asname or alias.name: stmt.module for alias in stmt.names})
     literal = next(
-        ast.literal_eval(node.value) for node in tree.body
+        ast.literal_eval(node.value)
+        for node in tree.body
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets)
     )
     assert literal == harness.__all__
@@ -266,7 +269,7 @@ def test_py_typed_is_shipped() -> None:
 
 
 #: type-checked by mypy below: the errors it must report are marked ``# error: CODE``
-TYPED_PLUGIN = '''
+TYPED_PLUGIN = """
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -305,7 +308,7 @@ def wrong_lookup(registry: Registry) -> MetricSpec:
 def register_architectures(register: Callable[[type[Architecture[Any]]], None]) -> None:
     register(Sized)
     register(SizeParams)  # error: arg-type
-'''
+"""
 
 
 def _mypy(tmp_path: Path, *args: str) -> set[tuple[str, int, str]]:
@@ -314,9 +317,25 @@ def _mypy(tmp_path: Path, *args: str) -> set[tuple[str, int, str]]:
     pytest.importorskip("mypy")
     env = {**os.environ, "MYPYPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--config-file", os.devnull, "--cache-dir", str(tmp_path / "cache"),
-         "--follow-imports=silent", "--no-error-summary", "--show-error-codes", *args],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            os.devnull,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--follow-imports=silent",
+            "--no-error-summary",
+            "--show-error-codes",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+        check=False,
     )
     assert done.returncode in (0, 1), done.stdout + done.stderr
     errors = set()
@@ -333,6 +352,7 @@ def test_plugin_code_type_checks(tmp_path: Path) -> None:
     (tmp_path / "typed_plugin.py").write_text(TYPED_PLUGIN, encoding="utf-8")
     expected = {
         ("typed_plugin.py", number, line.split("# error: ")[1].strip())
-        for number, line in enumerate(TYPED_PLUGIN.splitlines(), start=1) if "# error: " in line
+        for number, line in enumerate(TYPED_PLUGIN.splitlines(), start=1)
+        if "# error: " in line
     }
     assert _mypy(tmp_path, "--strict", "typed_plugin.py") == expected

@@ -64,11 +64,20 @@ def test_a_record_survives_the_results_file(tmp_path: Path) -> None:
 def test_unreadable_lines_are_skipped_and_counted(tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     good = LEGACY.read_text(encoding="utf-8").splitlines()
-    broken = [json.loads(good[1]) | change for change in ({"seed": "x"}, {"versions": [1, 2]}, {"history": 3})]
-    path.write_text("\n".join([good[0], "[1, 2, 3]", '{"run_id": "x"}', *map(json.dumps, broken), good[1],
-                               good[2][:40]]) + "\n", encoding="utf-8")
+    broken = [
+        json.loads(good[1]) | change for change in ({"seed": "x"}, {"versions": [1, 2]}, {"history": 3})
+    ]
+    path.write_text(
+        "\n".join([good[0], "[1, 2, 3]", '{"run_id": "x"}', *map(json.dumps, broken), good[1], good[2][:40]])
+        + "\n",
+        encoding="utf-8",
+    )
     results = ResultsFile(path)
-    assert [r.status for r in results.read()] == ["skipped", "finished", "finished"]  # versions: [1, 2] is ignored
+    assert [r.status for r in results.read()] == [
+        "skipped",
+        "finished",
+        "finished",
+    ]  # versions: [1, 2] is ignored
     assert results.unreadable == 5
 
 
@@ -80,7 +89,11 @@ def test_from_json_refuses_what_is_not_a_record() -> None:
 def test_latest_by_run_keeps_the_last_record_of_each_run() -> None:
     skipped, finished, failed = _legacy()
     rerun = failed.model_copy(update={"status": "finished", "failure": None})
-    assert [r.status for r in latest_by_run([skipped, failed, finished, rerun])] == ["skipped", "finished", "finished"]
+    assert [r.status for r in latest_by_run([skipped, failed, finished, rerun])] == [
+        "skipped",
+        "finished",
+        "finished",
+    ]
 
 
 def test_reporters_of_hook_api_1_0_can_still_read_a_record_as_a_mapping() -> None:
@@ -106,8 +119,11 @@ def test_an_old_results_file_resumes_and_reports(
     result = cli("run", str(suite), "--executor", "local")
     assert "1 already done" in result.output, result.output
     records = ResultsFile(tmp_path / "results" / "legacy-format.jsonl").read()
-    new = records[len(old):]
-    assert sorted(r.spec.arch_label for r in new) == ["gru-diverges", "transformer"]  # the finished gru is kept
+    new = records[len(old) :]
+    assert sorted(r.spec.arch_label for r in new) == [
+        "gru-diverges",
+        "transformer",
+    ]  # the finished gru is kept
     assert {r.run_id for r in new} == {old[0].run_id, old[2].run_id}
     rerun = next(r for r in new if r.spec.arch_label == "gru-diverges")
     assert rerun.spec.provenance.arch_plugin.pin == old[0].spec.provenance.arch_plugin.pin

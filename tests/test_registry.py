@@ -12,15 +12,55 @@ from harness.plugins import get_registry
 from harness.registry import KINDS, Namespace, PluginInfo, Provenance, Registry, malformed
 
 BUILTINS = {
-    "architectures": ("builtin_architectures", {"rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer",
-                                                "naive", "seasonal_naive", "arima"}),
-    "tasks": ("builtin_tasks", {"adding", "copy_memory", "digits", "forecasting", "language_model", "mnist1d",
-                                "moving_digits", "number_translation", "scan", "sentiment", "seq_mnist",
-                                "speech_digits", "spoken_digits", "ucr"}),
-    "metrics": ("builtin_metrics", {"accuracy", "precision", "recall", "f1", "auroc", "mse", "mae", "rmse", "smape",
-                                    "mase", "exact_match", "token_accuracy", "bleu", "wer", "cer", "ser",
-                                    "cross_entropy", "bits_per_char", "perplexity", "digit_accuracy",
-                                    "direction_accuracy"}),
+    "architectures": (
+        "builtin_architectures",
+        {"rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer", "naive", "seasonal_naive", "arima"},
+    ),
+    "tasks": (
+        "builtin_tasks",
+        {
+            "adding",
+            "copy_memory",
+            "digits",
+            "forecasting",
+            "language_model",
+            "mnist1d",
+            "moving_digits",
+            "number_translation",
+            "scan",
+            "sentiment",
+            "seq_mnist",
+            "speech_digits",
+            "spoken_digits",
+            "ucr",
+        },
+    ),
+    "metrics": (
+        "builtin_metrics",
+        {
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "auroc",
+            "mse",
+            "mae",
+            "rmse",
+            "smape",
+            "mase",
+            "exact_match",
+            "token_accuracy",
+            "bleu",
+            "wer",
+            "cer",
+            "ser",
+            "cross_entropy",
+            "bits_per_char",
+            "perplexity",
+            "digit_accuracy",
+            "direction_accuracy",
+        },
+    ),
     "reporters": ("builtin_reporters", {"html", "markdown", "csv"}),
 }
 ALPHA = Provenance("alpha_plugin", "alpha-dist", "1.0")
@@ -83,12 +123,17 @@ def test_unknown_builtin_name_suggests_and_lists(builtins_only: None) -> None:
     message = str(caught.value)
     assert "Unknown architecture `lstn` at architectures[2].name." in message
     assert "Did you mean `lstm`" in message
-    assert "Installed architectures: arima, birnn, cnn_rnn, gru, lstm, naive, rnn, seasonal_naive, transformer." in message
+    assert (
+        "Installed architectures: arima, birnn, cnn_rnn, gru, lstm, naive, rnn, seasonal_naive, transformer."
+        in message
+    )
     assert "harness list architectures" in message
 
 
 def test_unknown_task_suggestion(builtins_only: None) -> None:
-    with pytest.raises(UnknownNameError, match=r"Did you mean `digits`\?.*Installed tasks: adding, copy_memory, digits"):
+    with pytest.raises(
+        UnknownNameError, match=r"Did you mean `digits`\?.*Installed tasks: adding, copy_memory, digits"
+    ):
         get_registry().tasks.get("digit")
 
 
@@ -196,7 +241,9 @@ def test_registry_check_raises_the_conflicts() -> None:
 def test_registry_warnings_say_refused() -> None:
     refused = PluginInfo("future", "future-dist", "3.0", error="needs API >=2", refused=True)
 
-    assert Registry(plugins=[refused]).warnings == ["plugin `future` (future-dist) was refused: needs API >=2"]
+    assert Registry(plugins=[refused]).warnings == [
+        "plugin `future` (future-dist) was refused: needs API >=2"
+    ]
     assert (refused.status, PluginInfo("ok", "d", "1").status) == ("refused", "ok")
     assert PluginInfo("broken", "d", "1", error="boom").status == "failed"
 
@@ -223,8 +270,11 @@ def test_builtin_params_come_from_the_type_argument(builtins_only: None) -> None
         for entry in registry.namespace(kind):
             cls = entry.obj
             declared = [
-                arg for klass in cls.__mro__ for base in klass.__dict__.get("__orig_bases__", ())
-                for arg in typing.get_args(base) if isinstance(arg, type) and issubclass(arg, harness.Params)
+                arg
+                for klass in cls.__mro__
+                for base in klass.__dict__.get("__orig_bases__", ())
+                for arg in typing.get_args(base)
+                if isinstance(arg, type) and issubclass(arg, harness.Params)
             ]
             assert declared, f"{kind} `{entry.name}` ({cls.__qualname__}) has no params type argument"
             assert cls.Params is declared[0], (entry.name, cls.Params, declared[0])

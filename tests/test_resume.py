@@ -17,8 +17,10 @@ from harness.tracking.results import ResultsFile
 from tests.helpers import mlflow_runs, write_suite
 
 SUITE: dict[str, Any] = {
-    "name": "resumable", "seeds": [0, 1],
-    "tasks": [{"name": "fault"}], "architectures": [{"name": "instant"}],
+    "name": "resumable",
+    "seeds": [0, 1],
+    "tasks": [{"name": "fault"}],
+    "architectures": [{"name": "instant"}],
     "trainer": {"max_epochs": 1, "batch_size": 32},
     "measure": {"latency": False, "flops": False, "memory": False},
 }
@@ -35,7 +37,9 @@ def fault_plugin(clean_plugins: None, monkeypatch: pytest.MonkeyPatch, tmp_path:
     clear_cache()
 
 
-def test_finished_runs_found_only_in_mlflow_are_not_run_again(fault_plugin: None, cli: Any, tmp_path: Path) -> None:
+def test_finished_runs_found_only_in_mlflow_are_not_run_again(
+    fault_plugin: None, cli: Any, tmp_path: Path
+) -> None:
     suite = write_suite(tmp_path, SUITE)
     first = cli("run", str(suite), "--executor", "local")
     assert first.exit_code == 0, first.output
@@ -57,18 +61,26 @@ def test_finished_runs_found_only_in_mlflow_are_not_run_again(fault_plugin: None
     assert gone.exit_code == 2 and "No such option '--resume'" in gone.output
 
 
-def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(fault_plugin: None, cli: Any, tmp_path: Path) -> None:
+def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(
+    fault_plugin: None, cli: Any, tmp_path: Path
+) -> None:
     suite = write_suite(tmp_path, {**SUITE, "execution": {"deadline": 0.001}})
     out = cli("run", str(suite), "--executor", "local")
     # the in-process executor checks the deadline between runs: the first run starts, the second does not
-    assert "Suite deadline reached: running cells were cancelled, 1 cell(s) not started" in out.output, out.output
+    assert "Suite deadline reached: running cells were cancelled, 1 cell(s) not started" in out.output, (
+        out.output
+    )
     assert out.exit_code == 1 and "1 finished, 0 failed, 0 skipped, 1 not started (deadline)." in out.output
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
     assert [p.info.status for p in parents] == ["KILLED"] and len(children) == 1
 
-    write_suite(tmp_path, {**SUITE, "execution": {"deadline": 3600}})  # same cells (deadline is not in run ids)
+    write_suite(
+        tmp_path, {**SUITE, "execution": {"deadline": 3600}}
+    )  # same cells (deadline is not in run ids)
     again = cli("run", str(suite), "--executor", "local")
-    assert again.exit_code == 0 and "1 finished, 0 failed, 0 skipped, 1 already done." in again.output, again.output
+    assert again.exit_code == 0 and "1 finished, 0 failed, 0 skipped, 1 already done." in again.output, (
+        again.output
+    )
     results = ResultsFile(tmp_path / "results" / "resumable.jsonl")
     records = results.read()
     assert results.unreadable == 0 and len(records) == 2

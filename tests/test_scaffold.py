@@ -23,10 +23,18 @@ import yaml
 from harness.scaffold import KINDS, create_plugin, names, render_files
 from tests.helpers import mlflow_runs
 
-HOOK = {"architecture": "register_architectures", "task": "register_tasks", "metric": "register_metrics",
-        "reporter": "register_reporters"}
-KIT = {"architecture": "check_architecture", "task": "check_task", "metric": "check_metric",
-       "reporter": "check_reporter"}
+HOOK = {
+    "architecture": "register_architectures",
+    "task": "register_tasks",
+    "metric": "register_metrics",
+    "reporter": "register_reporters",
+}
+KIT = {
+    "architecture": "check_architecture",
+    "task": "check_task",
+    "metric": "check_metric",
+    "reporter": "check_reporter",
+}
 
 
 def _forget(module: str) -> None:
@@ -35,20 +43,33 @@ def _forget(module: str) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_new_writes_an_installable_project_for_each_kind(kind: str, tmp_path: Path, cli: Callable[..., Any]) -> None:
+def test_new_writes_an_installable_project_for_each_kind(
+    kind: str, tmp_path: Path, cli: Callable[..., Any]
+) -> None:
     result = cli("plugin", "new", "my-thing", "--kind", kind, "--dir", str(tmp_path))
     assert result.exit_code == 0, result.output
     root = tmp_path / "harness-my-thing"
     module = "harness_my_thing"
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    expected = {".gitignore", "README.md", "pyproject.toml", f"{module}/__init__.py", "suites/example.yaml",
-                "tests/conftest.py", "tests/test_conformance.py"}
+    expected = {
+        ".gitignore",
+        "README.md",
+        "pyproject.toml",
+        f"{module}/__init__.py",
+        "suites/example.yaml",
+        "tests/conftest.py",
+        "tests/test_conformance.py",
+    }
     assert expected <= set(files), files
     assert (f"{module}/_network.py" in files) == (kind == "architecture")
     # the CLI says where it wrote and what to do next
     assert f"to {root}" in result.output
-    for step in ("pip install -e .", "pytest", "harness plugins check harness-my-thing",
-                 "harness run suites/example.yaml"):
+    for step in (
+        "pip install -e .",
+        "pytest",
+        "harness plugins check harness-my-thing",
+        "harness run suites/example.yaml",
+    ):
         assert step in result.output
 
     project = tomllib.loads((root / "pyproject.toml").read_text())
@@ -129,7 +150,10 @@ def test_generated_examples_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         monkeypatch.syspath_prepend(str(root))
     try:
         arch = _registered("architecture")
-        for spec in (InputSpec("continuous", 3, variable_length=True), InputSpec("tokens", 11, variable_length=True)):
+        for spec in (
+            InputSpec("continuous", 3, variable_length=True),
+            InputSpec("tokens", 11, variable_length=True),
+        ):
             encoder = arch({"num_layers": 3}).build_encoder(spec).eval()
             torch.manual_seed(0)
             x = torch.randn(3, 12, 3) if spec.kind == "continuous" else torch.randint(1, 11, (3, 12))
@@ -138,7 +162,10 @@ def test_generated_examples_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
             for i, n in enumerate(lengths.tolist()):
                 noisy[i, n:] = (noisy[i, n:] * 7 + 3) if spec.kind == "continuous" else 4
             out, out2 = encoder(x, lengths), encoder(noisy, lengths)
-            assert out.sequence.shape == (3, 12, encoder.output_size) and out.summary.shape == (3, encoder.output_size)
+            assert out.sequence.shape == (3, 12, encoder.output_size) and out.summary.shape == (
+                3,
+                encoder.output_size,
+            )
             assert torch.equal(out.summary, out2.summary)
             for i, n in enumerate(lengths.tolist()):
                 assert torch.equal(out.sequence[i, :n], out2.sequence[i, :n])
@@ -149,10 +176,14 @@ def test_generated_examples_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         data.setup("fit")
         batch = next(iter(data.train_dataloader()))
         assert batch["x"].shape[0] == 8 and batch["x"].shape[2] == info.input.size
-        assert int(batch["lengths"].max()) <= info.input.max_length and int(batch["y"].max()) < info.output_size
+        assert (
+            int(batch["lengths"].max()) <= info.input.max_length and int(batch["y"].max()) < info.output_size
+        )
 
         spec = _registered("metric")
-        metric = spec.factory(TaskInfo(InputSpec("continuous", 1), "classification", 3, "ce", ("x",), "x", "max"))
+        metric = spec.factory(
+            TaskInfo(InputSpec("continuous", 1), "classification", 3, "ce", ("x",), "x", "max")
+        )
         target = torch.tensor([0, 1, 2, 2])
         metric.update(torch.nn.functional.one_hot(target, 3).float(), target)
         assert float(metric.compute()) == pytest.approx(1.0)
@@ -160,9 +191,17 @@ def test_generated_examples_work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         from harness import RunRecord
 
         reporter = _registered("reporter")()
-        record = RunRecord.from_json({"run_id": "r", "task": "digits", "architecture": "gru", "seed": 0,
-                                      "status": "finished", "primary_metric": "accuracy",
-                                      "metrics": {"test_accuracy": 0.875}})
+        record = RunRecord.from_json(
+            {
+                "run_id": "r",
+                "task": "digits",
+                "architecture": "gru",
+                "seed": 0,
+                "status": "finished",
+                "primary_metric": "accuracy",
+                "metrics": {"test_accuracy": 0.875},
+            }
+        )
         text = reporter.write([record], tmp_path / "reports").read_text()
         assert "digits" in text and "0.875" in text and "1 finished" in text
     finally:
@@ -189,7 +228,9 @@ def test_existing_folder_exits_2_and_is_left_alone(tmp_path: Path, cli: Callable
     assert [p.name for p in existing.iterdir()] == ["keep.txt"]
 
 
-def test_a_name_already_registered_exits_2(tmp_path: Path, cli: Callable[..., Any], builtins_only: None) -> None:
+def test_a_name_already_registered_exits_2(
+    tmp_path: Path, cli: Callable[..., Any], builtins_only: None
+) -> None:
     result = cli("plugin", "new", "gru", "--dir", str(tmp_path))
     assert result.exit_code == 2, result.output
     assert "An architecture named `gru` is already registered by builtin_architectures" in result.output
@@ -201,14 +242,22 @@ def test_a_name_already_registered_exits_2(tmp_path: Path, cli: Callable[..., An
 def test_names() -> None:
     plugin = names("harness-fast-conv")  # a `harness-` prefix is not doubled
     assert (plugin.name, plugin.component, plugin.module, plugin.dist, plugin.cls) == (
-        "fast-conv", "fast_conv", "harness_fast_conv", "harness-fast-conv", "FastConv")
+        "fast-conv",
+        "fast_conv",
+        "harness_fast_conv",
+        "harness-fast-conv",
+        "FastConv",
+    )
     assert set(render_files("x2", "task")) >= {"harness_x2/__init__.py", "pyproject.toml"}
 
 
 # --- typed: the generated code names its params model and type-checks ---------------------------
 
-BASE = {"architecture": "Architecture[MyThingParams]", "task": "Task[MyThingParams]",
-        "reporter": "Reporter[Params]"}
+BASE = {
+    "architecture": "Architecture[MyThingParams]",
+    "task": "Task[MyThingParams]",
+    "reporter": "Reporter[Params]",
+}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -236,7 +285,9 @@ E2E_DIST = "harness-scaffold-e2e"
 
 
 def _pip(*args: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "pip", *args], check=False, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", *args], check=False, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -271,19 +322,30 @@ def test_generated_plugin_installs_passes_its_tests_and_checks_and_runs_on_ray(
     installed_plugin: Path, tmp_path: Path
 ) -> None:
     root = installed_plugin
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGINS", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HARNESS_PLUGINS", "HARNESS_DISABLE_PLUGINS", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")
+    }
     env.update(HARNESS_CACHE_DIR=str(tmp_path / "cache"), COLUMNS="250")
     missing: list[str] = []
 
     def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *args], check=False, cwd=tmp_path, env=env, capture_output=True,
-                              text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [sys.executable, *args],
+            check=False,
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     # 1. the project's own tests (they use the conformance kit)
     if importlib.util.find_spec("harness.testing") is None:
-        missing.append("the generated tests were not run: module `harness.testing` (the conformance kit) is missing")
+        missing.append(
+            "the generated tests were not run: module `harness.testing` (the conformance kit) is missing"
+        )
     else:
         done = run("-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests"))
         assert done.returncode == 0, done.stdout + done.stderr

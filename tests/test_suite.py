@@ -57,7 +57,9 @@ def test_every_bad_load_fixture_declares_what_it_expects() -> None:
 
 
 @pytest.mark.parametrize("path", BAD_LOAD, ids=[p.stem for p in BAD_LOAD])
-def test_malformed_suite_names_location_and_fix(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_malformed_suite_names_location_and_fix(
+    path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)  # the python-tag fixture would `touch pwned` here if it ran
     with pytest.raises(SuiteError) as info:
         load_suite(path)
@@ -160,7 +162,9 @@ def test_object_building_tags_are_refused_without_running(
 
 
 def test_tag_in_a_nested_value_is_located(tmp_path: Path) -> None:
-    message = error_of(tmp_path, MINIMAL.replace("- name: gru", "- name: gru\n    params: {hidden_size: !!python/int 8}"))
+    message = error_of(
+        tmp_path, MINIMAL.replace("- name: gru", "- name: gru\n    params: {hidden_size: !!python/int 8}")
+    )
     assert "`architectures[0].params.hidden_size` (line 6)" in message
 
 
@@ -269,7 +273,8 @@ def test_early_stopping(tmp_path: Path, value: str, expected: EarlyStopping | No
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"), [('"01:02:03"', 3723.0), ('"00:05:00"', 300.0), ('"05:00"', 300.0), ("90", 90.0), ("1.5", 1.5)]
+    ("value", "seconds"),
+    [('"01:02:03"', 3723.0), ('"00:05:00"', 300.0), ('"05:00"', 300.0), ("90", 90.0), ("1.5", 1.5)],
 )
 def test_max_time(tmp_path: Path, value: str, seconds: float) -> None:
     assert load_text(tmp_path, MINIMAL + f"trainer: {{max_time: {value}}}\n").spec.trainer.max_time == seconds
@@ -284,9 +289,18 @@ def test_bad_max_time(tmp_path: Path, value: str) -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("lr", "-0.1"), ("lr", "0"), ("lr", ".nan"), ("max_epochs", "0"), ("batch_size", "0"),
-        ("batch_size", "2.5"), ("momentum", "1.0"), ("weight_decay", "-1"), ("optimizer", "adamm"),
-        ("precision", "16"), ("gradient_clip_val", "0"), ("accelerator", "tpu"),
+        ("lr", "-0.1"),
+        ("lr", "0"),
+        ("lr", ".nan"),
+        ("max_epochs", "0"),
+        ("batch_size", "0"),
+        ("batch_size", "2.5"),
+        ("momentum", "1.0"),
+        ("weight_decay", "-1"),
+        ("optimizer", "adamm"),
+        ("precision", "16"),
+        ("gradient_clip_val", "0"),
+        ("accelerator", "tpu"),
     ],
 )
 def test_impossible_trainer_values(tmp_path: Path, key: str, value: str) -> None:
@@ -304,7 +318,9 @@ def test_gpu_requests_that_parse(tmp_path: Path, gpus: str) -> None:
     assert load_text(tmp_path, MINIMAL + f"resources: {{gpus: {gpus}}}\n").spec.resources.gpus == float(gpus)
 
 
-@pytest.mark.parametrize(("gpus", "fragment"), [("1.5", "whole number"), ("-1", "greater than or equal to 0")])
+@pytest.mark.parametrize(
+    ("gpus", "fragment"), [("1.5", "whole number"), ("-1", "greater than or equal to 0")]
+)
 def test_bad_gpu_requests(tmp_path: Path, gpus: str, fragment: str) -> None:
     message = error_of(tmp_path, MINIMAL + f"resources:\n  gpus: {gpus}\n")
     assert "`resources.gpus` (line 7)" in message and fragment in message
@@ -370,7 +386,9 @@ def test_wrong_types_of_entries(tmp_path: Path) -> None:
 
 def test_empty_lists_of_tasks_or_architectures(tmp_path: Path) -> None:
     assert "`tasks` (line 2)" in error_of(tmp_path, "name: t\ntasks: []\narchitectures: [{name: gru}]\n")
-    assert "`architectures` (line 3)" in error_of(tmp_path, "name: t\ntasks: [{name: digits}]\narchitectures: []\n")
+    assert "`architectures` (line 3)" in error_of(
+        tmp_path, "name: t\ntasks: [{name: digits}]\narchitectures: []\n"
+    )
 
 
 @pytest.mark.parametrize("grid", ["{hidden_size: []}", "{hidden_size: [8, 8]}"])

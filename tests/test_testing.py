@@ -41,7 +41,9 @@ def _builtins(kind: str) -> dict[str, Any]:
     from harness_builtins import architectures, metrics, reporters, tasks
 
     found: list[Any] = []
-    module = {"architectures": architectures, "tasks": tasks, "metrics": metrics, "reporters": reporters}[kind]
+    module = {"architectures": architectures, "tasks": tasks, "metrics": metrics, "reporters": reporters}[
+        kind
+    ]
     getattr(module, f"register_{kind}")(register=found.append)
     return {obj.name: obj for obj in found}
 
@@ -59,7 +61,9 @@ METRICS = _builtins("metrics")
 REPORTERS = _builtins("reporters")
 SMOKE = _smoke_params()
 ARCH_CASES = [(name, {}) for name in ARCHITECTURES] + [
-    ("transformer", {"causal": True}), ("cnn_rnn", {"causal": True, "kernel_size": 5}), ("birnn", {"cell": "lstm"}),
+    ("transformer", {"causal": True}),
+    ("cnn_rnn", {"causal": True, "kernel_size": 5}),
+    ("birnn", {"cell": "lstm"}),
 ]
 
 
@@ -69,13 +73,20 @@ def _failed(results: list[CheckResult]) -> dict[str, str]:
 
 # -- the built-ins conform ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("name", "params"), ARCH_CASES, ids=[f"{n}{p or ''}" for n, p in ARCH_CASES])
 def test_builtin_architectures_conform(name: str, params: dict[str, Any]) -> None:
     results = check_architecture(ARCHITECTURES[name], params)
     assert_conforms(results)
     checks = {r.check for r in results}
-    assert {"output shape", "padding invariance", "determinism", "training step", "pickling",
-            "parameter count"} <= checks
+    assert {
+        "output shape",
+        "padding invariance",
+        "determinism",
+        "training step",
+        "pickling",
+        "parameter count",
+    } <= checks
     if ARCHITECTURES[name].trainable:
         assert {"decoder output shape", "decoder causality", "decoder padding invariance"} <= checks
     else:
@@ -89,7 +100,8 @@ def test_builtin_tasks_conform(name: str, tmp_path: Path) -> None:
     assert_conforms(results)
     if not any(r.detail.startswith("skipped: unavailable") for r in results):
         assert {"data shapes", "splits disjoint", "deterministic", "metrics on a dummy prediction"} <= {
-            r.check for r in results}
+            r.check for r in results
+        }
 
 
 def test_builtin_metrics_and_reporters_conform() -> None:
@@ -111,7 +123,7 @@ def test_example_plugin_conforms(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # -- broken plugins fail for the right reason ---------------------------------------------------
 
-ENCODER = '''
+ENCODER = """
 import random
 import torch
 from torch import nn
@@ -139,18 +151,34 @@ class Broken(Architecture):
 @hookimpl
 def register_architectures(register):
     register(Broken)
-'''
+"""
 
 BROKEN_ARCHITECTURES = {
     # (init line, forward line, the checks that fail, a phrase of the failure's detail)
-    "wrong_shape": ("pass", "summary = torch.cat([summary, summary[:, :1]], dim=1)",
-                    {"output shape"}, "`summary` has shape (3, 9), expected (3, 8)"),
-    "padding_leak": ("pass", "summary = torch.tanh(self.input(x)).mean(dim=1)",  # pools over padded steps too
-                     {"padding invariance"}, "changes its summary; padding leaks in"),
-    "unseeded_build": ("nn.init.constant_(self.input.layer.weight, random.SystemRandom().random())", "pass",
-                       {"determinism"}, "two encoders built after seeding 3 give different"),
-    "random_forward": ("pass", "summary = summary + torch.rand(summary.shape)",
-                       {"determinism", "padding invariance", "pickling"}, "the same encoder in eval mode"),
+    "wrong_shape": (
+        "pass",
+        "summary = torch.cat([summary, summary[:, :1]], dim=1)",
+        {"output shape"},
+        "`summary` has shape (3, 9), expected (3, 8)",
+    ),
+    "padding_leak": (
+        "pass",
+        "summary = torch.tanh(self.input(x)).mean(dim=1)",  # pools over padded steps too
+        {"padding invariance"},
+        "changes its summary; padding leaks in",
+    ),
+    "unseeded_build": (
+        "nn.init.constant_(self.input.layer.weight, random.SystemRandom().random())",
+        "pass",
+        {"determinism"},
+        "two encoders built after seeding 3 give different",
+    ),
+    "random_forward": (
+        "pass",
+        "summary = summary + torch.rand(summary.shape)",
+        {"determinism", "padding invariance", "pickling"},
+        "the same encoder in eval mode",
+    ),
     "lambda": ("self.act = lambda t: t", "pass", {"pickling"}, "cannot be pickled"),
     "generator": ("self.counter = (i for i in range(3))", "pass", {"pickling"}, "generator"),
 }
@@ -214,7 +242,9 @@ def test_disjoint_version_of_the_task_passes(make_plugin: MakePlugin) -> None:
 
 
 def test_wrong_task_shapes_fail(make_plugin: MakePlugin) -> None:
-    source = OVERLAPPING_TASK.replace("{val}", "64:80").replace('InputSpec("continuous", 3,', 'InputSpec("continuous", 4,')
+    source = OVERLAPPING_TASK.replace("{val}", "64:80").replace(
+        'InputSpec("continuous", 3,', 'InputSpec("continuous", 4,'
+    )
     failed = _failed(check_plugin(make_plugin("wrong_size_task", source)))
     assert "data shapes" in failed and "continuous input of size 4" in failed["data shapes"]
 
@@ -228,7 +258,9 @@ def test_plugin_that_fails_to_load_is_one_failed_result(make_plugin: MakePlugin)
 def test_unknown_plugin_lists_the_installed_ones(clean_plugins: None) -> None:
     from harness.errors import HarnessError
 
-    with pytest.raises(HarnessError, match=r"No installed plugin matches `harnes_builtins`.*Did you mean") as info:
+    with pytest.raises(
+        HarnessError, match=r"No installed plugin matches `harnes_builtins`.*Did you mean"
+    ) as info:
         check_plugin("harnes_builtins")
     assert "builtin_architectures" in str(info.value) and info.value.exit_code == 2
 
@@ -237,13 +269,20 @@ def test_check_plugin_matches_modules_and_kinds(clean_plugins: None) -> None:
     results = check_plugin("harness_builtins.reporters")
     assert {r.component for r in results} == {"reporter html", "reporter markdown", "reporter csv"}
     assert all(r.passed for r in results)
-    assert {r.component for r in check_plugin("harness", kinds=["reporters"])} == {"reporter html", "reporter markdown", "reporter csv"}
+    assert {r.component for r in check_plugin("harness", kinds=["reporters"])} == {
+        "reporter html",
+        "reporter markdown",
+        "reporter csv",
+    }
 
 
 # -- the CLI --------------------------------------------------------------------------------------
 
+
 def test_cli_check_builtins_passes(builtins_only: None, cli: Cli) -> None:
-    result = cli("plugins", "check", "harness", "--kind", "architectures", "--kind", "metrics", "--kind", "reporters")
+    result = cli(
+        "plugins", "check", "harness", "--kind", "architectures", "--kind", "metrics", "--kind", "reporters"
+    )
     assert result.exit_code == 0, result.output
     assert "architecture transformer" in result.output and "metric bleu" in result.output
     assert "FAIL" not in result.output and " 0 failed." in result.output
@@ -262,7 +301,9 @@ def test_cli_check_broken_plugin_exits_1(make_plugin: MakePlugin, cli: Cli) -> N
 def test_cli_check_unknown_plugin_exits_2(clean_plugins: None, cli: Cli) -> None:
     result = cli("plugins", "check", "no-such-plugin")
     assert result.exit_code == 2, result.output
-    assert "No installed plugin matches `no-such-plugin`" in result.output and "builtin_tasks" in result.output
+    assert (
+        "No installed plugin matches `no-such-plugin`" in result.output and "builtin_tasks" in result.output
+    )
     assert "Traceback" not in result.output
 
 
@@ -274,8 +315,10 @@ def test_cli_plugins_still_lists(clean_plugins: None, cli: Cli) -> None:
 
 # -- the pytest fixtures ------------------------------------------------------------------------
 
+
 def test_register_plugin_fixture(
-    register_plugin: Callable[..., Registry], harness_registry: Registry,  # noqa: F811
+    register_plugin: Callable[..., Registry],  # noqa: F811 - the kit's fixtures, imported above
+    harness_registry: Registry,  # noqa: F811
 ) -> None:
     import types
 
@@ -298,10 +341,19 @@ def test_register_plugin_fixture(
 
 
 def test_suite_file_and_harness_cli_fixtures(
-    suite_file: Callable[..., Path], harness_cli: Cli, tmp_path: Path,  # noqa: F811
+    suite_file: Callable[..., Path],  # noqa: F811 - the kit's fixtures, imported above
+    harness_cli: Cli,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
-    path = suite_file({"name": "fixture", "seeds": [0], "tasks": [{"name": "digits"}],
-                       "architectures": [{"name": "gru"}], "trainer": {"max_epochs": 1}})
+    path = suite_file(
+        {
+            "name": "fixture",
+            "seeds": [0],
+            "tasks": [{"name": "digits"}],
+            "architectures": [{"name": "gru"}],
+            "trainer": {"max_epochs": 1},
+        }
+    )
     assert path.parent == tmp_path
     result = harness_cli("validate", path)
     assert result.exit_code == 0, result.output
@@ -310,12 +362,18 @@ def test_suite_file_and_harness_cli_fixtures(
 
 
 def test_inputs_an_architecture_refuses_are_not_built(make_plugin: MakePlugin) -> None:
-    source = ENCODER.replace("{init}", "assert spec.kind == 'continuous'").replace("{forward}", "pass").replace(
-        '''    name = "broken"
-''', '''    name = "broken"
+    source = (
+        ENCODER.replace("{init}", "assert spec.kind == 'continuous'")
+        .replace("{forward}", "pass")
+        .replace(
+            """    name = "broken"
+""",
+            """    name = "broken"
     def incompatibility(self, info):
         return "continuous inputs only" if info.input.kind == "tokens" else super().incompatibility(info)
-''')
+""",
+        )
+    )
     results = check_plugin(make_plugin("continuous_only", source))
     assert_conforms(results)
     build = next(r for r in results if r.check == "build")

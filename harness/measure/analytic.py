@@ -17,8 +17,13 @@ def linear(batch: int, steps: int, in_features: int, out_features: int) -> int:
 
 
 def recurrent(
-    batch: int, steps: int, input_size: int, hidden_size: int, cell: str,
-    num_layers: int = 1, bidirectional: bool = False,
+    batch: int,
+    steps: int,
+    input_size: int,
+    hidden_size: int,
+    cell: str,
+    num_layers: int = 1,
+    bidirectional: bool = False,
 ) -> int:
     """Stacked ``nn.RNN/GRU/LSTM``: 2·B·T·gates·H·(D+H) per layer and direction, where D is the
     layer's input width (``input_size`` for the first layer, H·directions above it)."""

@@ -179,7 +179,11 @@ def _probe_batch(data: pl.LightningDataModule, size: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in rows[0]:
         values = [r[key] for r in rows]
-        if isinstance(values[0], torch.Tensor) and values[0].dim() > 0 and len({v.shape[1:] for v in values}) == 1:
+        if (
+            isinstance(values[0], torch.Tensor)
+            and values[0].dim() > 0
+            and len({v.shape[1:] for v in values}) == 1
+        ):
             out[key] = torch.cat(values)[:size]
         else:
             out[key] = values[0]
@@ -207,7 +211,9 @@ class GradientFlowCallback(pl.Callback):
         self._batch = _probe_batch(data, self.batch_size) if data else None
         torch.set_rng_state(generator_state)  # the loader's shuffle must not shift training's RNG
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         wanted = step in self.steps or (self.every and step % int(self.every) == 0)
         if not wanted or step in self._done or not self._batch or trainer.global_rank != 0:

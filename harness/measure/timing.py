@@ -21,7 +21,9 @@ def synchronize(device: torch.device | str) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_rounds(fn: Callable[[], object], *, rounds: int, warmup: int, device: torch.device | str = "cpu") -> list[float]:
+def time_rounds(
+    fn: Callable[[], object], *, rounds: int, warmup: int, device: torch.device | str = "cpu"
+) -> list[float]:
     """Seconds taken by each of ``rounds`` calls of ``fn`` after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()

@@ -13,10 +13,14 @@ from importlib import import_module
 from typing import Any
 
 _API = {
-    "ReportContext": "harness.report.context", "analyze": "harness.report.analysis",
-    "render_html": "harness.report.html", "render_markdown": "harness.report.markdown",
-    "tidy_csv": "harness.report.tables", "all_figures": "harness.report.plots",
-    "summarize": "harness.report.summary", "SummaryTable": "harness.report.summary",
+    "ReportContext": "harness.report.context",
+    "analyze": "harness.report.analysis",
+    "render_html": "harness.report.html",
+    "render_markdown": "harness.report.markdown",
+    "tidy_csv": "harness.report.tables",
+    "all_figures": "harness.report.plots",
+    "summarize": "harness.report.summary",
+    "SummaryTable": "harness.report.summary",
 }
 
 __all__ = sorted(_API)

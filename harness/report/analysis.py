@@ -18,9 +18,14 @@ from harness.report.stats import ALPHA, Friedman, Interval, friedman, holm, mean
 
 #: cost columns in table order: (key, column label); absent keys are not shown
 COSTS: list[tuple[str, str]] = [
-    ("num_params", "params"), ("flops_per_sample", "FLOPs/sample"), ("train_samples_per_s", "train samples/s"),
-    ("infer_samples_per_s", "infer samples/s"), ("latency_p50_ms", "latency p50 ms"),
-    ("peak_memory_mb", "peak memory MB"), ("activation_memory_mb", "activations MB"), ("train_time_s", "train time s"),
+    ("num_params", "params"),
+    ("flops_per_sample", "FLOPs/sample"),
+    ("train_samples_per_s", "train samples/s"),
+    ("infer_samples_per_s", "infer samples/s"),
+    ("latency_p50_ms", "latency p50 ms"),
+    ("peak_memory_mb", "peak memory MB"),
+    ("activation_memory_mb", "activations MB"),
+    ("train_time_s", "train time s"),
 ]
 #: old cost names → the agreed ones (records written before the measurement work landed)
 ALIASES = {"train_throughput": "train_samples_per_s", "inference_throughput": "infer_samples_per_s"}
@@ -35,8 +40,9 @@ def normalize_cost(cost: Mapping[str, Any] | None) -> dict[str, float]:
     return out
 
 
-def metric_direction(metric: str, primary: str, primary_direction: str,
-                     recorded: Mapping[str, str] | None = None) -> str:
+def metric_direction(
+    metric: str, primary: str, primary_direction: str, recorded: Mapping[str, str] | None = None
+) -> str:
     """The primary metric's direction comes from the task; the others as the runs recorded them.
 
     Records written before runs recorded directions take it from the metric registry; a metric
@@ -120,10 +126,12 @@ class Analysis:
     problems: list[dict[str, Any]]  # failed/skipped/killed cells with their causes
     provenance: dict[str, Any]
     records: list[RunRecord]
-    test_note: str = (f"Mean ± 95 % t-interval over seeds (n = finished seeds; n=1: no interval). Bold: best mean. "
-                      f"≈: not significantly different from the best (paired t-test over seeds, runs paired by "
-                      f"seed, Holm-corrected, α={ALPHA}); needs ≥ 2 shared seeds. Tasks do not store "
-                      "per-example predictions, so no per-example bootstrap is done.")
+    test_note: str = (
+        f"Mean ± 95 % t-interval over seeds (n = finished seeds; n=1: no interval). Bold: best mean. "
+        f"≈: not significantly different from the best (paired t-test over seeds, runs paired by "
+        f"seed, Holm-corrected, α={ALPHA}); needs ≥ 2 shared seeds. Tasks do not store "
+        "per-example predictions, so no per-example bootstrap is done."
+    )
 
 
 def _table(task: str, recs: list[RunRecord]) -> TaskTable:
@@ -164,9 +172,17 @@ def _table(task: str, recs: list[RunRecord]) -> TaskTable:
     rows = list(archs.values())
     for row in rows:
         row.intervals = {m: mean_ci(list(v.values())) for m, v in row.values.items() if v}
-    table = TaskTable(task, primary, direction, list(metrics), rows,
-                      [k for k, _ in COSTS if any(k in r.costs for r in rows)],
-                      any(r.ttt_runs for r in rows), float(target) if target is not None else None, directions)
+    table = TaskTable(
+        task,
+        primary,
+        direction,
+        list(metrics),
+        rows,
+        [k for k, _ in COSTS if any(k in r.costs for r in rows)],
+        any(r.ttt_runs for r in rows),
+        float(target) if target is not None else None,
+        directions,
+    )
     for metric in table.metrics:
         _mark_best(table, metric)
     return table
@@ -190,20 +206,29 @@ def _mark_best(table: TaskTable, metric: str) -> None:
 
 def _ranking(tables: list[TaskTable]) -> Ranking:
     usable = [t for t in tables if any(t.primary in r.intervals for r in t.rows)]
-    archs = [a for a in dict.fromkeys(r.arch for t in usable for r in t.rows)
-             if all((row := t.row(a)) is not None and t.primary in row.intervals for t in usable)]
+    archs = [
+        a
+        for a in dict.fromkeys(r.arch for t in usable for r in t.rows)
+        if all((row := t.row(a)) is not None and t.primary in row.intervals for t in usable)
+    ]
     dropped = sorted({r.arch for t in usable for r in t.rows} - set(archs))
     note = f" Left out (no result on every task): {', '.join(dropped)}." if dropped else ""
     if len(usable) < 2 or len(archs) < 2:
-        return Ranking(archs, [t.task for t in usable], None,
-                       "Average ranks need ≥ 2 tasks and ≥ 2 architectures with results on all of them." + note)
+        return Ranking(
+            archs,
+            [t.task for t in usable],
+            None,
+            "Average ranks need ≥ 2 tasks and ≥ 2 architectures with results on all of them." + note,
+        )
     rows = [[t.row(a).intervals[t.primary].mean for a in archs] for t in usable]  # type: ignore[union-attr]
     result = friedman(rows, [t.direction == "max" for t in usable])
     verdict = "differ significantly" if result.pvalue < ALPHA else "do not differ significantly"
-    note = (f"Ranks of the mean primary metric per task (1 = best, ties share the mean rank), averaged over "
-            f"{len(usable)} tasks. Friedman χ²={result.chi2:.3g}, Iman–Davenport F={result.iman_davenport:.3g}, "
-            f"p={result.pvalue:.3g}: the architectures {verdict} (α={ALPHA}). Nemenyi critical difference "
-            f"CD={result.cd:.3g} (Demšar 2006); with few tasks the test has little power." + note)
+    note = (
+        f"Ranks of the mean primary metric per task (1 = best, ties share the mean rank), averaged over "
+        f"{len(usable)} tasks. Friedman χ²={result.chi2:.3g}, Iman–Davenport F={result.iman_davenport:.3g}, "
+        f"p={result.pvalue:.3g}: the architectures {verdict} (α={ALPHA}). Nemenyi critical difference "
+        f"CD={result.cd:.3g} (Demšar 2006); with few tasks the test has little power." + note
+    )
     return Ranking(archs, [t.task for t in usable], result, note)
 
 
@@ -212,12 +237,23 @@ def _problems(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
     for r in records:
         if r.finished:
             continue
-        kind = r.failure.kind if r.failure is not None else ("skipped" if r.status == "skipped" else "exception")
+        kind = (
+            r.failure.kind if r.failure is not None else ("skipped" if r.status == "skipped" else "exception")
+        )
         cause = r.error.splitlines()
         key = (r.spec.task_label, r.spec.arch_label, r.status, cause[0] if cause else "")
-        entry = seen.setdefault(key, {"task": key[0], "architecture": key[1], "status": r.status, "kind": kind,
-                                      "cause": key[3], "seeds": [],
-                                      "attempts": r.failure.attempts if r.failure is not None else None})
+        entry = seen.setdefault(
+            key,
+            {
+                "task": key[0],
+                "architecture": key[1],
+                "status": r.status,
+                "kind": kind,
+                "cause": key[3],
+                "seeds": [],
+                "attempts": r.failure.attempts if r.failure is not None else None,
+            },
+        )
         entry["seeds"].append(r.spec.seed)
     return list(seen.values())
 
@@ -231,8 +267,10 @@ def _provenance(records: Sequence[RunRecord], context: ReportContext) -> dict[st
     for r in records:
         plan = r.spec.provenance
         versions.setdefault("harness", set()).add(plan.harness)
-        for role, name, ref in (("task", r.spec.task, plan.task_plugin), ("architecture", r.spec.architecture,
-                                                                           plan.arch_plugin)):
+        for role, name, ref in (
+            ("task", r.spec.task, plan.task_plugin),
+            ("architecture", r.spec.architecture, plan.arch_plugin),
+        ):
             plugins.setdefault(f"{role} `{name}`", set()).add(ref.pin)
         data.setdefault(r.spec.task, set()).add(plan.data_version)
         if plan.git_commit:
@@ -241,8 +279,12 @@ def _provenance(records: Sequence[RunRecord], context: ReportContext) -> dict[st
             if key != "harness":
                 versions.setdefault(key, set()).add(value)
     return {
-        "suite": context.suite, "invocation": context.invocation, "suite_hash": context.suite_hash,
-        "command": context.command, "source": context.source, "generated_at": context.generated_at,
+        "suite": context.suite,
+        "invocation": context.invocation,
+        "suite_hash": context.suite_hash,
+        "command": context.command,
+        "source": context.source,
+        "generated_at": context.generated_at,
         "versions": {k: sorted(v) for k, v in sorted(versions.items())},
         "plugins": {k: sorted(v) for k, v in sorted(plugins.items())},
         "data_versions": {k: sorted(v) for k, v in sorted(data.items())},
@@ -263,5 +305,15 @@ def analyze(records: Iterable[RunRecord], context: ReportContext | None = None) 
     return Analysis(context, tables, _ranking(tables), _problems(rows), _provenance(rows, context), rows)
 
 
-__all__ = ["ALIASES", "COSTS", "Analysis", "ArchRow", "Ranking", "TaskTable", "analyze", "label",
-           "metric_direction", "normalize_cost"]
+__all__ = [
+    "ALIASES",
+    "COSTS",
+    "Analysis",
+    "ArchRow",
+    "Ranking",
+    "TaskTable",
+    "analyze",
+    "label",
+    "metric_direction",
+    "normalize_cost",
+]

@@ -48,8 +48,14 @@ class Delta:
         return None if self.mean_a is None or self.mean_b is None else self.mean_b - self.mean_a
 
 
-def verdict(a: Sequence[float], b: Sequence[float], higher_is_better: bool,
-            min_effect: float | None = None, alpha: float = ALPHA, adjusted: float | None = None) -> tuple[str, float | None]:
+def verdict(
+    a: Sequence[float],
+    b: Sequence[float],
+    higher_is_better: bool,
+    min_effect: float | None = None,
+    alpha: float = ALPHA,
+    adjusted: float | None = None,
+) -> tuple[str, float | None]:
     """(verdict, Welch p value or None) for B relative to A (``adjusted``: a corrected p to use instead)."""
     if not a or not b:
         return "missing", None
@@ -84,8 +90,9 @@ def _values(records: Sequence[RunRecord]) -> dict[tuple[str, str], dict[str, Any
     return cells
 
 
-def compare(a: Sequence[RunRecord], b: Sequence[RunRecord],
-            min_effect: float | None = None, costs: bool = True) -> list[Delta]:
+def compare(
+    a: Sequence[RunRecord], b: Sequence[RunRecord], min_effect: float | None = None, costs: bool = True
+) -> list[Delta]:
     """Deltas of the primary metric (and main costs) for every cell in A or B.
 
     p values are Holm-corrected per metric over the cells, so a suite with many cells does not
@@ -106,8 +113,9 @@ def compare(a: Sequence[RunRecord], b: Sequence[RunRecord],
             out.append(Delta(key[0], key[1], metric, "max" if higher else "min", va, vb, None, "missing"))
     families: dict[str, dict[int, float | None]] = {}
     for i, d in enumerate(out):
-        families.setdefault(d.metric if d.metric in dict(COST_KEYS) else "primary", {})[i] = \
+        families.setdefault(d.metric if d.metric in dict(COST_KEYS) else "primary", {})[i] = (
             welch(d.a, d.b) if d.a and d.b else None
+        )
     for family in families.values():
         for index, p in holm({str(i): p for i, p in family.items()}).items():
             d = out[int(index)]
@@ -117,6 +125,7 @@ def compare(a: Sequence[RunRecord], b: Sequence[RunRecord],
 
 def environment_warnings(a: Sequence[RunRecord], b: Sequence[RunRecord]) -> list[str]:
     """Differences in library or plugin versions, data versions, device or host between two invocations."""
+
     def env(records: Sequence[RunRecord]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for r in records:
@@ -137,8 +146,11 @@ def environment_warnings(a: Sequence[RunRecord], b: Sequence[RunRecord]) -> list
         return out
 
     ea, eb = env(a), env(b)
-    return [f"{key} differs: A {', '.join(sorted(ea.get(key, {'—'})))} vs B {', '.join(sorted(eb.get(key, {'—'})))}"
-            for key in sorted(set(ea) | set(eb)) if ea.get(key) != eb.get(key)]
+    return [
+        f"{key} differs: A {', '.join(sorted(ea.get(key, {'—'})))} vs B {', '.join(sorted(eb.get(key, {'—'})))}"
+        for key in sorted(set(ea) | set(eb))
+        if ea.get(key) != eb.get(key)
+    ]
 
 
 __all__ = ["COST_KEYS", "Delta", "compare", "environment_warnings", "verdict"]

@@ -33,29 +33,43 @@ def _table(table: Table, cls: str = "") -> str:
     out += [f"<th>{escape(h)}</th>" for h in header]
     out.append("</tr></thead><tbody>")
     for row in rows:
-        out.append("<tr>" + "".join(f'<td class="{style}">{escape(text)}</td>' if style else f"<td>{escape(text)}</td>"
-                                    for text, style in row) + "</tr>")
+        out.append(
+            "<tr>"
+            + "".join(
+                f'<td class="{style}">{escape(text)}</td>' if style else f"<td>{escape(text)}</td>"
+                for text, style in row
+            )
+            + "</tr>"
+        )
     out.append("</tbody></table>")
     return "".join(out)
 
 
 def _figures(figures: list[tuple[str, str]]) -> str:
-    return "".join(f"<figure>{svg}<figcaption>{escape(title)}</figcaption></figure>" for title, svg in figures)
+    return "".join(
+        f"<figure>{svg}<figcaption>{escape(title)}</figcaption></figure>" for title, svg in figures
+    )
 
 
 def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | None = None) -> str:
     figures = figures or {}
     ctx = analysis.context
-    parts = [f"<h1>{escape(ctx.suite)} — benchmark report</h1>",
-             (f'<p class="note">Invocation <code>{escape(ctx.invocation)}</code>, '
-              f"generated {escape(ctx.generated_at)}. {len(analysis.records)} runs.</p>")]
+    parts = [
+        f"<h1>{escape(ctx.suite)} — benchmark report</h1>",
+        (
+            f'<p class="note">Invocation <code>{escape(ctx.invocation)}</code>, '
+            f"generated {escape(ctx.generated_at)}. {len(analysis.records)} runs.</p>"
+        ),
+    ]
     parts.append("<h2>Results per task</h2>")
     parts.append(f'<p class="note">{escape(analysis.test_note)}</p>')
     if not analysis.tables:
         parts.append("<p>No results.</p>")
     for table in analysis.tables:
-        parts.append(f"<h3>{escape(table.task)} <small>(primary: test {escape(table.primary)}, "
-                     f"{'higher' if table.direction == 'max' else 'lower'} is better)</small></h3>")
+        parts.append(
+            f"<h3>{escape(table.task)} <small>(primary: test {escape(table.primary)}, "
+            f"{'higher' if table.direction == 'max' else 'lower'} is better)</small></h3>"
+        )
         parts.append(_table(task_table(table)))
     parts.append("<h2>Across tasks</h2>")
     parts.append(f'<p class="note">{escape(analysis.ranking.note)}</p>')
@@ -63,8 +77,12 @@ def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | 
     if ranks:
         parts.append(_table(ranks))
     parts.append(_figures(figures.get("ranks", [])))
-    sections = [("learning", "Learning curves"), ("pareto", "Quality vs cost (Pareto front in red)"),
-                ("gradient_flow", "Gradient flow"), ("profiles", "Efficiency vs sequence length")]
+    sections = [
+        ("learning", "Learning curves"),
+        ("pareto", "Quality vs cost (Pareto front in red)"),
+        ("gradient_flow", "Gradient flow"),
+        ("profiles", "Efficiency vs sequence length"),
+    ]
     for key, title in sections:
         if figures.get(key):
             parts.append(f"<h2>{title}</h2>{_figures(figures[key])}")
@@ -72,12 +90,16 @@ def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | 
     problems = problems_table(analysis)
     parts.append(_table(problems) if problems else "<p>None: every cell finished.</p>")
     parts.append("<h2>Provenance</h2>")
-    parts.append(_table((["item", "value"], [[(k, ""), (v, "")] for k, v in provenance_rows(analysis)]), "kv"))
+    parts.append(
+        _table((["item", "value"], [[(k, ""), (v, "")] for k, v in provenance_rows(analysis)]), "kv")
+    )
     body = "\n".join(parts)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
-            f"<title>{escape(ctx.suite)} report</title><style>{CSS}</style></head>\n"
-            f"<body>\n{body}\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{escape(ctx.suite)} report</title><style>{CSS}</style></head>\n"
+        f"<body>\n{body}\n</body></html>\n"
+    )
 
 
 __all__ = ["render_html"]

@@ -23,13 +23,25 @@ def render_markdown(analysis: Analysis) -> str:
     ctx = analysis.context
     counts = {s: sum(1 for r in analysis.records if r.status == s) for s in ("finished", "failed", "skipped")}
     other = len(analysis.records) - sum(counts.values())
-    lines = [f"# {ctx.suite} — benchmark report", "",
-             f"Invocation `{ctx.invocation}`, generated {ctx.generated_at}. "
-             + ", ".join(f"{n} {s}" for s, n in counts.items()) + (f", {other} other" if other else "") + ".", "",
-             f"_{analysis.test_note}_", ""]
+    lines = [
+        f"# {ctx.suite} — benchmark report",
+        "",
+        f"Invocation `{ctx.invocation}`, generated {ctx.generated_at}. "
+        + ", ".join(f"{n} {s}" for s, n in counts.items())
+        + (f", {other} other" if other else "")
+        + ".",
+        "",
+        f"_{analysis.test_note}_",
+        "",
+    ]
     for table in analysis.tables:
-        lines += [(f"## {table.task} (primary: test {table.primary}, "
-                   f"{'higher' if table.direction == 'max' else 'lower'} is better)"), ""]
+        lines += [
+            (
+                f"## {table.task} (primary: test {table.primary}, "
+                f"{'higher' if table.direction == 'max' else 'lower'} is better)"
+            ),
+            "",
+        ]
         lines += _table(task_table(table))
     lines += ["## Across tasks", "", analysis.ranking.note, ""]
     ranks = ranking_table(analysis)
@@ -40,8 +52,10 @@ def render_markdown(analysis: Analysis) -> str:
     lines += _table(problems) if problems else ["None: every cell finished.", ""]
     lines += ["## Provenance", ""]
     lines += _table((["item", "value"], [[(k, ""), (v, "")] for k, v in provenance_rows(analysis)]))
-    lines += ["Plots (learning curves, Pareto fronts, critical-difference diagram, gradient flow) "
-              "are in `index.html`."]
+    lines += [
+        "Plots (learning curves, Pareto fronts, critical-difference diagram, gradient flow) "
+        "are in `index.html`."
+    ]
     return "\n".join(lines) + "\n"
 
 

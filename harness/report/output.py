@@ -29,18 +29,28 @@ def write_with(reporter: Any, records: Sequence[RunRecord], out_dir: Path, conte
         accepts = "context" in inspect.signature(reporter.write).parameters
     except (TypeError, ValueError):
         accepts = False
-    path: Path = reporter.write(records, out_dir, context=context) if accepts else reporter.write(records, out_dir)
+    path: Path = (
+        reporter.write(records, out_dir, context=context) if accepts else reporter.write(records, out_dir)
+    )
     return path
 
 
-def write_report_set(records: Sequence[RunRecord], root: Path, context: ReportContext,
-                     reporters: Sequence[str] | None = None, latest: bool = True) -> list[Path]:
+def write_report_set(
+    records: Sequence[RunRecord],
+    root: Path,
+    context: ReportContext,
+    reporters: Sequence[str] | None = None,
+    latest: bool = True,
+) -> list[Path]:
     """Every selected reporter (None = all installed) writes into ``root/<invocation>/``."""
     from harness.plugins import get_registry
 
     registry = get_registry()
-    entries = ([registry.reporters.get(name, where="reporters") for name in reporters]
-               if reporters is not None else list(registry.reporters))
+    entries = (
+        [registry.reporters.get(name, where="reporters") for name in reporters]
+        if reporters is not None
+        else list(registry.reporters)
+    )
     out_dir = root / _folder_name(context.invocation)
     paths = [write_with(entry.obj(), records, out_dir, context) for entry in entries]
     if latest and out_dir.name != LATEST:

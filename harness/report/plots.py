@@ -27,8 +27,9 @@ def _use_agg() -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False,
-                                "axes.spines.right": False})
+    matplotlib.rcParams.update(
+        {"svg.fonttype": "none", "font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
+    )
 
 
 def _svg(fig: matplotlib.figure.Figure) -> str:
@@ -38,7 +39,7 @@ def _svg(fig: matplotlib.figure.Figure) -> str:
     fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def learning_curves(table: TaskTable) -> list[Figure]:
@@ -63,9 +64,15 @@ def learning_curves(table: TaskTable) -> list[Figure]:
     for arch, points in series:
         epochs = [e for e, _ in points]
         mean = [statistics.fmean(v) for _, v in points]
-        line, = ax.plot(epochs, mean, marker="o", markersize=2.5, label=arch)
-        ax.fill_between(epochs, [min(v) for _, v in points], [max(v) for _, v in points],
-                        color=line.get_color(), alpha=0.18, linewidth=0)
+        (line,) = ax.plot(epochs, mean, marker="o", markersize=2.5, label=arch)
+        ax.fill_between(
+            epochs,
+            [min(v) for _, v in points],
+            [max(v) for _, v in points],
+            color=line.get_color(),
+            alpha=0.18,
+            linewidth=0,
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{key} ({'↑' if table.direction == 'max' else '↓'})")
     ax.legend(fontsize=7, frameon=False)
@@ -75,9 +82,13 @@ def learning_curves(table: TaskTable) -> list[Figure]:
 def pareto(table: TaskTable) -> list[Figure]:
     """Quality vs throughput (higher is cheaper) and vs parameters, non-dominated points joined."""
     figures = []
-    for cost, cost_label, lower in (("train_samples_per_s", "train samples/s", False),
-                                    ("num_params", "parameters", True)):
-        rows = [r for r in table.rows if cost in r.costs and table.primary in r.intervals and r.costs[cost] > 0]
+    for cost, cost_label, lower in (
+        ("train_samples_per_s", "train samples/s", False),
+        ("num_params", "parameters", True),
+    ):
+        rows = [
+            r for r in table.rows if cost in r.costs and table.primary in r.intervals and r.costs[cost] > 0
+        ]
         if len(rows) < 2:
             continue
         points = [(r.costs[cost], r.intervals[table.primary].mean) for r in rows]
@@ -90,8 +101,14 @@ def pareto(table: TaskTable) -> list[Figure]:
         for r, (x, y) in zip(rows, points):
             ax.annotate(r.arch, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         line = sorted(points[i] for i in front)
-        ax.plot([p[0] for p in line], [p[1] for p in line], color="#d62728", marker="o", zorder=3,
-                label="Pareto front")
+        ax.plot(
+            [p[0] for p in line],
+            [p[1] for p in line],
+            color="#d62728",
+            marker="o",
+            zorder=3,
+            label="Pareto front",
+        )
         ax.set_xscale("log")
         ax.set_xlabel(f"{cost_label} ({'↓' if lower else '↑'} is better)")
         ax.set_ylabel(f"test {table.primary} ({'↑' if table.direction == 'max' else '↓'})")
@@ -120,8 +137,14 @@ def cd_diagram(ranking: Ranking) -> list[Figure]:
     for i, (rank, arch) in enumerate(order):
         y = -0.5 - 0.5 * i
         ax.plot([rank, rank], [0, y], color="#1f77b4", linewidth=0.8)
-        ax.text(rank, y - 0.05, f" {arch} ({rank:.2f})", fontsize=8, va="top",
-                ha="left" if rank < (k + 1) / 2 else "right")
+        ax.text(
+            rank,
+            y - 0.05,
+            f" {arch} ({rank:.2f})",
+            fontsize=8,
+            va="top",
+            ha="left" if rank < (k + 1) / 2 else "right",
+        )
     if math.isfinite(result.cd):
         ax.plot([1, 1 + result.cd], [1.1, 1.1], color="#d62728", linewidth=2)
         ax.text(1 + result.cd / 2, 1.25, f"CD = {result.cd:.2f}", ha="center", fontsize=8, color="#d62728")
@@ -140,8 +163,13 @@ def gradient_flow(records: Sequence[RunRecord]) -> list[Figure]:
             continue
         seen.add(key)
         width = max(len(p["per_step_norm"]) for p in probes)
-        grid = [[math.log10(v) if isinstance(v, (int, float)) and v > 0 else math.nan
-                 for v in [*p["per_step_norm"], *[math.nan] * (width - len(p["per_step_norm"]))]] for p in probes]
+        grid = [
+            [
+                math.log10(v) if isinstance(v, (int, float)) and v > 0 else math.nan
+                for v in [*p["per_step_norm"], *[math.nan] * (width - len(p["per_step_norm"]))]
+            ]
+            for p in probes
+        ]
         _use_agg()
         import matplotlib.pyplot as plt
 
@@ -151,9 +179,13 @@ def gradient_flow(records: Sequence[RunRecord]) -> list[Figure]:
         ax.set_xlabel("time step")
         ax.set_ylabel("training step")
         fig.colorbar(image, ax=ax, label="log10 ‖∂L/∂h_t‖")
-        verdict = "vanishing" if flow.get("vanishing") else "exploding" if flow.get("exploding") else "healthy"
-        title = (f"{key[0]} × {key[1]} (seed {r.get('seed')}): gradient flow — {verdict}, "
-                 f"ratio {float(flow.get('ratio') or float('nan')):.3g}")
+        verdict = (
+            "vanishing" if flow.get("vanishing") else "exploding" if flow.get("exploding") else "healthy"
+        )
+        title = (
+            f"{key[0]} × {key[1]} (seed {r.get('seed')}): gradient flow — {verdict}, "
+            f"ratio {float(flow.get('ratio') or float('nan')):.3g}"
+        )
         figures.append((title, _svg(fig)))
     return figures
 
@@ -162,8 +194,11 @@ def profiles(profiles: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Figure
     """Efficiency vs sequence length (``harness profile`` records), one figure per task."""
     figures = []
     for task, rows in profiles.items():
-        keys = [k for k in ("train_timesteps_per_s", "latency_p50_ms", "peak_memory_mb")
-                if any(isinstance(r.get(k), (int, float)) for r in rows)]
+        keys = [
+            k
+            for k in ("train_timesteps_per_s", "latency_p50_ms", "peak_memory_mb")
+            if any(isinstance(r.get(k), (int, float)) for r in rows)
+        ]
         if not keys:
             continue
         _use_agg()
@@ -172,8 +207,13 @@ def profiles(profiles: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Figure
         fig, axes = plt.subplots(1, len(keys), figsize=(3.4 * len(keys), 3), squeeze=False)
         for ax, key in zip(axes[0], keys):
             for arch in dict.fromkeys(str(r.get("arch_label", r.get("architecture"))) for r in rows):
-                pts = sorted((r["length"], r[key]) for r in rows if str(r.get("arch_label", r.get("architecture"))) == arch
-                             and isinstance(r.get(key), (int, float)) and isinstance(r.get("length"), (int, float)))
+                pts = sorted(
+                    (r["length"], r[key])
+                    for r in rows
+                    if str(r.get("arch_label", r.get("architecture"))) == arch
+                    and isinstance(r.get(key), (int, float))
+                    and isinstance(r.get("length"), (int, float))
+                )
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3, label=arch)
             ax.set_xscale("log")

@@ -32,8 +32,12 @@ def _from_file(path: Path, invocation: str | None, suite: str | None) -> list[Ru
     return latest_by_run(records)
 
 
-def select(target: str | None, results: str | None = None, tracking_uri: str | None = None,
-           invocation: str | None = None) -> Selection:
+def select(
+    target: str | None,
+    results: str | None = None,
+    tracking_uri: str | None = None,
+    invocation: str | None = None,
+) -> Selection:
     """Records and context for ``target`` (see the module docstring); ``invocation`` narrows a results file."""
     from harness.tracking.mlflow_store import resolve_uri
     from harness.tracking.query import RUN_ID, invocation_records, parent_info
@@ -63,11 +67,15 @@ def select(target: str | None, results: str | None = None, tracking_uri: str | N
                 break
     if path is not None:
         if not path.is_file():
-            raise HarnessError(f"Results file {path} not found: run the suite first (`harness run SUITE`), "
-                               "or pass --results / a parent run id with --tracking-uri.")
+            raise HarnessError(
+                f"Results file {path} not found: run the suite first (`harness run SUITE`), "
+                "or pass --results / a parent run id with --tracking-uri."
+            )
         records = _from_file(path, invocation, suite)
         if not records:
-            raise HarnessError(f"No records in {path}" + (f" for invocation {invocation}" if invocation else "") + ".")
+            raise HarnessError(
+                f"No records in {path}" + (f" for invocation {invocation}" if invocation else "") + "."
+            )
         context = ReportContext.from_records(records, suite_text=suite_text, source=str(path))
         if invocation:
             context.invocation = invocation
@@ -80,8 +88,13 @@ def select(target: str | None, results: str | None = None, tracking_uri: str | N
     if not target:
         raise HarnessError("Which suite? Pass a suite file, a suite name, a results file or a parent run id.")
     records, info = invocation_records(uri, target)
-    context = ReportContext(suite=info["suite"], invocation=info["invocation"], suite_text=info["suite_text"],
-                            command=info["command"], source=uri)
+    context = ReportContext(
+        suite=info["suite"],
+        invocation=info["invocation"],
+        suite_text=info["suite_text"],
+        command=info["command"],
+        source=uri,
+    )
     context.profiles = load_profiles(Path("results") / "profile", [r.spec.task for r in records])
     return Selection(records, context, None)
 

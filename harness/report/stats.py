@@ -104,7 +104,10 @@ def rank_rows(rows: Sequence[Sequence[float]], higher_is_better: Sequence[bool])
     """Per row (task) the rank of each column (architecture): 1 = best, ties get the mean rank."""
     from scipy.stats import rankdata
 
-    return [list(map(float, rankdata([-v if hib else v for v in row]))) for row, hib in zip(rows, higher_is_better)]
+    return [
+        list(map(float, rankdata([-v if hib else v for v in row])))
+        for row, hib in zip(rows, higher_is_better)
+    ]
 
 
 @dataclass(frozen=True)
@@ -144,7 +147,9 @@ def friedman_from_ranks(avg_ranks: Sequence[float], n: int, alpha: float = ALPHA
     return Friedman(list(avg_ranks), n, k, chi2, ff, pvalue, cd)
 
 
-def friedman(rows: Sequence[Sequence[float]], higher_is_better: Sequence[bool], alpha: float = ALPHA) -> Friedman:
+def friedman(
+    rows: Sequence[Sequence[float]], higher_is_better: Sequence[bool], alpha: float = ALPHA
+) -> Friedman:
     """Friedman/Nemenyi over a tasks × architectures table of (mean) scores; needs ≥ 2 × 2."""
     ranks = rank_rows(rows, higher_is_better)
     k = len(ranks[0])
@@ -152,11 +157,14 @@ def friedman(rows: Sequence[Sequence[float]], higher_is_better: Sequence[bool], 
     return friedman_from_ranks(avg, len(ranks), alpha)
 
 
-def pareto_front(points: Sequence[tuple[float, float]], cost_lower: bool = True, quality_higher: bool = True) -> list[int]:
+def pareto_front(
+    points: Sequence[tuple[float, float]], cost_lower: bool = True, quality_higher: bool = True
+) -> list[int]:
     """Indices of the points (cost, quality) that no other point dominates.
 
     Dominated = another point is at least as good on both axes and better on one.
     """
+
     def better_eq(p: tuple[float, float], q: tuple[float, float]) -> tuple[bool, bool]:
         c = p[0] <= q[0] if cost_lower else p[0] >= q[0]
         v = p[1] >= q[1] if quality_higher else p[1] <= q[1]
@@ -169,5 +177,17 @@ def pareto_front(points: Sequence[tuple[float, float]], cost_lower: bool = True,
     return front
 
 
-__all__ = ["ALPHA", "Friedman", "Interval", "friedman", "friedman_from_ranks", "holm", "mean_ci", "nemenyi_q",
-           "paired_t", "pareto_front", "rank_rows", "welch"]
+__all__ = [
+    "ALPHA",
+    "Friedman",
+    "Interval",
+    "friedman",
+    "friedman_from_ranks",
+    "holm",
+    "mean_ci",
+    "nemenyi_q",
+    "paired_t",
+    "pareto_front",
+    "rank_rows",
+    "welch",
+]

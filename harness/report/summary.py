@@ -54,7 +54,9 @@ class SummaryTable:
     def best(self, task: str) -> str | None:
         """The architecture with the best mean on ``task`` (None without results)."""
         _, direction = self.metric.get(task, ("", "max"))
-        scored = [(c.mean, a) for a in self.architectures if (c := self.cells.get((task, a))) and c.mean is not None]
+        scored = [
+            (c.mean, a) for a in self.architectures if (c := self.cells.get((task, a))) and c.mean is not None
+        ]
         if not scored:
             return None
         return (max if direction == "max" else min)(scored)[1]

@@ -53,10 +53,15 @@ def _metric_cell(table: TaskTable, row: ArchRow, metric: str) -> Cell:
 
 def task_table(table: TaskTable) -> Table:
     arrows = {m: "↑" if table.direction_of(m) == "max" else "↓" for m in table.metrics}
-    header = ["architecture", *[f"{m} {arrows[m]}" + (" (primary)" if m == table.primary else "") for m in table.metrics],
-              *[dict(COSTS)[k] for k in table.cost_keys]]
+    header = [
+        "architecture",
+        *[f"{m} {arrows[m]}" + (" (primary)" if m == table.primary else "") for m in table.metrics],
+        *[dict(COSTS)[k] for k in table.cost_keys],
+    ]
     if table.has_ttt:
-        header.append("time-to-target steps" + (f" (≥/≤ {number(table.target)})" if table.target is not None else ""))
+        header.append(
+            "time-to-target steps" + (f" (≥/≤ {number(table.target)})" if table.target is not None else "")
+        )
     rows = []
     for row in table.rows:
         cells: list[Cell] = [(row.arch, "")]
@@ -93,25 +98,44 @@ def problems_table(analysis: Analysis) -> Table | None:
     if not analysis.problems:
         return None
     header = ["task", "architecture", "status", "kind", "seeds", "cause"]
-    rows = [[(p["task"], ""), (p["architecture"], ""), (p["status"], ""), (p["kind"], ""),
-             (", ".join(str(s) for s in p["seeds"]), ""), (p["cause"], "")] for p in analysis.problems]
+    rows = [
+        [
+            (p["task"], ""),
+            (p["architecture"], ""),
+            (p["status"], ""),
+            (p["kind"], ""),
+            (", ".join(str(s) for s in p["seeds"]), ""),
+            (p["cause"], ""),
+        ]
+        for p in analysis.problems
+    ]
     return header, rows
 
 
 def provenance_rows(analysis: Analysis) -> list[tuple[str, str]]:
     p = analysis.provenance
-    rows = [("suite", str(p["suite"])), ("invocation", str(p["invocation"])),
-            ("suite hash (sha256 of the suite file)", p["suite_hash"] or "unknown (suite file not available)"),
-            ("command", p["command"] or "unknown (not recorded)"), ("records from", p["source"] or "—"),
-            ("devices", ", ".join(p["devices"]) or "—"), ("hosts", ", ".join(p["hosts"]) or "—"),
-            ("generated", p["generated_at"])]
+    rows = [
+        ("suite", str(p["suite"])),
+        ("invocation", str(p["invocation"])),
+        ("suite hash (sha256 of the suite file)", p["suite_hash"] or "unknown (suite file not available)"),
+        ("command", p["command"] or "unknown (not recorded)"),
+        ("records from", p["source"] or "—"),
+        ("devices", ", ".join(p["devices"]) or "—"),
+        ("hosts", ", ".join(p["hosts"]) or "—"),
+        ("generated", p["generated_at"]),
+    ]
     if len(p["invocations"]) > 1:
         rows.append(("runs from invocations", ", ".join(p["invocations"]) + " (resumed suite)"))
     for key, values in p["plugins"].items():
         rows.append((f"plugin of {key}", _listed(values)))
     for key, values in p["data_versions"].items():
         rows.append((f"data version of `{key}`", _listed(values)))
-    rows.append(("harness git commit", _listed(p["git_commits"]) if p["git_commits"] else "unknown (not a git checkout)"))
+    rows.append(
+        (
+            "harness git commit",
+            _listed(p["git_commits"]) if p["git_commits"] else "unknown (not a git checkout)",
+        )
+    )
     for key, values in p["versions"].items():
         rows.append((f"version: {key}", _listed(values)))
     return rows
@@ -127,19 +151,54 @@ def tidy_csv(records: Sequence[RunRecord]) -> str:
     cost_keys = sorted({k for r in records for k in normalize_cost(r.cost)})
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["run_id", "suite", "task", "architecture", "seed", "status", "failure_kind", "primary_metric",
-                     "direction", *metric_keys, *cost_keys, "wall_time_s", "device", "parent_run_id",
-                     "task_plugin", "arch_plugin", "data_version", "error"])
+    writer.writerow(
+        [
+            "run_id",
+            "suite",
+            "task",
+            "architecture",
+            "seed",
+            "status",
+            "failure_kind",
+            "primary_metric",
+            "direction",
+            *metric_keys,
+            *cost_keys,
+            "wall_time_s",
+            "device",
+            "parent_run_id",
+            "task_plugin",
+            "arch_plugin",
+            "data_version",
+            "error",
+        ]
+    )
     for r in records:
         spec, cost = r.spec, normalize_cost(r.cost)
         kind = r.failure.kind if r.failure is not None else ""
         cause = r.error.splitlines()
-        writer.writerow([r.run_id, spec.suite, spec.task_label, spec.arch_label, spec.seed, r.status, kind,
-                         spec.primary_metric, spec.direction,
-                         *[_plain(r.metrics.get(k)) for k in metric_keys], *[_plain(cost.get(k)) for k in cost_keys],
-                         r.wall_time_s, r.runtime.device if r.runtime else "", r.parent_run_id or "",
-                         spec.provenance.task_plugin.pin, spec.provenance.arch_plugin.pin,
-                         spec.provenance.data_version, cause[0] if cause else ""])
+        writer.writerow(
+            [
+                r.run_id,
+                spec.suite,
+                spec.task_label,
+                spec.arch_label,
+                spec.seed,
+                r.status,
+                kind,
+                spec.primary_metric,
+                spec.direction,
+                *[_plain(r.metrics.get(k)) for k in metric_keys],
+                *[_plain(cost.get(k)) for k in cost_keys],
+                r.wall_time_s,
+                r.runtime.device if r.runtime else "",
+                r.parent_run_id or "",
+                spec.provenance.task_plugin.pin,
+                spec.provenance.arch_plugin.pin,
+                spec.provenance.data_version,
+                cause[0] if cause else "",
+            ]
+        )
     return out.getvalue()
 
 
@@ -147,4 +206,12 @@ def _plain(value: float | None) -> float | str:
     return "" if value is None or math.isnan(value) else value
 
 
-__all__ = ["interval_text", "number", "problems_table", "provenance_rows", "ranking_table", "task_table", "tidy_csv"]
+__all__ = [
+    "interval_text",
+    "number",
+    "problems_table",
+    "provenance_rows",
+    "ranking_table",
+    "task_table",
+    "tidy_csv",
+]

@@ -35,8 +35,15 @@ class PluginNames:
     def placeholders(self, kind: str) -> dict[str, str]:
         from harness import __version__
 
-        return {"name": self.name, "component": self.component, "module": self.module, "dist": self.dist,
-                "class": self.cls, "kind": kind, "harness_version": __version__}
+        return {
+            "name": self.name,
+            "component": self.component,
+            "module": self.module,
+            "dist": self.dist,
+            "class": self.cls,
+            "kind": kind,
+            "harness_version": __version__,
+        }
 
 
 def names(name: str) -> PluginNames:
@@ -45,7 +52,7 @@ def names(name: str) -> PluginNames:
     name = name.strip()
     for prefix in ("harness-", "harness_"):
         if name.startswith(prefix) and len(name) > len(prefix):  # `harness plugin new harness-foo` means foo
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
     if not NAME_RE.match(name) or name.endswith(("-", "_")) or re.search(r"[-_]{2}", name):
         raise HarnessError(
             f"Plugin name {raw!r} is not valid: use lowercase letters, digits, and single `_` or `-` between "
@@ -53,9 +60,13 @@ def names(name: str) -> PluginNames:
             "`harness-NAME` with import package `harness_NAME` (hyphens become underscores)."
         )
     component = name.replace("-", "_")
-    return PluginNames(name=name, component=component, module=f"harness_{component}",
-                       dist=f"harness-{component.replace('_', '-')}",
-                       cls="".join(part.capitalize() for part in component.split("_")))
+    return PluginNames(
+        name=name,
+        component=component,
+        module=f"harness_{component}",
+        dist=f"harness-{component.replace('_', '-')}",
+        cls="".join(part.capitalize() for part in component.split("_")),
+    )
 
 
 def _check_free(plugin: PluginNames, kind: str) -> None:
@@ -105,14 +116,18 @@ def render_files(name: str, kind: str) -> dict[str, str]:
     fragments = {rel: path for rel, path in templates.items() if Path(rel).name.startswith(_FRAGMENT)}
     # fragments first (in name order), so that files can include them and a fragment can use earlier ones
     for rel in sorted(fragments, key=lambda r: Path(r).name):
-        values[Path(rel).stem.removeprefix(_FRAGMENT + "_")] = _render(fragments[rel].read_text("utf-8"), values)
-    values["suite_snippet"] = _render(templates["suites/example.yaml"].read_text("utf-8"), values).rstrip("\n")
+        values[Path(rel).stem.removeprefix(_FRAGMENT + "_")] = _render(
+            fragments[rel].read_text("utf-8"), values
+        )
+    values["suite_snippet"] = _render(templates["suites/example.yaml"].read_text("utf-8"), values).rstrip(
+        "\n"
+    )
     out: dict[str, str] = {}
     for rel, path in templates.items():
         if rel in fragments:
             continue
         parts = [plugin.module if part == "__module__" else part for part in rel.split("/")]
-        parts[-1] = "." + parts[-1][len("dot-"):] if parts[-1].startswith("dot-") else parts[-1]
+        parts[-1] = "." + parts[-1][len("dot-") :] if parts[-1].startswith("dot-") else parts[-1]
         target = "/".join(parts)
         out[target] = _render(path.read_text("utf-8"), values)
     return out

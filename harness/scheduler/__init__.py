@@ -24,4 +24,6 @@ def make_executor(name: str, address: str | None = None) -> Executor:
         from harness.scheduler.local import LocalExecutor
 
         return LocalExecutor()
-    raise HarnessError(f"Unknown executor `{name}`. {suggest(name, EXECUTORS)}Choose one of: {', '.join(EXECUTORS)}.")
+    raise HarnessError(
+        f"Unknown executor `{name}`. {suggest(name, EXECUTORS)}Choose one of: {', '.join(EXECUTORS)}."
+    )

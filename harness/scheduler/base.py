@@ -38,10 +38,19 @@ class Executor(Protocol):
         """Release what ``start`` acquired."""
 
 
-def stopped_record(spec: RunSpec, exc: BaseException | None, *, kind: FailureKind | None = None,
-                   message: str | None = None, cause: str = "", attempts: int = 1,
-                   history: Sequence[dict[str, float]] = (), started: float | None = None,
-                   status: Status | None = None, node_id: str | None = None) -> RunRecord:
+def stopped_record(
+    spec: RunSpec,
+    exc: BaseException | None,
+    *,
+    kind: FailureKind | None = None,
+    message: str | None = None,
+    cause: str = "",
+    attempts: int = 1,
+    history: Sequence[dict[str, float]] = (),
+    started: float | None = None,
+    status: Status | None = None,
+    node_id: str | None = None,
+) -> RunRecord:
     """The record of a run that ended outside ``run_trial``: its worker died, or the driver stopped it.
 
     ``kind`` overrides the classification of ``exc`` (e.g. ``killed`` for Ctrl-C, ``timeout``);
@@ -53,8 +62,15 @@ def stopped_record(spec: RunSpec, exc: BaseException | None, *, kind: FailureKin
     kind = kind or (classify(exc) if exc is not None else "exception")
     text = cause + (message or (one_line(exc) if exc is not None else kind))
     return RunRecord.failed(
-        spec, kind, text, traceback=trimmed_traceback(exc) if exc is not None else "", attempts=attempts,
-        history=history, started_at=started, finished_at=time.time(), status=status,
+        spec,
+        kind,
+        text,
+        traceback=trimmed_traceback(exc) if exc is not None else "",
+        attempts=attempts,
+        history=history,
+        started_at=started,
+        finished_at=time.time(),
+        status=status,
         runtime=RuntimeInfo(node_id=node_id) if node_id else None,
     )
 

@@ -59,8 +59,16 @@ class LocalExecutor:
             try:
                 record = run_trial(spec, on_epoch=history.append)
             except KeyboardInterrupt:
-                on_result(stopped_record(spec, None, kind="killed", history=history, started=started,
-                                         message="interrupted (Ctrl-C); run the suite again to resume"))
+                on_result(
+                    stopped_record(
+                        spec,
+                        None,
+                        kind="killed",
+                        history=history,
+                        started=started,
+                        message="interrupted (Ctrl-C); run the suite again to resume",
+                    )
+                )
                 self.unscheduled = len(specs) - i - 1
                 raise
             except Exception as exc:  # run_trial records its own failures; this is a last resort

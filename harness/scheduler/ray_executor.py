@@ -102,13 +102,20 @@ class RayExecutor:
         slots = _capacity(nodes, resources.cpus, resources.gpus)
         self.capacity = slots // workers
         if self.capacity < 1:
-            largest = max(nodes, key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)), default=None)
+            largest = max(
+                nodes,
+                key=lambda n: (n["Resources"].get("GPU", 0), n["Resources"].get("CPU", 0)),
+                default=None,
+            )
             have = largest["Resources"] if largest else {}
             self.close()
             raise ResourceError(
                 f"The suite asks for {describe_request(resources)} per run, but "
-                + ("no node of the Ray cluster can host that" if workers == 1 else
-                   f"the Ray cluster can host only {slots} worker(s) of that size")
+                + (
+                    "no node of the Ray cluster can host that"
+                    if workers == 1
+                    else f"the Ray cluster can host only {slots} worker(s) of that size"
+                )
                 + f" (largest node: {have.get('CPU', 0):g} CPUs, "
                 f"{have.get('GPU', 0):g} GPUs; {len(nodes)} node(s)). Lower `resources` in the suite, "
                 "or join a cluster with more or bigger nodes via --address."
@@ -135,12 +142,26 @@ class RayExecutor:
         except Exception:
             return {}
 
-    def _stopped_result(self, run: _Running, kind: FailureKind, message: str, status: Status | None = None,
-                        exc: BaseException | None = None) -> RunRecord:
+    def _stopped_result(
+        self,
+        run: _Running,
+        kind: FailureKind,
+        message: str,
+        status: Status | None = None,
+        exc: BaseException | None = None,
+    ) -> RunRecord:
         left = self._leftovers(run)
-        return stopped_record(run.spec, exc, kind=kind, message=message, attempts=run.spec.attempt,
-                              history=left.get("history") or [], started=run.wall_started, status=status,
-                              node_id=left.get("node_id"))
+        return stopped_record(
+            run.spec,
+            exc,
+            kind=kind,
+            message=message,
+            attempts=run.spec.attempt,
+            history=left.get("history") or [],
+            started=run.wall_started,
+            status=status,
+            node_id=left.get("node_id"),
+        )
 
     def run(self, specs: Sequence[RunSpec], on_start: OnStart, on_result: OnResult) -> None:
         import ray
@@ -171,15 +192,19 @@ class RayExecutor:
                 now = time.monotonic()
                 if deadline and now - suite_start > float(deadline):
                     self.deadline_hit = True
-                    stop_all("timeout", f"suite deadline of {float(deadline):g} s reached; the run was cancelled")
+                    stop_all(
+                        "timeout", f"suite deadline of {float(deadline):g} s reached; the run was cancelled"
+                    )
                     return
                 while queue and len(pending) < self.capacity:
                     spec = queue.popleft()
                     # a multi-worker run's task only coordinates Ray Train; its workers hold the resources
                     res = spec.resources
                     ref = remote.options(
-                        name=f"harness:{spec.run_id}", max_retries=0,
-                        num_cpus=0 if spec.distributed else res.cpus, num_gpus=0 if spec.distributed else res.gpus,
+                        name=f"harness:{spec.run_id}",
+                        max_retries=0,
+                        num_cpus=0 if spec.distributed else res.cpus,
+                        num_gpus=0 if spec.distributed else res.gpus,
                     ).remote(spec, self.recorder)
                     pending[ref] = _Running(spec, time.monotonic(), time.time(), hard_limit(spec))
                     on_start(spec)

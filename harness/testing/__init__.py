@@ -30,6 +30,11 @@ from harness.testing.task import check_task
 pytest_plugins = ["harness.pytest_plugin"]
 
 __all__ = [
-    "CheckResult", "assert_conforms", "check_architecture", "check_metric", "check_plugin", "check_reporter",
+    "CheckResult",
+    "assert_conforms",
+    "check_architecture",
+    "check_metric",
+    "check_plugin",
+    "check_reporter",
     "check_task",
 ]

@@ -23,14 +23,15 @@ SKIPPED_BASELINE = "skipped: closed-form baseline (fitted by its task, not train
 class CheckResult:
     """The outcome of one conformance check of one component."""
 
-    component: str      # e.g. "architecture mean_pool"
-    check: str          # e.g. "padding invariance"
+    component: str  # e.g. "architecture mean_pool"
+    check: str  # e.g. "padding invariance"
     passed: bool
-    detail: str = ""    # why it failed (what was expected, what was seen, how to fix)
+    detail: str = ""  # why it failed (what was expected, what was seen, how to fix)
 
     def __str__(self) -> str:
         return f"{'PASS' if self.passed else 'FAIL'} {self.component}: {self.check}" + (
-            f" ({self.detail})" if self.detail else "")
+            f" ({self.detail})" if self.detail else ""
+        )
 
 
 class CheckFailed(Exception):
@@ -80,6 +81,7 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
 
 def finite_value(value: Any, what: str) -> float:
     import torch

@@ -31,15 +31,17 @@ from harness.testing._common import (
     _seed_all,
 )
 
-_LENGTHS = (5, 2, 7)     # a batch of three sequences of different lengths
-_FULL = 12               # time steps of a fixed-length batch (and the synthetic max_length)
+_LENGTHS = (5, 2, 7)  # a batch of three sequences of different lengths
+_FULL = 12  # time steps of a fixed-length batch (and the synthetic max_length)
 
 
 def _specs(caps: frozenset[str]) -> list[InputSpec]:
     specs = [InputSpec("continuous", 3, max_length=_FULL), InputSpec("tokens", 20, max_length=_FULL)]
     if "variable_length" in caps:
-        specs += [InputSpec("continuous", 3, max_length=_FULL, variable_length=True),
-                  InputSpec("tokens", 20, max_length=_FULL, variable_length=True)]
+        specs += [
+            InputSpec("continuous", 3, max_length=_FULL, variable_length=True),
+            InputSpec("tokens", 20, max_length=_FULL, variable_length=True),
+        ]
     return specs
 
 
@@ -81,8 +83,10 @@ def _batch(spec: InputSpec, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 def _forward(encoder: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> EncoderOutput:
     out = encoder(x, lengths)
     if not isinstance(out, EncoderOutput):
-        raise CheckFailed(f"forward returned {type(out).__name__}, not harness.EncoderOutput; "
-                          f"return EncoderOutput(sequence=..., summary=...)")
+        raise CheckFailed(
+            f"forward returned {type(out).__name__}, not harness.EncoderOutput; "
+            f"return EncoderOutput(sequence=..., summary=...)"
+        )
     return out
 
 
@@ -90,8 +94,10 @@ def _output_size(network: torch.nn.Module, what: str) -> int:
     """The ``output_size`` attribute that encoders and decoders must set (a positive int)."""
     size = getattr(network, "output_size", None)
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise CheckFailed(f"the {what}'s `output_size` is {size!r}; set an int attribute "
-                          f"`self.output_size` (features per step) in its __init__")
+        raise CheckFailed(
+            f"the {what}'s `output_size` is {size!r}; set an int attribute "
+            f"`self.output_size` (features per step) in its __init__"
+        )
     return size
 
 
@@ -129,8 +135,9 @@ class _ArchitectureChecks:
         for spec in self.specs:
             encoder = self.build(spec)
             if not isinstance(encoder, nn.Module):
-                raise CheckFailed(f"build_encoder({_label(spec)}) returned {type(encoder).__name__}, "
-                                  f"not a torch.nn.Module")
+                raise CheckFailed(
+                    f"build_encoder({_label(spec)}) returned {type(encoder).__name__}, not a torch.nn.Module"
+                )
             _output_size(encoder, "encoder")
         refused = f"; refused (incompatibility): {'; '.join(self.refused)}" if self.refused else ""
         return f"{len(self.specs)} input kinds: " + "; ".join(_label(s) for s in self.specs) + refused
@@ -144,12 +151,16 @@ class _ArchitectureChecks:
             with torch.no_grad():
                 out = _forward(encoder, x, lengths)
             size = _output_size(encoder, "encoder")
-            for what, value, expected in (("sequence", out.sequence, (3, _FULL, size)),
-                                          ("summary", out.summary, (3, size))):
+            for what, value, expected in (
+                ("sequence", out.sequence, (3, _FULL, size)),
+                ("summary", out.summary, (3, size)),
+            ):
                 if not isinstance(value, torch.Tensor) or tuple(value.shape) != expected:
                     seen = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                    raise CheckFailed(f"{_label(spec)}: `{what}` has shape {seen}, expected {expected} "
-                                      f"([batch, time, output_size] / [batch, output_size], output_size={size})")
+                    raise CheckFailed(
+                        f"{_label(spec)}: `{what}` has shape {seen}, expected {expected} "
+                        f"([batch, time, output_size] / [batch, output_size], output_size={size})"
+                    )
                 if not bool(torch.isfinite(value).all()):
                     raise CheckFailed(f"{_label(spec)}: `{what}` has non-finite values")
         return ""
@@ -169,15 +180,21 @@ class _ArchitectureChecks:
                 for total in (max(_LENGTHS), _FULL):
                     out = _forward(encoder, _pad(seqs, total, spec, gen), torch.tensor(_LENGTHS))
                     for i, (single, n) in enumerate(zip(alone, _LENGTHS, strict=True)):
-                        where = (f"{_label(spec)}: sequence {i} ({n} valid steps) padded to {total} steps "
-                                 f"with garbage")
+                        where = (
+                            f"{_label(spec)}: sequence {i} ({n} valid steps) padded to {total} steps "
+                            f"with garbage"
+                        )
                         if not _close(out.sequence[i, :n], single.sequence[0, :n]):
-                            raise CheckFailed(f"{where} changes its outputs at valid steps; padding leaks in: "
-                                              f"mask the padded steps (harness.nn.padding_mask, zero_padding) "
-                                              f"or pack the sequences")
+                            raise CheckFailed(
+                                f"{where} changes its outputs at valid steps; padding leaks in: "
+                                f"mask the padded steps (harness.nn.padding_mask, zero_padding) "
+                                f"or pack the sequences"
+                            )
                         if not _close(out.summary[i], single.summary[0]):
-                            raise CheckFailed(f"{where} changes its summary; padding leaks in: pool over valid "
-                                              f"steps only (harness.nn.masked_mean, last_valid)")
+                            raise CheckFailed(
+                                f"{where} changes its summary; padding leaks in: pool over valid "
+                                f"steps only (harness.nn.masked_mean, last_valid)"
+                            )
         return ""
 
     def check_causality(self) -> str:
@@ -189,12 +206,19 @@ class _ArchitectureChecks:
             encoder = self.build(spec).eval()
             x, lengths = _batch(spec, seed=2)
             changed = x.clone()
-            changed[:, 6] = (changed[:, 6] % (spec.size - 1)) + 1 if spec.kind == "tokens" else changed[:, 6] + 5.0
+            changed[:, 6] = (
+                (changed[:, 6] % (spec.size - 1)) + 1 if spec.kind == "tokens" else changed[:, 6] + 5.0
+            )
             with torch.no_grad():
-                before, after = _forward(encoder, x, lengths).sequence, _forward(encoder, changed, lengths).sequence
+                before, after = (
+                    _forward(encoder, x, lengths).sequence,
+                    _forward(encoder, changed, lengths).sequence,
+                )
             if not _close(before[:, :6], after[:, :6], atol=1e-6):
-                raise CheckFailed(f"{_label(spec)}: changing step 6 changes the outputs at steps 0-5, but the "
-                                  f"architecture declares `causal`; mask attention to the past or drop `causal`")
+                raise CheckFailed(
+                    f"{_label(spec)}: changing step 6 changes the outputs at steps 0-5, but the "
+                    f"architecture declares `causal`; mask attention to the past or drop `causal`"
+                )
         return ""
 
     def check_determinism(self) -> str:
@@ -209,13 +233,17 @@ class _ArchitectureChecks:
                 again = _forward(encoder, x, lengths)
             for what in ("sequence", "summary"):
                 if not torch.equal(getattr(first, what), getattr(second, what)):
-                    raise CheckFailed(f"{_label(spec)}: two encoders built after seeding 3 give different "
-                                      f"`{what}` outputs; draw every random number from torch (or a "
-                                      f"generator seeded from it), not from unseeded sources")
+                    raise CheckFailed(
+                        f"{_label(spec)}: two encoders built after seeding 3 give different "
+                        f"`{what}` outputs; draw every random number from torch (or a "
+                        f"generator seeded from it), not from unseeded sources"
+                    )
                 if not torch.equal(getattr(second, what), getattr(again, what)):
-                    raise CheckFailed(f"{_label(spec)}: the same encoder in eval mode gives different `{what}` "
-                                      f"for the same input twice; forward must not draw random numbers in eval "
-                                      f"mode (use nn.Dropout, which eval() turns off)")
+                    raise CheckFailed(
+                        f"{_label(spec)}: the same encoder in eval mode gives different `{what}` "
+                        f"for the same input twice; forward must not draw random numbers in eval "
+                        f"mode (use nn.Dropout, which eval() turns off)"
+                    )
         return ""
 
     def check_training_step(self) -> str:
@@ -230,17 +258,23 @@ class _ArchitectureChecks:
             loss = (out.summary - target).pow(2).mean() + out.sequence[valid].pow(2).mean()
             params = {n: p for n, p in encoder.named_parameters() if p.requires_grad}
             if not params:
-                raise CheckFailed("the encoder has no trainable parameters; a closed-form model sets "
-                                  "`trainable = False` on its Architecture class")
+                raise CheckFailed(
+                    "the encoder has no trainable parameters; a closed-form model sets "
+                    "`trainable = False` on its Architecture class"
+                )
             before = {n: p.detach().clone() for n, p in params.items()}
             optimizer = torch.optim.Adam(params.values(), lr=1e-2)
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
             missing = [n for n, p in params.items() if p.grad is None]
             if missing:
-                raise CheckFailed(f"{_label(spec)}: no gradient reaches {', '.join(missing[:5])} from the loss on "
-                                  f"summary and sequence; remove unused parameters (they break multi-GPU runs)")
-            bad = [n for n, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())]
+                raise CheckFailed(
+                    f"{_label(spec)}: no gradient reaches {', '.join(missing[:5])} from the loss on "
+                    f"summary and sequence; remove unused parameters (they break multi-GPU runs)"
+                )
+            bad = [
+                n for n, p in params.items() if p.grad is not None and not bool(torch.isfinite(p.grad).all())
+            ]
             if bad:
                 raise CheckFailed(f"{_label(spec)}: non-finite gradients in {', '.join(bad[:5])}")
             optimizer.step()
@@ -255,7 +289,9 @@ class _ArchitectureChecks:
             encoder = self.build(spec).eval()
             networks = {"encoder": encoder}
             if "seq2seq" in self.caps and spec.kind == "tokens" and spec.variable_length:
-                networks["decoder"] = self.arch.build_decoder(_seq2seq_info(), _output_size(encoder, "encoder"))
+                networks["decoder"] = self.arch.build_decoder(
+                    _seq2seq_info(), _output_size(encoder, "encoder")
+                )
             for what, network in networks.items():
                 try:
                     copy = pickle.loads(pickle.dumps(network))
@@ -263,21 +299,26 @@ class _ArchitectureChecks:
                     raise CheckFailed(
                         f"{_label(spec)}: the {what} cannot be pickled ({type(exc).__name__}: {exc}); "
                         f"Ray ships networks between processes: keep lambdas, generators, open files "
-                        f"and locks out of its attributes (use methods or module-level functions)") from exc
+                        f"and locks out of its attributes (use methods or module-level functions)"
+                    ) from exc
                 if compare and what == "encoder":
                     x, lengths = _batch(spec)
                     with torch.no_grad():
                         a, b = _forward(encoder, x, lengths), _forward(copy.eval(), x, lengths)
                     if not (_close(a.sequence, b.sequence) and _close(a.summary, b.summary)):
-                        raise CheckFailed(f"{_label(spec)}: the unpickled encoder gives different outputs; keep "
-                                          f"all state in parameters and buffers")
+                        raise CheckFailed(
+                            f"{_label(spec)}: the unpickled encoder gives different outputs; keep "
+                            f"all state in parameters and buffers"
+                        )
         return ""
 
     def check_parameter_count(self) -> str:
         encoder = self.build(self.specs[0])
         count = sum(p.numel() for p in encoder.parameters())
         if not 0 < count < MAX_PARAMETERS:
-            raise CheckFailed(f"{count:,} parameters with these params (expected between 1 and {MAX_PARAMETERS:,})")
+            raise CheckFailed(
+                f"{count:,} parameters with these params (expected between 1 and {MAX_PARAMETERS:,})"
+            )
         return f"{count:,} parameters ({_label(self.specs[0])})"
 
     # -- seq2seq ---------------------------------------------------------------------------------
@@ -306,8 +347,10 @@ class _ArchitectureChecks:
         expected = (3, 6, _output_size(decoder, "decoder"))
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != expected:
             seen = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise CheckFailed(f"decoder(tokens [3, 6], memory, lengths) gave {seen}, expected {expected} "
-                              f"([batch, output positions, output_size])")
+            raise CheckFailed(
+                f"decoder(tokens [3, 6], memory, lengths) gave {seen}, expected {expected} "
+                f"([batch, output positions, output_size])"
+            )
         if not bool(torch.isfinite(out).all()):
             raise CheckFailed("the decoder's output has non-finite values")
         return ""
@@ -321,8 +364,10 @@ class _ArchitectureChecks:
         with torch.no_grad():
             before, after = decoder(tokens, memory, lengths), decoder(changed, memory, lengths)
         if not _close(before[:, :4], after[:, :4], atol=1e-6):
-            raise CheckFailed("changing output token 4 changes the decoder's features at positions 0-3: position "
-                              "u must not see tokens after u (use a causal mask)")
+            raise CheckFailed(
+                "changing output token 4 changes the decoder's features at positions 0-3: position "
+                "u must not see tokens after u (use a causal mask)"
+            )
         return ""
 
     def check_decoder_padding(self) -> str:
@@ -331,12 +376,16 @@ class _ArchitectureChecks:
         decoder, tokens, memory, lengths = self._decoder_setup()
         garbage = memory.clone()
         for i, n in enumerate(lengths.tolist()):
-            garbage[i, n:] = 10 * torch.randn(garbage[i, n:].shape, generator=torch.Generator().manual_seed(6))
+            garbage[i, n:] = 10 * torch.randn(
+                garbage[i, n:].shape, generator=torch.Generator().manual_seed(6)
+            )
         with torch.no_grad():
             before, after = decoder(tokens, memory, lengths), decoder(tokens, garbage, lengths)
         if not _close(before, after):
-            raise CheckFailed("garbage in the memory beyond memory_lengths changes the decoder's output; mask "
-                              "padded memory steps (e.g. key_padding_mask in attention)")
+            raise CheckFailed(
+                "garbage in the memory beyond memory_lengths changes the decoder's output; mask "
+                "padded memory steps (e.g. key_padding_mask in attention)"
+            )
         return ""
 
 
@@ -353,8 +402,15 @@ def _synthetic_info(spec: InputSpec, kind: str) -> TaskInfo:
 
 def _seq2seq_info() -> TaskInfo:
     return TaskInfo(
-        InputSpec("tokens", 20, max_length=_FULL, variable_length=True), "seq2seq", _VOCAB, "cross-entropy",
-        ("exact_match",), "exact_match", "max", requires=frozenset({"seq2seq"}), output_vocab_size=_VOCAB,
+        InputSpec("tokens", 20, max_length=_FULL, variable_length=True),
+        "seq2seq",
+        _VOCAB,
+        "cross-entropy",
+        ("exact_match",),
+        "exact_match",
+        "max",
+        requires=frozenset({"seq2seq"}),
+        output_vocab_size=_VOCAB,
         output_max_length=8,
     )
 
@@ -374,7 +430,9 @@ def check_architecture(cls: type[Architecture], params: Mapping[str, Any] | None
             raise CheckFailed("`Params` is not a subclass of harness.Params")
         unknown = sorted(set(cls(params).capabilities()) - CAPABILITIES)
         if unknown:
-            raise CheckFailed(f"unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(CAPABILITIES))})")
+            raise CheckFailed(
+                f"unknown capabilities {', '.join(unknown)} (known: {', '.join(sorted(CAPABILITIES))})"
+            )
         return f"capabilities: {', '.join(sorted(cls(params).capabilities())) or 'none'}"
 
     first = _run(component, "declaration", declaration)
@@ -388,7 +446,13 @@ def check_architecture(cls: type[Architecture], params: Mapping[str, Any] | None
         if not results[-1].passed:
             return results
         if not cls.trainable:
-            for name in ("output shape", "padding invariance", "determinism", "training step", "parameter count"):
+            for name in (
+                "output shape",
+                "padding invariance",
+                "determinism",
+                "training step",
+                "parameter count",
+            ):
                 results.append(CheckResult(component, name, True, SKIPPED_BASELINE))
             results.append(_run(component, "pickling", lambda: checks.check_pickling(compare=False)))
             return results
@@ -402,8 +466,10 @@ def check_architecture(cls: type[Architecture], params: Mapping[str, Any] | None
             ("parameter count", checks.check_parameter_count),
         ]
         if "seq2seq" in checks.caps:
-            plan += [("decoder output shape", checks.check_decoder),
-                     ("decoder causality", checks.check_decoder_causality),
-                     ("decoder padding invariance", checks.check_decoder_padding)]
+            plan += [
+                ("decoder output shape", checks.check_decoder),
+                ("decoder causality", checks.check_decoder_causality),
+                ("decoder padding invariance", checks.check_decoder_padding),
+            ]
         results += [_run(component, name, fn) for name, fn in plan]
     return results

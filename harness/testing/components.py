@@ -25,9 +25,17 @@ def _dummy_info(kind: str) -> TaskInfo:
     spec = InputSpec("tokens", 20) if kind in ("seq2seq", "language_modeling") else InputSpec("continuous", 3)
     size = {"regression": 1, "forecasting": 3}.get(kind, 20)
     # `kind` is one the metric declares (MetricSpec.output_kinds holds plain strings)
-    return TaskInfo(spec, cast(OutputKind, kind), size, "loss", ("metric",), "metric", "max",
-                    output_vocab_size=size if kind == "seq2seq" else None,
-                    output_max_length=8 if kind == "seq2seq" else None)
+    return TaskInfo(
+        spec,
+        cast(OutputKind, kind),
+        size,
+        "loss",
+        ("metric",),
+        "metric",
+        "max",
+        output_vocab_size=size if kind == "seq2seq" else None,
+        output_max_length=8 if kind == "seq2seq" else None,
+    )
 
 
 def _dummy_inputs(kind: str) -> list[tuple[Any, ...]]:
@@ -81,7 +89,9 @@ def check_metric(spec: MetricSpec) -> list[CheckResult]:
         for args in candidates:
             metric = spec.factory(info)
             if not isinstance(metric, torchmetrics.Metric):
-                raise CheckFailed(f"factory(info) returned {type(metric).__name__}, not a torchmetrics.Metric")
+                raise CheckFailed(
+                    f"factory(info) returned {type(metric).__name__}, not a torchmetrics.Metric"
+                )
             try:
                 metric.update(*args)
                 value = metric.compute()
@@ -96,31 +106,64 @@ def check_metric(spec: MetricSpec) -> list[CheckResult]:
     return results
 
 
-
 def _fake_records() -> list[RunRecord]:
     """Two finished runs, a failed one and a skipped one, as a suite's results file holds them."""
     plugin = PluginRef(distribution="harness", version=__version__)
     base = RunSpec(
-        run_id="r1", suite="conformance", task="adding", task_label="adding", task_params={},
-        architecture="gru", arch_label="gru", arch_params={}, seed=0, trainer=TrainerSpec(max_epochs=1),
-        metrics=("mse", "mae"), primary_metric="mse", direction="min",
-        provenance=PlanProvenance(harness=__version__, task_plugin=plugin, arch_plugin=plugin, data_version="1"),
+        run_id="r1",
+        suite="conformance",
+        task="adding",
+        task_label="adding",
+        task_params={},
+        architecture="gru",
+        arch_label="gru",
+        arch_params={},
+        seed=0,
+        trainer=TrainerSpec(max_epochs=1),
+        metrics=("mse", "mae"),
+        primary_metric="mse",
+        direction="min",
+        provenance=PlanProvenance(
+            harness=__version__, task_plugin=plugin, arch_plugin=plugin, data_version="1"
+        ),
     )
 
     def spec(run_id: str, arch: str, seed: int, skip: str | None = None) -> RunSpec:
-        return base.model_copy(update={"run_id": run_id, "architecture": arch, "arch_label": arch, "seed": seed,
-                                       "skip_reason": skip})
+        return base.model_copy(
+            update={
+                "run_id": run_id,
+                "architecture": arch,
+                "arch_label": arch,
+                "seed": seed,
+                "skip_reason": skip,
+            }
+        )
 
     directions: dict[str, Direction] = {"mse": "min", "mae": "min", "loss": "min"}
     return [
-        RunRecord(spec=spec("r1", "gru", 0), status="finished", directions=directions,
-                  metrics={"test_mse": 0.05, "test_mae": 0.2, "test_loss": 0.05},
-                  cost={"train_time_s": 1.5, "num_params": 1000.0}, wall_time_s=2.0),
-        RunRecord(spec=spec("r2", "gru", 1), status="finished", directions=directions,
-                  metrics={"test_mse": 0.07, "test_mae": 0.25, "test_loss": 0.07},
-                  cost={"train_time_s": 1.4, "num_params": 1000.0}, wall_time_s=1.9),
-        RunRecord.failed(spec("r3", "lstm", 0), "nan", "RunFailure: training loss became nan",
-                         traceback="Traceback ...", finished_at=0.0),
+        RunRecord(
+            spec=spec("r1", "gru", 0),
+            status="finished",
+            directions=directions,
+            metrics={"test_mse": 0.05, "test_mae": 0.2, "test_loss": 0.05},
+            cost={"train_time_s": 1.5, "num_params": 1000.0},
+            wall_time_s=2.0,
+        ),
+        RunRecord(
+            spec=spec("r2", "gru", 1),
+            status="finished",
+            directions=directions,
+            metrics={"test_mse": 0.07, "test_mae": 0.25, "test_loss": 0.07},
+            cost={"train_time_s": 1.4, "num_params": 1000.0},
+            wall_time_s=1.9,
+        ),
+        RunRecord.failed(
+            spec("r3", "lstm", 0),
+            "nan",
+            "RunFailure: training loss became nan",
+            traceback="Traceback ...",
+            finished_at=0.0,
+        ),
         RunRecord.skipped(spec("r4", "naive", 0, "`naive` runs on forecasting tasks only")),
     ]
 
@@ -146,12 +189,16 @@ def check_reporter(cls: type[Reporter]) -> list[CheckResult]:
         with tempfile.TemporaryDirectory() as tmp:
             path = holder["reporter"].write(_fake_records(), Path(tmp) / "report")
             if not isinstance(path, Path) or not path.is_file() or path.stat().st_size == 0:
-                raise CheckFailed(f"write() returned {path!r}; expected the Path of a non-empty file it wrote")
+                raise CheckFailed(
+                    f"write() returned {path!r}; expected the Path of a non-empty file it wrote"
+                )
             return f"wrote {path.name}"
 
     results = [_run(component, "declaration", declaration)]
     if results[0].passed:
-        results += [_run(component, "renders no results", lambda: render([])),
-                    _run(component, "renders results", lambda: render(_fake_records())),
-                    _run(component, "writes a file", write)]
+        results += [
+            _run(component, "renders no results", lambda: render([])),
+            _run(component, "renders results", lambda: render(_fake_records())),
+            _run(component, "writes a file", write),
+        ]
     return results

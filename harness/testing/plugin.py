@@ -27,8 +27,12 @@ def _entry_point_modules() -> dict[str, str]:
 
 def _matches(info: Any, target: str, modules: Mapping[str, str]) -> bool:
     module = info.name if info.distribution == "HARNESS_PLUGINS" else modules.get(info.name, "")
-    return (info.name == target or _normalize(info.distribution) == _normalize(target)
-            or bool(module) and (module == target or module.startswith(target + ".")))
+    return (
+        info.name == target
+        or _normalize(info.distribution) == _normalize(target)
+        or bool(module)
+        and (module == target or module.startswith(target + "."))
+    )
 
 
 _CHECKS: dict[str, Callable[[Any], list[CheckResult]]] = {
@@ -56,13 +60,19 @@ def check_plugin(target: str, kinds: Iterable[str] | None = None) -> list[CheckR
     modules = _entry_point_modules()
     found = [info for info in registry.plugins if _matches(info, target, modules)]
     if not found:
-        names = sorted({p.distribution for p in registry.plugins} | {p.name for p in registry.plugins}
-                       | {modules.get(p.name, p.name).split(".")[0] for p in registry.plugins})
-        installed = ", ".join(f"{p.name} ({p.distribution}: {modules.get(p.name, p.name)})" for p in registry.plugins)
+        names = sorted(
+            {p.distribution for p in registry.plugins}
+            | {p.name for p in registry.plugins}
+            | {modules.get(p.name, p.name).split(".")[0] for p in registry.plugins}
+        )
+        installed = ", ".join(
+            f"{p.name} ({p.distribution}: {modules.get(p.name, p.name)})" for p in registry.plugins
+        )
         raise UnknownNameError(
             f"No installed plugin matches `{target}`. {suggest(target, names)}Installed plugins: "
             f"{installed or 'none'}. Give a distribution name, a module or an entry-point name "
-            f"(see `harness plugins`); install the plugin or name its module in HARNESS_PLUGINS.")
+            f"(see `harness plugins`); install the plugin or name its module in HARNESS_PLUGINS."
+        )
     wanted = set(kinds) if kinds else set(KINDS)
     results: list[CheckResult] = []
     for info in found:
@@ -70,8 +80,14 @@ def check_plugin(target: str, kinds: Iterable[str] | None = None) -> list[CheckR
             results.append(CheckResult(f"plugin {info.name}", "loads", False, info.error))
             continue
         if not info.registered:
-            results.append(CheckResult(f"plugin {info.name}", "registers components", False,
-                                       "the plugin registers nothing: implement a register_* hook"))
+            results.append(
+                CheckResult(
+                    f"plugin {info.name}",
+                    "registers components",
+                    False,
+                    "the plugin registers nothing: implement a register_* hook",
+                )
+            )
         for kind in KINDS:
             if kind not in wanted:
                 continue

@@ -54,20 +54,26 @@ def _batch_problem(batch: Any, info: TaskInfo) -> str | None:
     size = len(lengths)
     if spec.kind == "continuous":
         if x.dim() != 3 or x.shape[2] != spec.size or not x.dtype.is_floating_point:
-            return (f"x is {tuple(x.shape)} {x.dtype}; info() says continuous input of size {spec.size}: "
-                    f"expected float [B, T, {spec.size}]")
+            return (
+                f"x is {tuple(x.shape)} {x.dtype}; info() says continuous input of size {spec.size}: "
+                f"expected float [B, T, {spec.size}]"
+            )
     else:
         if x.dim() != 2 or x.dtype.is_floating_point:
             return f"x is {tuple(x.shape)} {x.dtype}; info() says tokens: expected integer ids [B, T]"
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= spec.size):
-            return (f"token ids in x range {int(x.min())}..{int(x.max())}, "
-                    f"outside the vocabulary 0..{spec.size - 1}")
+            return (
+                f"token ids in x range {int(x.min())}..{int(x.max())}, "
+                f"outside the vocabulary 0..{spec.size - 1}"
+            )
     if x.shape[0] != size or y.shape[0] != size:
         return f"x has {x.shape[0]} rows, lengths {size}, y {y.shape[0]}: they must agree"
     steps = x.shape[1]
     if size and (int(lengths.min()) < 1 or int(lengths.max()) > steps):
-        return (f"lengths range {int(lengths.min())}..{int(lengths.max())}, "
-                f"outside 1..{steps} (the padded length)")
+        return (
+            f"lengths range {int(lengths.min())}..{int(lengths.max())}, "
+            f"outside 1..{steps} (the padded length)"
+        )
     if spec.max_length is not None and steps > spec.max_length:
         return f"batches have {steps} steps, more than info().input.max_length={spec.max_length}"
     if not spec.variable_length and bool((lengths != steps).any()):
@@ -80,8 +86,10 @@ def _target_problem(y: torch.Tensor, info: TaskInfo) -> str | None:
     floating = y.dtype.is_floating_point
     if kind in ("regression", "forecasting"):
         if not floating or y[0].numel() != size:
-            return (f"y is {tuple(y.shape)} {y.dtype}; "
-                    f"a {kind} task with output_size={size} needs float [B, {size}]")
+            return (
+                f"y is {tuple(y.shape)} {y.dtype}; "
+                f"a {kind} task with output_size={size} needs float [B, {size}]"
+            )
         return None
     if floating:
         return f"y is {y.dtype}; a {kind} task needs integer class ids"
@@ -94,13 +102,17 @@ def _target_problem(y: torch.Tensor, info: TaskInfo) -> str | None:
     if y.numel() and int(y.max()) >= limit:
         return f"y holds id {int(y.max())}, but the task has {limit} classes (ids 0..{limit - 1})"
     if kind == "seq2seq" and info.output_max_length and y.shape[1] > info.output_max_length:
-        return f"y has {y.shape[1]} output tokens, more than info().output_max_length={info.output_max_length}"
+        return (
+            f"y has {y.shape[1]} output tokens, more than info().output_max_length={info.output_max_length}"
+        )
     return None
 
 
 def _row_hash(x: torch.Tensor, n: int) -> str:
     row = x[:n].detach().cpu().contiguous()
-    return hashlib.sha1(str(row.dtype).encode() + str(tuple(row.shape)).encode() + row.numpy().tobytes()).hexdigest()
+    return hashlib.sha1(
+        str(row.dtype).encode() + str(tuple(row.shape)).encode() + row.numpy().tobytes()
+    ).hexdigest()
 
 
 def _scan(loaders: Mapping[str, Iterable[Any]], info: TaskInfo) -> tuple[str | None, Hashes, int]:
@@ -123,8 +135,12 @@ def _same(a: Any, b: Any) -> bool:
     import torch
 
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and bool(
-            torch.equal(a, b))
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and bool(torch.equal(a, b))
+        )
     if isinstance(a, Mapping) and isinstance(b, Mapping):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
@@ -156,7 +172,9 @@ def _tiny_network(task: Task, info: TaskInfo) -> torch.nn.Module:
             self.memory = nn.Linear(memory_size, size)
             self.output_size = size
 
-        def forward(self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor) -> torch.Tensor:
+        def forward(
+            self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor
+        ) -> torch.Tensor:
             context = self.memory(masked_mean(memory, memory_lengths)).unsqueeze(1)
             return torch.tanh(self.embed(tokens) + context)
 
@@ -169,8 +187,11 @@ def _tiny_network(task: Task, info: TaskInfo) -> torch.nn.Module:
 
     torch.manual_seed(0)
     encoder = TinyEncoder(info.input, 16)
-    decoder = (TinyDecoder(info.output_vocab_size or info.output_size, 16, 16)
-               if info.output_kind == "seq2seq" else None)
+    decoder = (
+        TinyDecoder(info.output_vocab_size or info.output_size, 16, 16)
+        if info.output_kind == "seq2seq"
+        else None
+    )
     return TinyNetwork(encoder, decoder, task.build_head(16)).eval()
 
 
@@ -182,13 +203,17 @@ def _metrics_on_dummy(task: Task, info: TaskInfo, batch: Mapping[str, Any]) -> s
     registry = get_registry(strict=False)
     specs = {name: registry.metrics.get(name, where="info().metrics").obj for name in info.metrics}
     if info.primary_metric not in specs:
-        raise CheckFailed(f"primary_metric `{info.primary_metric}` is not among info().metrics ({', '.join(specs)})")
+        raise CheckFailed(
+            f"primary_metric `{info.primary_metric}` is not among info().metrics ({', '.join(specs)})"
+        )
     network = _tiny_network(task, info)
     with torch.no_grad():
         prediction = task.forward(network, batch)
         loss = task.batch_loss(prediction, batch)
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not bool(torch.isfinite(loss)):
-            raise CheckFailed(f"batch_loss gave {loss!r} on a tiny network's prediction; expected a finite scalar")
+            raise CheckFailed(
+                f"batch_loss gave {loss!r} on a tiny network's prediction; expected a finite scalar"
+            )
         if isinstance(prediction, torch.Tensor) and prediction.is_floating_point():
             prediction = prediction.float()
         inputs = task.evaluate(network, prediction, batch)
@@ -197,15 +222,18 @@ def _metrics_on_dummy(task: Task, info: TaskInfo, batch: Mapping[str, Any]) -> s
             metric = spec.factory(info)
             args = inputs.get(name, inputs.get("*")) if isinstance(inputs, Mapping) else inputs
             if args is None:
-                raise CheckFailed(f"evaluate() gave no inputs for metric `{name}` (keys: {', '.join(inputs)}); "
-                                  f"add a '*' entry")
+                raise CheckFailed(
+                    f"evaluate() gave no inputs for metric `{name}` (keys: {', '.join(inputs)}); "
+                    f"add a '*' entry"
+                )
             metric.update(*args)
             values[name] = _finite(metric.compute(), f"metric `{name}`")
     return "; ".join(f"{k}={v:.4g}" for k, v in values.items()) + f"; loss={float(loss):.4g}"
 
 
-def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
-               cache_dir: Path | None = None) -> list[CheckResult]:
+def check_task(
+    cls: type[Task], params: Mapping[str, Any] | None = None, cache_dir: Path | None = None
+) -> list[CheckResult]:
     """Build ``cls``'s data (in ``cache_dir``, default a temporary folder) and check it against
     ``info()``: batch shapes, disjoint splits, determinism, metrics on a dummy prediction."""
     component = f"task {getattr(cls, 'name', None) or getattr(cls, '__name__', cls)}"
@@ -236,9 +264,16 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
         return [*results, availability]
     reason = task.unavailable()
     if reason:
-        return [*results, CheckResult(component, "data", True, f"skipped: unavailable on this machine: {reason}")]
+        return [
+            *results,
+            CheckResult(component, "data", True, f"skipped: unavailable on this machine: {reason}"),
+        ]
     with contextlib.ExitStack() as stack, _preserved_rng():
-        root = Path(cache_dir) if cache_dir is not None else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        root = (
+            Path(cache_dir)
+            if cache_dir is not None
+            else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        )
         data: dict[str, pl.LightningDataModule] = {}
 
         def build(key: str) -> dict[str, Iterable[Any]]:
@@ -261,7 +296,7 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
             hashes = scan["hashes"]
             notes: list[str] = []
             for i, first in enumerate(_SPLITS):
-                for second in _SPLITS[i + 1:]:
+                for second in _SPLITS[i + 1 :]:
                     shared = hashes[first].keys() & hashes[second].keys()
                     allowed = max(1, int(OVERLAP_TOLERANCE * min(len(hashes[first]), len(hashes[second]))))
                     if len(shared) > allowed:
@@ -270,12 +305,15 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
                             f"{len(shared)} example(s) of the {second} split also appear in {first} "
                             f"(e.g. {second} batch {where[0]}, row {where[1]}): "
                             f"models would be scored on data they trained on; "
-                            f"split the examples once, after removing duplicates")
+                            f"split the examples once, after removing duplicates"
+                        )
                     if shared:
                         notes.append(f"{len(shared)} input(s) shared by {first} and {second}")
             if notes:
-                return (f"{'; '.join(notes)}: within the tolerance for coincidences (at most "
-                        f"{OVERLAP_TOLERANCE:.0%} of the smaller split, or one example)")
+                return (
+                    f"{'; '.join(notes)}: within the tolerance for coincidences (at most "
+                    f"{OVERLAP_TOLERANCE:.0%} of the smaller split, or one example)"
+                )
             return ""
 
         def deterministic() -> str:
@@ -285,13 +323,17 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
             for split in _SPLITS:
                 first, second = next(iter(fresh[split])), next(iter(again[split]))
                 if not _same(first, second):
-                    keys = [k for k in first if k not in second or not _same(first[k], second[k])] if isinstance(
-                        first, Mapping) and isinstance(second, Mapping) else []
+                    keys = (
+                        [k for k in first if k not in second or not _same(first[k], second[k])]
+                        if isinstance(first, Mapping) and isinstance(second, Mapping)
+                        else []
+                    )
                     raise CheckFailed(
                         f"two datamodules with the same params and seed give different first {split} batches"
                         f"{' (' + ', '.join(keys) + ')' if keys else ''}: "
                         f"draw all randomness from generators seeded by the params or DataConfig.seed "
-                        f"(np.random.default_rng(seed)), never unseeded")
+                        f"(np.random.default_rng(seed)), never unseeded"
+                    )
             return "two data modules built in separate caches agree"
 
         def metrics() -> str:
@@ -299,7 +341,10 @@ def check_task(cls: type[Task], params: Mapping[str, Any] | None = None,
                 raise CheckFailed("not run: the data does not build")
             return _metrics_on_dummy(task, info, next(iter(_loaders(data["a"])["val"])))
 
-        results += [_run(component, "data shapes", shapes), _run(component, "splits disjoint", disjoint),
-                    _run(component, "deterministic", deterministic),
-                    _run(component, "metrics on a dummy prediction", metrics)]
+        results += [
+            _run(component, "data shapes", shapes),
+            _run(component, "splits disjoint", disjoint),
+            _run(component, "deterministic", deterministic),
+            _run(component, "metrics on a dummy prediction", metrics),
+        ]
     return results

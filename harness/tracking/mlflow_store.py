@@ -35,7 +35,7 @@ def artifact_location(uri: str) -> str | None:
     prefix = "sqlite:///"
     if not uri.startswith(prefix):
         return None
-    return (Path(uri[len(prefix):]).parent / "mlruns").resolve().as_uri()
+    return (Path(uri[len(prefix) :]).parent / "mlruns").resolve().as_uri()
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -46,8 +46,8 @@ def resolve_uri(uri: str | None) -> str:
     """
     resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     prefix = "sqlite:///"
-    if resolved.startswith(prefix) and not resolved[len(prefix):].startswith("/"):
-        resolved = prefix + str(Path(resolved[len(prefix):]).resolve())
+    if resolved.startswith(prefix) and not resolved[len(prefix) :].startswith("/"):
+        resolved = prefix + str(Path(resolved[len(prefix) :]).resolve())
     return resolved
 
 
@@ -71,19 +71,30 @@ def child_tags(record: RunRecord) -> dict[str, str]:
     spec, plan = record.spec, record.spec.provenance
     runtime = record.runtime
     tags = {
-        "harness.run_id": spec.run_id, "harness.task": spec.task, "harness.architecture": spec.architecture,
-        "harness.task_label": spec.task_label, "harness.arch_label": spec.arch_label,
-        "harness.seed": str(spec.seed), "harness.primary_metric": spec.primary_metric,
-        "harness.direction": spec.direction, "harness.status": record.status,
-        "harness.host": runtime.host if runtime else "", "harness.device": runtime.device if runtime else "",
-        "harness.task_plugin": plan.task_plugin.pin, "harness.arch_plugin": plan.arch_plugin.pin,
-        "harness.data_version": plan.data_version, "harness.attempts": str(record.attempts),
+        "harness.run_id": spec.run_id,
+        "harness.task": spec.task,
+        "harness.architecture": spec.architecture,
+        "harness.task_label": spec.task_label,
+        "harness.arch_label": spec.arch_label,
+        "harness.seed": str(spec.seed),
+        "harness.primary_metric": spec.primary_metric,
+        "harness.direction": spec.direction,
+        "harness.status": record.status,
+        "harness.host": runtime.host if runtime else "",
+        "harness.device": runtime.device if runtime else "",
+        "harness.task_plugin": plan.task_plugin.pin,
+        "harness.arch_plugin": plan.arch_plugin.pin,
+        "harness.data_version": plan.data_version,
+        "harness.attempts": str(record.attempts),
     }
     if plan.git_commit:
         tags["harness.git_commit"] = plan.git_commit
-    versions = {**(runtime.versions if runtime else {}), "harness": plan.harness,
-                plan.task_plugin.distribution: plan.task_plugin.version,
-                plan.arch_plugin.distribution: plan.arch_plugin.version}
+    versions = {
+        **(runtime.versions if runtime else {}),
+        "harness": plan.harness,
+        plan.task_plugin.distribution: plan.task_plugin.version,
+        plan.arch_plugin.distribution: plan.arch_plugin.version,
+    }
     tags.update({f"version.{name}": version for name, version in versions.items()})
     if record.failure is not None:
         tags["harness.error"] = record.failure.message[:4000]
@@ -102,10 +113,14 @@ def ui_link(uri: str, experiment_id: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs"
     if uri == resolve_uri(DEFAULT_URI):  # the default store of this folder
-        return (f"run `harness ui --port 5000` in this folder and open "
-                f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
-    return (f"run `harness ui --tracking-uri {uri} --port 5000` and open "
-            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs")
+        return (
+            f"run `harness ui --port 5000` in this folder and open "
+            f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+        )
+    return (
+        f"run `harness ui --tracking-uri {uri} --port 5000` and open "
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+    )
 
 
 class MlflowTracker:
@@ -130,8 +145,13 @@ class MlflowTracker:
             found = self.client.get_experiment_by_name(self.experiment)
             if found is not None and found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
-            self.experiment_id = found.experiment_id if found else self.client.create_experiment(
-                self.experiment, artifact_location=artifact_location(self.uri))
+            self.experiment_id = (
+                found.experiment_id
+                if found
+                else self.client.create_experiment(
+                    self.experiment, artifact_location=artifact_location(self.uri)
+                )
+            )
         except Exception as exc:
             raise HarnessError(
                 f"Cannot use the MLflow tracking store `{self.uri}` ({type(exc).__name__}: {str(exc)[:300]}). "
@@ -139,7 +159,9 @@ class MlflowTracker:
                 "(`mlflow server --host 127.0.0.1 --port 5000`); or leave them unset to use sqlite:///mlflow.db."
             ) from None
 
-    def start_parent(self, name: str, tags: Mapping[str, str], params: Mapping[str, Any], suite_text: str) -> str:
+    def start_parent(
+        self, name: str, tags: Mapping[str, str], params: Mapping[str, Any], suite_text: str
+    ) -> str:
         run = self.client.create_run(self.experiment_id, run_name=name, tags=dict(tags))
         self.parent_id = run.info.run_id
         self._log(self.parent_id, params=dict(flatten("", params)))
@@ -158,8 +180,12 @@ class MlflowTracker:
         spec = record.spec
         started = record.started_at or time.time()
         end = int((record.finished_at or time.time()) * 1000)
-        run = self.client.create_run(self.experiment_id, start_time=int(started * 1000), tags={**child_tags(record), "mlflow.parentRunId": self.parent_id},
-                                     run_name=f"{spec.task_label}/{spec.arch_label}/seed{spec.seed}")
+        run = self.client.create_run(
+            self.experiment_id,
+            start_time=int(started * 1000),
+            tags={**child_tags(record), "mlflow.parentRunId": self.parent_id},
+            run_name=f"{spec.task_label}/{spec.arch_label}/seed{spec.seed}",
+        )
         run_id: str = run.info.run_id
         params = dict(flatten("task", spec.task_params))
         params.update(flatten("arch", spec.arch_params))
@@ -196,8 +222,11 @@ class MlflowTracker:
         token = None
         while True:
             page = self.client.search_runs(
-                [self.experiment_id], filter_string="attributes.status = 'FINISHED'",
-                max_results=1000, page_token=token)
+                [self.experiment_id],
+                filter_string="attributes.status = 'FINISHED'",
+                max_results=1000,
+                page_token=token,
+            )
             for run in page:
                 run_id = run.data.tags.get("harness.run_id")
                 if run_id and "mlflow.parentRunId" in run.data.tags:
@@ -216,14 +245,19 @@ class MlflowTracker:
             self.client.delete_run(run_id)
 
     def _log(
-        self, run_id: str, params: Mapping[str, str] | None = None,
-        metrics: Mapping[str, tuple[float, int]] | None = None, metric_objs: list[Any] | None = None,
+        self,
+        run_id: str,
+        params: Mapping[str, str] | None = None,
+        metrics: Mapping[str, tuple[float, int]] | None = None,
+        metric_objs: list[Any] | None = None,
     ) -> None:
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
         for chunk in _chunks([Param(k, str(v)[:6000]) for k, v in (params or {}).items()]):
             self.client.log_batch(run_id, params=chunk)
-        objs = list(metric_objs or []) + [Metric(k, float(v), now, s) for k, (v, s) in (metrics or {}).items()]
+        objs = list(metric_objs or []) + [
+            Metric(k, float(v), now, s) for k, (v, s) in (metrics or {}).items()
+        ]
         for chunk in _chunks(objs, 1000):
             self.client.log_batch(run_id, metrics=chunk)

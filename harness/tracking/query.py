@@ -47,20 +47,28 @@ def _record(client: Any, run: Any, suite: str) -> RunRecord:
     history_text = _artifact(client, run.info.run_id, "history.json")
     status = tags.get("harness.status") or ("finished" if run.info.status == "FINISHED" else "failed")
     flat: dict[str, Any] = {
-        "run_id": tags.get("harness.run_id", run.info.run_id), "suite": suite,
-        "task": tags.get("harness.task", "?"), "task_label": tags.get("harness.task_label", tags.get("harness.task", "?")),
+        "run_id": tags.get("harness.run_id", run.info.run_id),
+        "suite": suite,
+        "task": tags.get("harness.task", "?"),
+        "task_label": tags.get("harness.task_label", tags.get("harness.task", "?")),
         "architecture": tags.get("harness.architecture", "?"),
         "arch_label": tags.get("harness.arch_label", tags.get("harness.architecture", "?")),
-        "seed": int(tags.get("harness.seed", "0")), "status": status,
-        "primary_metric": tags.get("harness.primary_metric", ""), "direction": tags.get("harness.direction"),
+        "seed": int(tags.get("harness.seed", "0")),
+        "status": status,
+        "primary_metric": tags.get("harness.primary_metric", ""),
+        "direction": tags.get("harness.direction"),
         "metrics": {k: v for k, v in metrics.items() if k.startswith("test_")},
         "cost": {k: v for k, v in metrics.items() if not _NOT_COST.match(k)},
         "history": json.loads(history_text).get("history", []) if history_text else [],
-        "versions": {k[len("version."):]: v for k, v in tags.items() if k.startswith("version.")},
-        "device": tags.get("harness.device", ""), "host": tags.get("harness.host", ""),
-        "node_id": tags.get("harness.node_id"), "attempts": int(tags.get("harness.attempts") or 1),
-        "parent_run_id": tags.get("mlflow.parentRunId", ""), "mlflow_run_id": run.info.run_id,
-        "started_at": (run.info.start_time or 0) / 1000, "finished_at": (run.info.end_time or 0) / 1000,
+        "versions": {k[len("version.") :]: v for k, v in tags.items() if k.startswith("version.")},
+        "device": tags.get("harness.device", ""),
+        "host": tags.get("harness.host", ""),
+        "node_id": tags.get("harness.node_id"),
+        "attempts": int(tags.get("harness.attempts") or 1),
+        "parent_run_id": tags.get("mlflow.parentRunId", ""),
+        "mlflow_run_id": run.info.run_id,
+        "started_at": (run.info.start_time or 0) / 1000,
+        "finished_at": (run.info.end_time or 0) / 1000,
     }
     if tags.get("harness.error"):
         flat["error"] = tags["harness.error"]
@@ -91,26 +99,41 @@ def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str
             if experiment is None and target.isdigit():
                 experiment = client.get_experiment(target)
             if experiment is None:
-                raise HarnessError(f"`{target}` is neither a run id nor an experiment in the MLflow store {uri}. "
-                                   "Pass a suite name, a results file, a parent run id or an experiment name/id "
-                                   "(see `harness ui` to browse the store).")
-            parents = client.search_runs([experiment.experiment_id], "tags.`harness.suite` != ''",
-                                         order_by=["attributes.start_time DESC"], max_results=1)
+                raise HarnessError(
+                    f"`{target}` is neither a run id nor an experiment in the MLflow store {uri}. "
+                    "Pass a suite name, a results file, a parent run id or an experiment name/id "
+                    "(see `harness ui` to browse the store)."
+                )
+            parents = client.search_runs(
+                [experiment.experiment_id],
+                "tags.`harness.suite` != ''",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
             if not parents:
                 raise HarnessError(f"The experiment `{experiment.name}` in {uri} has no harness invocation.")
             parent = parents[0]
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - any store failure becomes a user-facing error
-        raise HarnessError(f"Cannot read `{target}` from the MLflow store {uri} ({type(exc).__name__}: "
-                           f"{str(exc)[:200]}). Check --tracking-uri.") from None
+        raise HarnessError(
+            f"Cannot read `{target}` from the MLflow store {uri} ({type(exc).__name__}: "
+            f"{str(exc)[:200]}). Check --tracking-uri."
+        ) from None
     experiment_name = client.get_experiment(parent.info.experiment_id).name
     suite = parent.data.tags.get("harness.suite", experiment_name)
-    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
-                                  max_results=10000)
-    records = [_record(client, run, suite) for run in reversed(children)]  # oldest first, as in the results file
-    info = {"suite": suite, "invocation": parent.info.run_id, "command": parent.data.tags.get("harness.command"),
-            "suite_text": _artifact(client, parent.info.run_id, "suite.yaml")}
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=10000
+    )
+    records = [
+        _record(client, run, suite) for run in reversed(children)
+    ]  # oldest first, as in the results file
+    info = {
+        "suite": suite,
+        "invocation": parent.info.run_id,
+        "command": parent.data.tags.get("harness.command"),
+        "suite_text": _artifact(client, parent.info.run_id, "suite.yaml"),
+    }
     return records, info
 
 
@@ -119,14 +142,17 @@ def parent_info(uri: str, parent_run_id: str) -> dict[str, Any]:
 
     A sqlite store that does not exist is not created (MLflow would create an empty one).
     """
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
         return {}
     try:
         client = _client(uri)
         run = client.get_run(parent_run_id)
     except Exception:  # noqa: BLE001 - provenance is best effort: an unreachable store leaves it unknown
         return {}
-    return {"command": run.data.tags.get("harness.command"), "suite_text": _artifact(client, parent_run_id, "suite.yaml")}
+    return {
+        "command": run.data.tags.get("harness.command"),
+        "suite_text": _artifact(client, parent_run_id, "suite.yaml"),
+    }
 
 
 __all__ = ["RUN_ID", "invocation_records", "parent_info"]

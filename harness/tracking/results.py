@@ -49,7 +49,12 @@ class ResultsFile:
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
                 records.append(RunRecord.from_json(data))
-            except (ValueError, TypeError, AttributeError, ValidationError):  # a line cut short by a crash: skip it, keep the rest
+            except (
+                ValueError,
+                TypeError,
+                AttributeError,
+                ValidationError,
+            ):  # a line cut short by a crash: skip it, keep the rest
                 self.unreadable += 1
         return records
 

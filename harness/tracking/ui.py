@@ -35,7 +35,7 @@ def experiment_id(uri: str, name: str | None) -> str | None:
     """The id of experiment ``name`` in the store (None when absent or unreadable)."""
     if not name:
         return None
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
         return None
     try:
         from harness.tracking.query import _client
@@ -62,11 +62,15 @@ def _mlflow_command(uri: str, port: int) -> list[str]:
 def start(uri: str, port: int) -> subprocess.Popen[bytes]:
     """Start the UI in its own process group (stop it with :func:`stop`)."""
     if uri.startswith(("http://", "https://")):
-        raise HarnessError(f"{uri} is already a tracking server: open {uri.rstrip('/')} in a browser instead of "
-                           "`harness ui`.")
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///"):]).is_file():
-        raise HarnessError(f"No MLflow store at {uri[len('sqlite:///'):]}: run a suite first (`harness run SUITE`) "
-                           "in this folder, or pass --tracking-uri.")
+        raise HarnessError(
+            f"{uri} is already a tracking server: open {uri.rstrip('/')} in a browser instead of "
+            "`harness ui`."
+        )
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise HarnessError(
+            f"No MLflow store at {uri[len('sqlite:///') :]}: run a suite first (`harness run SUITE`) "
+            "in this folder, or pass --tracking-uri."
+        )
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; not a pipe: a chatty server would block on a full pipe
     process = subprocess.Popen(_mlflow_command(uri, port), start_new_session=True, stdout=log, stderr=log)
     process._harness_log = log  # type: ignore[attr-defined]

@@ -52,8 +52,9 @@ def _worker_loop(config: dict[str, Any]) -> None:
     strategy: Any = RayDDPStrategy()  # type: ignore[no-untyped-call]
     environment: Any = RayLightningEnvironment()  # type: ignore[no-untyped-call]
     overrides = {"strategy": strategy, "plugins": [environment], "devices": "auto"}
-    record = run_trial(config["spec"], on_epoch=config["on_epoch"] if rank == 0 else None,
-                       trainer_overrides=overrides)
+    record = run_trial(
+        config["spec"], on_epoch=config["on_epoch"] if rank == 0 else None, trainer_overrides=overrides
+    )
     if rank == 0:
         record.world_size = ray.train.get_context().get_world_size()
         ray.get(config["box"].put.remote(record))
@@ -75,9 +76,14 @@ def run_distributed(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] 
             trainer = TorchTrainer(
                 _worker_loop,
                 train_loop_config={"spec": spec, "box": box, "on_epoch": on_epoch},
-                scaling_config=ScalingConfig(num_workers=workers, use_gpu=gpus > 0,
-                                             resources_per_worker={"CPU": cpus, **({"GPU": gpus} if gpus else {})}),
-                torch_config=TorchConfig(backend="nccl" if gpus > 0 else "gloo", timeout_s=COLLECTIVE_TIMEOUT_S),
+                scaling_config=ScalingConfig(
+                    num_workers=workers,
+                    use_gpu=gpus > 0,
+                    resources_per_worker={"CPU": cpus, **({"GPU": gpus} if gpus else {})},
+                ),
+                torch_config=TorchConfig(
+                    backend="nccl" if gpus > 0 else "gloo", timeout_s=COLLECTIVE_TIMEOUT_S
+                ),
                 run_config=RunConfig(storage_path=storage, name=f"harness-{spec.run_id}"),
             )
             trainer.fit()
@@ -89,8 +95,14 @@ def run_distributed(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] 
         partial: RunRecord | None = ray.get(box.get.remote())
         if partial is not None:  # rank 0 recorded its own failure before another rank brought the group down
             return partial
-        return RunRecord.failed(spec, classify(exc), f"Ray Train run failed: {type(exc).__name__}: {str(exc)[:500]}",
-                                traceback=trimmed_traceback(exc), attempts=spec.attempt, started_at=started,
-                                finished_at=time.time())
+        return RunRecord.failed(
+            spec,
+            classify(exc),
+            f"Ray Train run failed: {type(exc).__name__}: {str(exc)[:500]}",
+            traceback=trimmed_traceback(exc),
+            attempts=spec.attempt,
+            started_at=started,
+            finished_at=time.time(),
+        )
     finally:
         ray.kill(box)

@@ -20,11 +20,26 @@ from harness.records import FAILURE_KINDS, FailureKind
 KINDS = FAILURE_KINDS
 
 #: Ray errors that mean "the process or node running the task went away" (retried by the executor)
-WORKER_DIED = {"WorkerCrashedError", "NodeDiedError", "ActorDiedError", "ActorUnavailableError",
-               "ObjectLostError", "OwnerDiedError", "ObjectReconstructionFailedError", "RaySystemError",
-               "LocalRayletDiedError", "ObjectFetchTimedOutError", "ReferenceCountingAssertionError"}
+WORKER_DIED = {
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "ObjectLostError",
+    "OwnerDiedError",
+    "ObjectReconstructionFailedError",
+    "RaySystemError",
+    "LocalRayletDiedError",
+    "ObjectFetchTimedOutError",
+    "ReferenceCountingAssertionError",
+}
 OOM_NAMES = {"OutOfMemoryError", "MemoryError"}
-OOM_TEXT = ("out of memory", "can't allocate memory", "cannot allocate memory", "killed due to memory pressure")
+OOM_TEXT = (
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "killed due to memory pressure",
+)
 NAN_TEXT = ("loss became nan", "loss became inf", "loss became -inf")
 #: frames kept at the end of a trimmed traceback (the raise site and its callers)
 TRACE_FRAMES = 12
@@ -64,7 +79,9 @@ def classify(exc: BaseException) -> FailureKind:
 
 def worker_died(exc: BaseException) -> bool:
     """True when Ray lost the process running the task (a retry may succeed)."""
-    return classify(exc) == "infrastructure" and "PluginMismatch" not in {type(e).__name__ for e in _chain(exc)}
+    return classify(exc) == "infrastructure" and "PluginMismatch" not in {
+        type(e).__name__ for e in _chain(exc)
+    }
 
 
 def one_line(exc: BaseException) -> str:

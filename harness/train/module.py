@@ -35,8 +35,12 @@ def output_size(network: torch.nn.Module) -> int:
     return int(size)
 
 
-def build_module(task: Task[Any], arch: Architecture[Any], trainer: TrainerSpec,
-                 metrics: Mapping[str, MetricSpec] | None = None) -> HarnessModule:
+def build_module(
+    task: Task[Any],
+    arch: Architecture[Any],
+    trainer: TrainerSpec,
+    metrics: Mapping[str, MetricSpec] | None = None,
+) -> HarnessModule:
     """The network of one run: the architecture's encoder (and, for seq2seq tasks, its decoder)
     with the task's head on top, as the LightningModule that trains it."""
     info = task.cached_info()
@@ -115,7 +119,9 @@ class HarnessModule(pl.LightningModule):
 
     def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
         prediction, loss = self._step(batch)
-        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True)
+        self.log(
+            f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True
+        )
         if isinstance(prediction, torch.Tensor) and prediction.is_floating_point():
             prediction = prediction.float()  # metrics in full precision under mixed precision
         inputs = self.task.evaluate(self, prediction, batch)
@@ -189,11 +195,15 @@ class HistoryCallback(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fit_start = time.perf_counter()
 
-    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         _cuda_sync(pl_module)
         self._batch_start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         _cuda_sync(pl_module)
         self.train_batch_time += time.perf_counter() - self._batch_start
         self.train_samples += len(batch["y"])

@@ -101,7 +101,9 @@ def _build(spec: RunSpec) -> _Parts:
     info = task.cached_info()
     pl.seed_everything(spec.seed, workers=True, verbose=False)
     cache_dir = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
-    data = task.datamodule(DataConfig(batch_size=spec.trainer.batch_size, seed=spec.seed, cache_dir=cache_dir))
+    data = task.datamodule(
+        DataConfig(batch_size=spec.trainer.batch_size, seed=spec.seed, cache_dir=cache_dir)
+    )
     module = build_module(task, arch, spec.trainer, metrics)
     if spec.trainer.tbptt is not None and arch.trainable:
         _check_tbptt(arch)
@@ -119,10 +121,14 @@ def _callbacks(spec: RunSpec, parts: _Parts, history: HistoryCallback, checkpoin
     es = spec.trainer.early_stopping
     if es is not None:
         es_monitor = es.monitor or f"val_{parts.info.primary_metric}"
-        callbacks.append(pl.callbacks.EarlyStopping(
-            monitor=es_monitor, mode=monitor_direction(es_monitor, parts.metrics),
-            patience=es.patience, min_delta=es.min_delta,
-        ))
+        callbacks.append(
+            pl.callbacks.EarlyStopping(
+                monitor=es_monitor,
+                mode=monitor_direction(es_monitor, parts.metrics),
+                patience=es.patience,
+                min_delta=es.min_delta,
+            )
+        )
     return callbacks
 
 
@@ -131,17 +137,28 @@ def _trainer(spec: RunSpec, callbacks: list[Any], root: str, overrides: dict[str
     import pytorch_lightning as pl
 
     settings, accelerator = spec.trainer, spec.accelerator
-    return pl.Trainer(**{
-        **dict(
-            accelerator=accelerator, devices=max(1, int(spec.resources.gpus)) if accelerator == "gpu" else 1,
-            precision=settings.precision, max_epochs=settings.max_epochs, max_steps=settings.max_steps or -1,
-            max_time=timedelta(seconds=float(settings.max_time)) if settings.max_time else None,
-            gradient_clip_val=settings.gradient_clip_val, gradient_clip_algorithm=settings.gradient_clip_algorithm,
-            callbacks=callbacks, logger=False, enable_progress_bar=False, enable_model_summary=False,
-            num_sanity_val_steps=0, deterministic="warn" if accelerator == "gpu" else True, default_root_dir=root,
-        ),
-        **(overrides or {}),
-    })
+    return pl.Trainer(
+        **{
+            **dict(
+                accelerator=accelerator,
+                devices=max(1, int(spec.resources.gpus)) if accelerator == "gpu" else 1,
+                precision=settings.precision,
+                max_epochs=settings.max_epochs,
+                max_steps=settings.max_steps or -1,
+                max_time=timedelta(seconds=float(settings.max_time)) if settings.max_time else None,
+                gradient_clip_val=settings.gradient_clip_val,
+                gradient_clip_algorithm=settings.gradient_clip_algorithm,
+                callbacks=callbacks,
+                logger=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                deterministic="warn" if accelerator == "gpu" else True,
+                default_root_dir=root,
+            ),
+            **(overrides or {}),
+        }
+    )
 
 
 @dataclass
@@ -153,8 +170,9 @@ class _Fitted:
     peak_mb: float
 
 
-def _fit_and_test(spec: RunSpec, parts: _Parts, history: HistoryCallback,
-                  overrides: dict[str, Any] | None) -> _Fitted:
+def _fit_and_test(
+    spec: RunSpec, parts: _Parts, history: HistoryCallback, overrides: dict[str, Any] | None
+) -> _Fitted:
     """Train (or fit a closed-form baseline), then test the best-validation weights."""
     import pytorch_lightning as pl
 
@@ -182,8 +200,9 @@ def _fit_and_test(spec: RunSpec, parts: _Parts, history: HistoryCallback,
     return _Fitted(trainer, callbacks, {k: float(v) for k, v in tested.items()}, train_time, peak_mb)
 
 
-def _train(spec: RunSpec, history_sink: list[dict[str, float]],
-           trainer_overrides: dict[str, Any] | None = None) -> _Outcome:
+def _train(
+    spec: RunSpec, history_sink: list[dict[str, float]], trainer_overrides: dict[str, Any] | None = None
+) -> _Outcome:
     _quiet()
     import torch
 
@@ -206,10 +225,15 @@ def _train(spec: RunSpec, history_sink: list[dict[str, float]],
     probe = next((c for c in fitted.callbacks if isinstance(c, GradientFlowCallback)), None)
     gradient_flow = probe.result() if probe is not None else None
     cost = {
-        "train_time_s": fitted.train_time, **_train_rates(history), **measured, "peak_memory_mb": fitted.peak_mb,
+        "train_time_s": fitted.train_time,
+        **_train_rates(history),
+        **measured,
+        "peak_memory_mb": fitted.peak_mb,
         "num_params": float(sum(p.numel() for p in parts.module.parameters())),
-        "epochs": float(len(history_sink)), "steps": float(fitted.trainer.global_step),
-        "best_epoch": float(_best_epoch(history_sink, monitor, mode)), **history.ttt(),
+        "epochs": float(len(history_sink)),
+        "steps": float(fitted.trainer.global_step),
+        "best_epoch": float(_best_epoch(history_sink, monitor, mode)),
+        **history.ttt(),
         **_gradflow_cost(gradient_flow),
     }
     directions: dict[str, Direction] = {name: metric.direction for name, metric in parts.metrics.items()}
@@ -283,7 +307,11 @@ def _measure_inference(module: Any, data: Any, measure: MeasureSpec) -> dict[str
 
     batch = to_device(next(iter(data.test_dataloader())), module.device)
     out = inference_timing(
-        module, batch, rounds=measure.rounds, warmup=measure.warmup, latency=measure.latency,
+        module,
+        batch,
+        rounds=measure.rounds,
+        warmup=measure.warmup,
+        latency=measure.latency,
     )
     if measure.flops:
         out["flops_per_sample"] = forward_flops_per_sample(module, batch)
@@ -357,8 +385,11 @@ def check_plugins(spec: RunSpec) -> None:
         have = f"{entry.provenance.distribution}=={entry.provenance.version}" if entry else None
         if have == want.pin:
             continue
-        fix = (f"make module `{name}`'s plugin importable there and list it in HARNESS_PLUGINS"
-               if want.distribution == "HARNESS_PLUGINS" else f"run `pip install '{want.pin}'` on every node of the cluster")
+        fix = (
+            f"make module `{name}`'s plugin importable there and list it in HARNESS_PLUGINS"
+            if want.distribution == "HARNESS_PLUGINS"
+            else f"run `pip install '{want.pin}'` on every node of the cluster"
+        )
         found = f"`{name}` from {have}" if entry else f"no {kind} `{name}`"
         raise PluginMismatch(
             f"node {socket.gethostname()} has {found}, but the driver planned this run with {want.pin}; {fix}, "
@@ -366,8 +397,11 @@ def check_plugins(spec: RunSpec) -> None:
         )
 
 
-def run_trial(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] | None = None,
-              trainer_overrides: dict[str, Any] | None = None) -> RunRecord:
+def run_trial(
+    spec: RunSpec,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> RunRecord:
     """Train, validate and test one cell; always returns a record, never raises for a failed run.
 
     A failed run has status ``failed`` and a :class:`~harness.records.Failure` (see
@@ -382,14 +416,29 @@ def run_trial(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] | None
         outcome = _train(spec, history, trainer_overrides)
     except Exception as exc:  # every failure is recorded, the suite goes on
         return RunRecord.failed(
-            spec, classify(exc), f"{type(exc).__name__}: {exc}", traceback=trimmed_traceback(exc),
-            attempts=spec.attempt, history=list(history), started_at=started, finished_at=time.time(),
+            spec,
+            classify(exc),
+            f"{type(exc).__name__}: {exc}",
+            traceback=trimmed_traceback(exc),
+            attempts=spec.attempt,
+            history=list(history),
+            started_at=started,
+            finished_at=time.time(),
             runtime=runtime_info(spec.accelerator),
         )
     finished = time.time()
     return RunRecord(
-        spec=spec, status="finished", metrics=outcome.metrics, directions=outcome.directions, cost=outcome.cost,
-        history=list(history), gradient_flow=outcome.gradient_flow, artifacts=outcome.artifacts,
+        spec=spec,
+        status="finished",
+        metrics=outcome.metrics,
+        directions=outcome.directions,
+        cost=outcome.cost,
+        history=list(history),
+        gradient_flow=outcome.gradient_flow,
+        artifacts=outcome.artifacts,
         runtime=runtime_info(spec.accelerator),
-        attempts=spec.attempt, started_at=started, finished_at=finished, wall_time_s=finished - started,
+        attempts=spec.attempt,
+        started_at=started,
+        finished_at=finished,
+        wall_time_s=finished - started,
     )

@@ -18,7 +18,15 @@ from .recurrent import CNNRNN, GRU, LSTM, RNN, BiRNN
 from .transformer import Transformer
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "BiRNN", "CNNRNN", "Transformer", "Naive", "SeasonalNaive", "Arima",
+    "RNN",
+    "LSTM",
+    "GRU",
+    "BiRNN",
+    "CNNRNN",
+    "Transformer",
+    "Naive",
+    "SeasonalNaive",
+    "Arima",
     "register_architectures",
 ]
 

@@ -64,7 +64,9 @@ class ForecastBaseline(nn.Module):
         """``[horizon]`` forecast of the values after ``window`` (its only history)."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, origin: torch.Tensor | None = None) -> EncoderOutput:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, origin: torch.Tensor | None = None
+    ) -> EncoderOutput:
         if origin is not None:
             if not self.fitted:
                 raise RuntimeError(f"{type(self).__name__}: call fit(datamodule) before forecasting")
@@ -72,8 +74,9 @@ class ForecastBaseline(nn.Module):
         else:
             values = x[..., 0] if x.dim() == 3 else x
             rows = [values[i, : int(n)].detach().cpu().double().numpy() for i, n in enumerate(lengths)]
-            forecast = torch.as_tensor(np.stack([self.window_forecast(w) for w in rows]), dtype=torch.float32,
-                                       device=x.device)
+            forecast = torch.as_tensor(
+                np.stack([self.window_forecast(w) for w in rows]), dtype=torch.float32, device=x.device
+            )
         sequence = forecast.unsqueeze(1).expand(x.shape[0], x.shape[1], forecast.shape[1])
         return EncoderOutput(sequence, forecast)
 
@@ -201,5 +204,7 @@ def state_space_forecasts(results: Any, horizon: int) -> np.ndarray:
         t = np.minimum(origins + k, n - 1)
         design = _at(np.asarray(fr.design), t)[0]  # [k_states, n]
         out[:, k] = _at(np.asarray(fr.obs_intercept), t)[0] + np.einsum("jn,jn->n", design, state)
-        state = _at(np.asarray(fr.state_intercept), t) + np.einsum("ijn,jn->in", _at(np.asarray(fr.transition), t), state)
+        state = _at(np.asarray(fr.state_intercept), t) + np.einsum(
+            "ijn,jn->in", _at(np.asarray(fr.transition), t), state
+        )
     return out

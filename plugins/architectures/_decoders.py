@@ -73,7 +73,9 @@ class AttentionDecoder(nn.Module):
         self.hidden_size = hidden_size
         self.output_size: int = hidden_size
 
-    def _initial_state(self, memory: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def _initial_state(
+        self, memory: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         batch = memory.shape[0]
         state = torch.tanh(self.init_state(masked_mean(memory, lengths)))
         # [batch, states * layers * hidden] -> [states * layers, batch, hidden]
@@ -82,7 +84,9 @@ class AttentionDecoder(nn.Module):
             return state[: self.num_layers].contiguous(), state[self.num_layers :].contiguous()
         return state
 
-    def forward(self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor
+    ) -> torch.Tensor:
         lengths = memory_lengths.to(memory.device)
         memory = zero_padding(memory, lengths)
         embedded = self.dropout(self.embedding(tokens.long()))
@@ -123,11 +127,15 @@ class TransformerDecoderNet(nn.Module):
             d_model, num_heads, dim_feedforward, dropout, batch_first=True, norm_first=norm_first
         )
         # pre-norm layers leave the residual stream unnormalised: close with a LayerNorm
-        self.decoder = nn.TransformerDecoder(layer, num_layers, norm=nn.LayerNorm(d_model) if norm_first else None)
+        self.decoder = nn.TransformerDecoder(
+            layer, num_layers, norm=nn.LayerNorm(d_model) if norm_first else None
+        )
         self.d_model = d_model
         self.output_size: int = d_model
 
-    def forward(self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, memory: torch.Tensor, memory_lengths: torch.Tensor
+    ) -> torch.Tensor:
         lengths = memory_lengths.to(memory.device)
         memory = self.memory_projection(zero_padding(memory, lengths))
         steps = tokens.shape[1]

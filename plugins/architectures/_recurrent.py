@@ -92,7 +92,9 @@ class RecurrentCore(nn.Module):
         sequence, _ = pad_packed_sequence(output, batch_first=True, total_length=total)
         return EncoderOutput(sequence=sequence, summary=self._final_states(hidden, batch))
 
-    def forward_chunk(self, features: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[EncoderOutput, object]:
+    def forward_chunk(
+        self, features: torch.Tensor, lengths: torch.Tensor, state: object
+    ) -> tuple[EncoderOutput, object]:
         """One chunk of a longer sequence, starting from ``state`` (None: zeros); returns the
         chunk's outputs and the state after its last step (for truncated BPTT)."""
         if self.num_directions != 1:
@@ -100,7 +102,9 @@ class RecurrentCore(nn.Module):
         sequence, hidden = self.rnn(features, state)
         return EncoderOutput(sequence=sequence, summary=last_valid(sequence, lengths)), hidden
 
-    def _final_states(self, hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch: int) -> torch.Tensor:
+    def _final_states(
+        self, hidden: torch.Tensor | tuple[torch.Tensor, torch.Tensor], batch: int
+    ) -> torch.Tensor:
         if isinstance(hidden, tuple):  # LSTM: (h_n, c_n)
             hidden = hidden[0]
         # h_n: [layers * directions, batch, hidden]; with enforce_sorted=False it is in input order
@@ -118,8 +122,7 @@ class ConvFrontEnd(nn.Module):
     ) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            nn.Conv1d(in_channels if i == 0 else channels, channels, kernel_size)
-            for i in range(num_layers)
+            nn.Conv1d(in_channels if i == 0 else channels, channels, kernel_size) for i in range(num_layers)
         )
         left = kernel_size - 1 if causal else (kernel_size - 1) // 2
         self.padding = (left, kernel_size - 1 - left)
@@ -196,7 +199,9 @@ class RecurrentEncoder(nn.Module):
             features = self.frontend(features, lengths)
         return self.core(features, lengths)
 
-    def forward_chunk(self, x: torch.Tensor, lengths: torch.Tensor, state: object) -> tuple[EncoderOutput, object]:
+    def forward_chunk(
+        self, x: torch.Tensor, lengths: torch.Tensor, state: object
+    ) -> tuple[EncoderOutput, object]:
         """Truncated BPTT: run one chunk carrying the recurrent state (no front end: a
         convolution over time would need the neighbouring chunk's steps)."""
         if self.frontend is not None:

@@ -11,9 +11,7 @@ from harness import EncoderOutput, InputSpec
 from harness.nn import InputLayer, last_valid, masked_mean, padding_mask
 
 
-def sinusoidal_positions(
-    length: int, d_model: int, device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
+def sinusoidal_positions(length: int, d_model: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """The ``[length, d_model]`` sinusoidal encoding of Vaswani et al., for any length.
 
     Computed on the fly (``length * d_model`` sines: negligible next to attention), so there is

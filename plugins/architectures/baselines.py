@@ -42,7 +42,9 @@ class _Baseline(Architecture[_P]):
 
 class SeasonalNaiveParams(Params):
     season: int | None = Field(
-        None, ge=1, description="season length in steps (default: the series' season, e.g. 12 for monthly data)"
+        None,
+        ge=1,
+        description="season length in steps (default: the series' season, e.g. 12 for monthly data)",
     )
 
 
@@ -53,23 +55,28 @@ class ArimaParams(Params):
         "airline (0,1,1)(0,1,1)12)",
     )
     seasonal_order: tuple[int, int, int] | None = Field(
-        None, description="(P, D, Q) at the series' season; default: the series' model's (none when order is set)"
+        None,
+        description="(P, D, Q) at the series' season; default: the series' model's (none when order is set)",
     )
     season: int | None = Field(None, ge=2, description="seasonal period (default: the series' season)")
     trend: Literal["n", "c", "t", "ct"] | None = Field(
-        None, description="deterministic trend: n none, c constant, t drift/linear; default: c without differencing, else n"
+        None,
+        description="deterministic trend: n none, c constant, t drift/linear; default: c without differencing, else n",
     )
     fit_on: Literal["train", "train_val"] = Field(
-        "train_val", description="span the parameters are estimated on: the training split, or everything before the test split"
+        "train_val",
+        description="span the parameters are estimated on: the training split, or everything before the test split",
     )
-    method: Literal["statespace", "innovations_mle", "hannan_rissanen", "burg", "yule_walker", "innovations"] = Field(
-        "statespace", description="statsmodels ARIMA.fit method (statespace: exact maximum likelihood)"
-    )
+    method: Literal[
+        "statespace", "innovations_mle", "hannan_rissanen", "burg", "yule_walker", "innovations"
+    ] = Field("statespace", description="statsmodels ARIMA.fit method (statespace: exact maximum likelihood)")
 
 
 class Naive(_Baseline[Params]):
     name = "naive"
-    description = "Naive forecast: every future value equals the last observed value (forecasting tasks only)."
+    description = (
+        "Naive forecast: every future value equals the last observed value (forecasting tasks only)."
+    )
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._baselines import Naive as NaiveForecaster
@@ -89,7 +96,9 @@ class SeasonalNaive(_Baseline[SeasonalNaiveParams]):
 
 class Arima(_Baseline[ArimaParams]):
     name = "arima"
-    description = "statsmodels ARIMA(p,d,q)(P,D,Q,s) fitted on the training span, then forecasting every window."
+    description = (
+        "statsmodels ARIMA(p,d,q)(P,D,Q,s) fitted on the training span, then forecasting every window."
+    )
 
     def incompatibility(self, info: TaskInfo) -> str | None:
         import importlib.util

@@ -34,8 +34,13 @@ class RecurrentDecoderArchitecture(Architecture[RecurrentParamsT]):
 
         p = self.params
         return attention_decoder(
-            info, encoder_output_size, cell=self.decoder_cell(), hidden_size=p.hidden_size,
-            num_layers=p.num_layers, dropout=p.dropout, embedding_size=p.embedding_size,
+            info,
+            encoder_output_size,
+            cell=self.decoder_cell(),
+            hidden_size=p.hidden_size,
+            num_layers=p.num_layers,
+            dropout=p.dropout,
+            embedding_size=p.embedding_size,
         )
 
 
@@ -47,6 +52,12 @@ class TransformerDecoderArchitecture(Architecture[TransformerParamsT]):
 
         p = self.params
         return transformer_decoder(
-            info, encoder_output_size, d_model=p.d_model, num_heads=p.num_heads, num_layers=p.num_layers,
-            dim_feedforward=p.dim_feedforward, dropout=p.dropout, norm_first=p.norm_first,
+            info,
+            encoder_output_size,
+            d_model=p.d_model,
+            num_heads=p.num_heads,
+            num_layers=p.num_layers,
+            dim_feedforward=p.dim_feedforward,
+            dropout=p.dropout,
+            norm_first=p.norm_first,
         )

@@ -61,7 +61,9 @@ class SymmetricMAPE(Metric):
         _check(preds, target)
         preds, target = preds.double(), target.double()
         denominator = preds.abs() + target.abs()
-        terms = torch.where(denominator > 0, 200.0 * (preds - target).abs() / denominator.clamp(min=1e-300), 0.0)
+        terms = torch.where(
+            denominator > 0, 200.0 * (preds - target).abs() / denominator.clamp(min=1e-300), 0.0
+        )
         self.total += terms.sum()
         self.count += terms.numel()
 

@@ -43,12 +43,30 @@ def _regression(kind: str) -> Callable[[TaskInfo], torchmetrics.Metric]:
 
 
 METRICS = (
-    MetricSpec("accuracy", _classification("accuracy"), "share of correct predictions (micro)", CLASSIFICATION),
-    MetricSpec("precision", _classification("precision", average="macro"), "precision, macro-averaged over classes", CLASSIFICATION),
-    MetricSpec("recall", _classification("recall", average="macro"), "recall, macro-averaged over classes", CLASSIFICATION),
-    MetricSpec("f1", _classification("f1", average="macro"), "F1 score, macro-averaged over classes", CLASSIFICATION),
-    MetricSpec("auroc", _classification("auroc", average="macro"), "area under the ROC curve, one-vs-rest, macro", CLASSIFICATION),
+    MetricSpec(
+        "accuracy", _classification("accuracy"), "share of correct predictions (micro)", CLASSIFICATION
+    ),
+    MetricSpec(
+        "precision",
+        _classification("precision", average="macro"),
+        "precision, macro-averaged over classes",
+        CLASSIFICATION,
+    ),
+    MetricSpec(
+        "recall",
+        _classification("recall", average="macro"),
+        "recall, macro-averaged over classes",
+        CLASSIFICATION,
+    ),
+    MetricSpec(
+        "f1", _classification("f1", average="macro"), "F1 score, macro-averaged over classes", CLASSIFICATION
+    ),
+    MetricSpec(
+        "auroc",
+        _classification("auroc", average="macro"),
+        "area under the ROC curve, one-vs-rest, macro",
+        CLASSIFICATION,
+    ),
     MetricSpec("mse", _regression("mse"), "mean squared error", REGRESSION, direction="min"),
     MetricSpec("mae", _regression("mae"), "mean absolute error", REGRESSION, direction="min"),
 )
-

@@ -43,7 +43,9 @@ def naive_scale(span: Iterable[float], lag: int = 1) -> float:
     diffs = [abs(values[t] - values[t - lag]) for t in range(lag, len(values))]
     scale = sum(diffs) / len(diffs)
     if not scale > 0:
-        raise ValueError(f"the MASE scale is {scale}: the series does not change over its lag-{lag} differences")
+        raise ValueError(
+            f"the MASE scale is {scale}: the series does not change over its lag-{lag} differences"
+        )
     return scale
 
 
@@ -61,9 +63,20 @@ def _build(name: str) -> Callable[[TaskInfo], torchmetrics.Metric]:
 
 
 METRICS = (
-    MetricSpec("mase", _build("mase"), "mean absolute scaled error: MAE / in-sample MAE of the naive forecast "
-               "(updated with forecast, target, scale)", FORECASTING, direction="min"),
-    MetricSpec("smape", _build("smape"), "symmetric mean absolute percentage error, 0-200 (M4)", POINTWISE,
-               direction="min"),
+    MetricSpec(
+        "mase",
+        _build("mase"),
+        "mean absolute scaled error: MAE / in-sample MAE of the naive forecast "
+        "(updated with forecast, target, scale)",
+        FORECASTING,
+        direction="min",
+    ),
+    MetricSpec(
+        "smape",
+        _build("smape"),
+        "symmetric mean absolute percentage error, 0-200 (M4)",
+        POINTWISE,
+        direction="min",
+    ),
     MetricSpec("rmse", _build("rmse"), "root mean squared error", POINTWISE, direction="min"),
 )

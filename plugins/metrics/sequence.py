@@ -36,18 +36,49 @@ def _build(name: str) -> Callable[[TaskInfo], torchmetrics.Metric]:
 
 
 METRICS = (
-    MetricSpec("exact_match", _build("exact_match"), "share of outputs equal to the reference, token for token", STRINGS),
-    MetricSpec("token_accuracy", _build("token_accuracy"),
-               "correct tokens at their position / longer of output and reference", STRINGS),
+    MetricSpec(
+        "exact_match",
+        _build("exact_match"),
+        "share of outputs equal to the reference, token for token",
+        STRINGS,
+    ),
+    MetricSpec(
+        "token_accuracy",
+        _build("token_accuracy"),
+        "correct tokens at their position / longer of output and reference",
+        STRINGS,
+    ),
     MetricSpec("bleu", _build("bleu"), "corpus BLEU, sacrebleu scale 0-100 (13a tokenization)", STRINGS),
-    MetricSpec("wer", _build("wer"), "word error rate (edit distance / reference words)", STRINGS, direction="min"),
+    MetricSpec(
+        "wer", _build("wer"), "word error rate (edit distance / reference words)", STRINGS, direction="min"
+    ),
     MetricSpec("cer", _build("cer"), "character error rate", STRINGS, direction="min"),
-    MetricSpec("ser", _build("ser"), "string (sentence) error rate: share of outputs with any error", STRINGS,
-               direction="min"),
-    MetricSpec("cross_entropy", _build("cross_entropy"), "mean cross-entropy (nats) over scored positions",
-               LIKELIHOOD, direction="min"),
-    MetricSpec("bits_per_char", _build("bits_per_char"), "mean cross-entropy in bits per token (character)",
-               LIKELIHOOD, direction="min"),
-    MetricSpec("perplexity", _build("perplexity"), "exp of the mean cross-entropy per token", LIKELIHOOD,
-               direction="min"),
+    MetricSpec(
+        "ser",
+        _build("ser"),
+        "string (sentence) error rate: share of outputs with any error",
+        STRINGS,
+        direction="min",
+    ),
+    MetricSpec(
+        "cross_entropy",
+        _build("cross_entropy"),
+        "mean cross-entropy (nats) over scored positions",
+        LIKELIHOOD,
+        direction="min",
+    ),
+    MetricSpec(
+        "bits_per_char",
+        _build("bits_per_char"),
+        "mean cross-entropy in bits per token (character)",
+        LIKELIHOOD,
+        direction="min",
+    ),
+    MetricSpec(
+        "perplexity",
+        _build("perplexity"),
+        "exp of the mean cross-entropy per token",
+        LIKELIHOOD,
+        direction="min",
+    ),
 )

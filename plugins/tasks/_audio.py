@@ -31,7 +31,9 @@ def synthesize(
     """WAV bytes of ``text`` spoken by espeak-ng (``-v voice -s speed -p pitch --stdout``)."""
     done = subprocess.run(
         [executable, "-v", voice, "-s", str(int(speed)), "-p", str(int(pitch)), "--stdout", text],
-        capture_output=True, check=False, timeout=timeout,
+        capture_output=True,
+        check=False,
+        timeout=timeout,
     )
     if done.returncode != 0 or len(done.stdout) <= 44:
         message = done.stderr.decode(errors="replace").strip()
@@ -51,14 +53,14 @@ def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
         raise ValueError("not a RIFF/WAVE stream")
     pos, rate, channels, bits = 12, 0, 1, 16
     while pos + 8 <= len(data):
-        chunk, size = data[pos:pos + 4], struct.unpack("<I", data[pos + 4:pos + 8])[0]
+        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         body = pos + 8
         if chunk == b"fmt ":
-            _fmt, channels, rate, _byte_rate, _align, bits = struct.unpack("<HHIIHH", data[body:body + 16])
+            _fmt, channels, rate, _byte_rate, _align, bits = struct.unpack("<HHIIHH", data[body : body + 16])
         elif chunk == b"data":
             if bits != 16:
                 raise ValueError(f"expected 16-bit PCM, got {bits}-bit")
-            raw = data[body:body + min(size, len(data) - body)]
+            raw = data[body : body + min(size, len(data) - body)]
             raw = raw[: len(raw) - len(raw) % (2 * channels)]
             samples = np.frombuffer(raw, dtype="<i2").reshape(-1, channels).mean(axis=1)
             return (samples / 32768.0).astype(np.float32), int(rate)
@@ -94,8 +96,14 @@ def mel_filterbank(n_mels: int, n_fft: int, sample_rate: int, f_min: float, f_ma
 
 
 def log_mel(
-    wave: np.ndarray, sample_rate: int, n_mels: int = 40, win_ms: float = 25.0, hop_ms: float = 10.0,
-    f_min: float = 20.0, f_max: float = 8000.0, preemphasis: float = 0.97,
+    wave: np.ndarray,
+    sample_rate: int,
+    n_mels: int = 40,
+    win_ms: float = 25.0,
+    hop_ms: float = 10.0,
+    f_min: float = 20.0,
+    f_max: float = 8000.0,
+    preemphasis: float = 0.97,
 ) -> np.ndarray:
     """Log-mel filterbank energies ``[frames, n_mels]`` (Hann window, power spectrum)."""
     import torch
@@ -113,8 +121,13 @@ def log_mel(
     left = (n_fft - win) // 2
     signal = torch.nn.functional.pad(signal, (left, n_fft - win - left))
     spec = torch.stft(
-        signal, n_fft=n_fft, hop_length=hop, win_length=win, window=torch.hann_window(win),
-        center=False, return_complex=True,
+        signal,
+        n_fft=n_fft,
+        hop_length=hop,
+        win_length=win,
+        window=torch.hann_window(win),
+        center=False,
+        return_complex=True,
     )
     power = spec.abs().pow(2)  # [freq, frames]
     bank = torch.from_numpy(mel_filterbank(n_mels, n_fft, sample_rate, f_min, f_max))
@@ -140,7 +153,9 @@ def stack_frames(features: np.ndarray, k: int) -> np.ndarray:
     return features.reshape(-1, k * dim)
 
 
-def ctc_greedy(best: Sequence[Sequence[int]] | np.ndarray, lengths: Sequence[int], blank: int = 0) -> list[list[int]]:
+def ctc_greedy(
+    best: Sequence[Sequence[int]] | np.ndarray, lengths: Sequence[int], blank: int = 0
+) -> list[list[int]]:
     """Best-path CTC decoding: per sequence, keep the first ``length`` steps, collapse
     repeated labels, then drop blanks."""
     out: list[list[int]] = []

@@ -10,8 +10,12 @@ from harness import HarnessError, Task
 
 
 def task_arrays(
-    task: Task, cache_dir: Path, build: Callable[[], dict[str, Any]], *,
-    exclude: Iterable[str] = ("target_accuracy",), package: str | None = None,
+    task: Task,
+    cache_dir: Path,
+    build: Callable[[], dict[str, Any]],
+    *,
+    exclude: Iterable[str] = ("target_accuracy",),
+    package: str | None = None,
 ) -> dict[str, Any]:
     """``task``'s cached arrays (built with ``build`` on a miss).
 

@@ -31,7 +31,9 @@ class WindowDataset(Dataset):
     With ``shift``, each window's last value (``offset``) is subtracted from its inputs and targets.
     """
 
-    def __init__(self, series: np.ndarray, origins: np.ndarray, window: int, horizon: int, shift: bool) -> None:
+    def __init__(
+        self, series: np.ndarray, origins: np.ndarray, window: int, horizon: int, shift: bool
+    ) -> None:
         values = torch.as_tensor(series, dtype=torch.float64)
         self.origins = torch.as_tensor(origins, dtype=torch.long)
         x = values[self.origins[:, None] - window + torch.arange(window)[None, :]]
@@ -98,7 +100,9 @@ class ForecastDataModule(SplitDataModule):
             "test": np.arange(self.fit_end, last + 1),
         }
         self.datasets = {
-            split: WindowDataset(self.series, origins, self.window, self.horizon, shift=self.scaling == "window")
+            split: WindowDataset(
+                self.series, origins, self.window, self.horizon, shift=self.scaling == "window"
+            )
             for split, origins in self.origins.items()
         }
 
@@ -116,5 +120,7 @@ class ForecastDataModule(SplitDataModule):
             "mase_scale": torch.full((size,), self.mase_scale, dtype=torch.float64),
         }
 
-    def collate_for(self, split: str) -> Callable[[Sequence[tuple[torch.Tensor, ...]]], dict[str, torch.Tensor]]:
+    def collate_for(
+        self, split: str
+    ) -> Callable[[Sequence[tuple[torch.Tensor, ...]]], dict[str, torch.Tensor]]:
         return self.collate

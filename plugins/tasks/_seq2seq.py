@@ -142,7 +142,9 @@ class Seq2SeqTask(Task[_P]):
             arrays = self.load_arrays(config.cache_dir)
             return {s: (arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in SPLITS}
 
-        return ArrayDataModule(load, config.batch_size, config.seed, tokens=True, num_workers=config.num_workers)
+        return ArrayDataModule(
+            load, config.batch_size, config.seed, tokens=True, num_workers=config.num_workers
+        )
 
     def build_head(self, decoder_output_size: int) -> torch.nn.Module:
         from torch import nn
@@ -164,14 +166,19 @@ class Seq2SeqTask(Task[_P]):
     @staticmethod
     def _parts(network: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
         """The network's encoder, decoder and head (typed: ``nn.Module`` attributes read as tensors)."""
-        return (cast("torch.nn.Module", network.encoder), cast("torch.nn.Module", network.decoder),
-                cast("torch.nn.Module", network.head))
+        return (
+            cast("torch.nn.Module", network.encoder),
+            cast("torch.nn.Module", network.decoder),
+            cast("torch.nn.Module", network.head),
+        )
 
     def batch_loss(self, prediction: Any, batch: Mapping[str, Any]) -> torch.Tensor:
         from torch.nn import functional as F
 
         logits = prediction.logits
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["y"].reshape(-1), ignore_index=PAD)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(), batch["y"].reshape(-1), ignore_index=PAD
+        )
 
     def decode(self, network: torch.nn.Module, memory: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Greedy decoding: ``[B, <= output_max_length]`` target ids (EOS kept, then padding)."""
@@ -187,7 +194,9 @@ class Seq2SeqTask(Task[_P]):
         rows = ids.tolist() if hasattr(ids, "tolist") else ids
         return [" ".join(vocab.decode(row)) for row in rows]
 
-    def evaluate(self, network: torch.nn.Module, prediction: Any, batch: Mapping[str, Any]) -> tuple[Any, ...]:
+    def evaluate(
+        self, network: torch.nn.Module, prediction: Any, batch: Mapping[str, Any]
+    ) -> tuple[Any, ...]:
         hypotheses = self.strings(self.decode(network, prediction.memory, prediction.memory_lengths))
         return hypotheses, self.strings(batch["y"])
 
@@ -199,7 +208,9 @@ class Seq2SeqTask(Task[_P]):
         if not getattr(data, "datasets", None):
             data.setup("test")
         dataset = data.datasets["test"]  # type: ignore[attr-defined]
-        picks = np.unique(np.linspace(0, len(dataset) - 1, min(NUM_EXAMPLES, len(dataset))).round().astype(int))
+        picks = np.unique(
+            np.linspace(0, len(dataset) - 1, min(NUM_EXAMPLES, len(dataset))).round().astype(int)
+        )
         batch = pad_collate([dataset[int(i)] for i in picks], ragged_targets=True)
         device = next(network.parameters()).device
         x, lengths = batch["x"].to(device), batch["lengths"].to(device)
@@ -209,5 +220,7 @@ class Seq2SeqTask(Task[_P]):
         references = self.strings(batch["y"])
         lines = ["correct\tsource\treference\tprediction"]
         for source, reference, predicted in zip(sources, references, predictions):
-            lines.append(f"{'yes' if predicted.split() == reference.split() else 'no'}\t{source}\t{reference}\t{predicted}")
+            lines.append(
+                f"{'yes' if predicted.split() == reference.split() else 'no'}\t{source}\t{reference}\t{predicted}"
+            )
         return {"examples.tsv": "\n".join(lines) + "\n"}

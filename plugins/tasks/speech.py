@@ -53,11 +53,50 @@ WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
 #: label ids: CTC blank 0, then the canonical digit words
 TOKENS = ("<blank>", *WORDS)
 BLANK = 0
-ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-           "en-029", "en-us-nyc")
-TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f4", "klatt", "klatt2", "klatt4",
-                  "Andy", "Annie", "Alicia", "Denis", "Gene", "Lee", "Mike", "Storm", "belinda", "david",
-                  "edward", "linda", "max", "paul", "rob", "steph", "travis", "victor", "john", "iven")
+ACCENTS = (
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+    "en-us-nyc",
+)
+TRAIN_VARIANTS = (
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "f1",
+    "f2",
+    "f4",
+    "klatt",
+    "klatt2",
+    "klatt4",
+    "Andy",
+    "Annie",
+    "Alicia",
+    "Denis",
+    "Gene",
+    "Lee",
+    "Mike",
+    "Storm",
+    "belinda",
+    "david",
+    "edward",
+    "linda",
+    "max",
+    "paul",
+    "rob",
+    "steph",
+    "travis",
+    "victor",
+    "john",
+    "iven",
+)
 TEST_VARIANTS = ("m7", "f3", "f5", "klatt3", "Alex", "Andrea", "caleb", "shelby")
 SPLITS = ("train", "val", "test")
 MISSING = "espeak-ng not found on PATH; install it with `sudo apt-get install espeak-ng` (Debian/Ubuntu)"
@@ -87,29 +126,44 @@ class SpeechDigitsParams(Params):
     snr_min_db: float = Field(10.0, description="lowest signal-to-noise ratio of the added white noise (dB)")
     snr_max_db: float = Field(30.0, description="highest signal-to-noise ratio (dB)")
     accents: tuple[str, ...] = Field(ACCENTS, min_length=1, description="espeak-ng English voices (accents)")
-    train_variants: tuple[str, ...] = Field(TRAIN_VARIANTS, min_length=1,
-                                            description="voice variants of the training and validation splits")
-    test_variants: tuple[str, ...] = Field(TEST_VARIANTS, min_length=1,
-                                           description="held-out voice variants, used only by the test split")
+    train_variants: tuple[str, ...] = Field(
+        TRAIN_VARIANTS, min_length=1, description="voice variants of the training and validation splits"
+    )
+    test_variants: tuple[str, ...] = Field(
+        TEST_VARIANTS, min_length=1, description="held-out voice variants, used only by the test split"
+    )
     n_mels: int = Field(40, ge=1, description="mel filterbank channels")
     win_ms: float = Field(25.0, gt=0, description="analysis window (ms)")
     hop_ms: float = Field(10.0, gt=0, description="frame hop (ms)")
     f_max: float = Field(8000.0, gt=100, description="upper edge of the mel filterbank (Hz)")
-    frame_stack: int = Field(3, ge=1, description="consecutive frames concatenated into one step (subsampling)")
+    frame_stack: int = Field(
+        3, ge=1, description="consecutive frames concatenated into one step (subsampling)"
+    )
     data_seed: int = Field(1234, description="seed of the generated utterances (fixed across run seeds)")
-    synthesis_workers: int | None = Field(None, ge=1, description="espeak-ng processes at once (default: CPUs, "
-                                          "at most 8); does not change the data")
+    synthesis_workers: int | None = Field(
+        None,
+        ge=1,
+        description="espeak-ng processes at once (default: CPUs, at most 8); does not change the data",
+    )
     target_wer: float = Field(0.10, gt=0, description="test WER that counts as reached (time-to-target)")
 
     @model_validator(mode="after")
     def _ranges(self) -> SpeechDigitsParams:
-        for low, high in (("min_digits", "max_digits"), ("speed_min", "speed_max"),
-                          ("pitch_min", "pitch_max"), ("snr_min_db", "snr_max_db")):
+        for low, high in (
+            ("min_digits", "max_digits"),
+            ("speed_min", "speed_max"),
+            ("pitch_min", "pitch_max"),
+            ("snr_min_db", "snr_max_db"),
+        ):
             if getattr(self, low) > getattr(self, high):
-                raise ValueError(f"{low} ({getattr(self, low)}) must not exceed {high} ({getattr(self, high)})")
+                raise ValueError(
+                    f"{low} ({getattr(self, low)}) must not exceed {high} ({getattr(self, high)})"
+                )
         shared = sorted(set(self.train_variants) & set(self.test_variants))
         if shared:
-            raise ValueError(f"test_variants must be held out from train_variants; both contain {', '.join(shared)}")
+            raise ValueError(
+                f"test_variants must be held out from train_variants; both contain {', '.join(shared)}"
+            )
         bad = [n for n in (*self.accents, *self.train_variants, *self.test_variants) if not _NAME.match(n)]
         if bad:
             raise ValueError(f"voice and variant names are single words (letters, digits, - or _): {bad}")
@@ -126,7 +180,9 @@ def installed_voices(executable: str) -> tuple[set[str], set[str]]:
         fields = line.split()
         if len(fields) >= 5:
             languages.update({fields[1], fields[3], fields[4].split("/")[-1]})
-    variants = subprocess.run([executable, "--voices=variant"], capture_output=True, text=True, check=False).stdout
+    variants = subprocess.run(
+        [executable, "--voices=variant"], capture_output=True, text=True, check=False
+    ).stdout
     return languages, set(re.findall(r"!v/(\S+)", variants))
 
 
@@ -141,7 +197,9 @@ class SpeechDigitsTask(Task[SpeechDigitsParams]):
     """Connected spoken digits (espeak-ng, held-out voices): CTC transcription, WER."""
 
     name = "speech_digits"
-    description = "Connected spoken digit strings synthesised by espeak-ng; log-mel -> CTC; WER on held-out voices."
+    description = (
+        "Connected spoken digit strings synthesised by espeak-ng; log-mel -> CTC; WER on held-out voices."
+    )
     data_version = "1"
 
     def info(self) -> TaskInfo:
@@ -176,15 +234,21 @@ class SpeechDigitsTask(Task[SpeechDigitsParams]):
         plan = []
         for _ in range(n):
             digits = rng.integers(0, 10, size=int(rng.integers(p.min_digits, p.max_digits + 1)))
-            spoken = [("oh" if rng.random() < p.oh_probability else "zero") if d == 0 else WORDS[d] for d in digits]
+            spoken = [
+                ("oh" if rng.random() < p.oh_probability else "zero") if d == 0 else WORDS[d] for d in digits
+            ]
             voice = f"{p.accents[rng.integers(len(p.accents))]}+{variants[rng.integers(len(variants))]}"
-            plan.append({
-                "digits": digits.astype(np.int64), "text": " ".join(spoken), "voice": voice,
-                "speed": int(rng.integers(p.speed_min, p.speed_max + 1)),
-                "pitch": int(rng.integers(p.pitch_min, p.pitch_max + 1)),
-                "snr": float(rng.uniform(p.snr_min_db, p.snr_max_db)),
-                "noise_seed": int(rng.integers(2**62)),
-            })
+            plan.append(
+                {
+                    "digits": digits.astype(np.int64),
+                    "text": " ".join(spoken),
+                    "voice": voice,
+                    "speed": int(rng.integers(p.speed_min, p.speed_max + 1)),
+                    "pitch": int(rng.integers(p.pitch_min, p.pitch_max + 1)),
+                    "snr": float(rng.uniform(p.snr_min_db, p.snr_max_db)),
+                    "noise_seed": int(rng.integers(2**62)),
+                }
+            )
         return plan
 
     def _features(self, item: dict[str, Any], executable: str) -> np.ndarray:
@@ -193,7 +257,9 @@ class SpeechDigitsTask(Task[SpeechDigitsParams]):
         from ._audio import add_noise, log_mel, normalise, parse_wav, stack_frames, synthesize
 
         p = self.params
-        wave, rate = parse_wav(synthesize(item["text"], item["voice"], item["speed"], item["pitch"], executable))
+        wave, rate = parse_wav(
+            synthesize(item["text"], item["voice"], item["speed"], item["pitch"], executable)
+        )
         wave = add_noise(wave, item["snr"], np.random.default_rng(item["noise_seed"]))
         feats = log_mel(wave, rate, n_mels=p.n_mels, win_ms=p.win_ms, hop_ms=p.hop_ms, f_max=p.f_max)
         return stack_frames(normalise(feats), p.frame_stack)
@@ -239,8 +305,12 @@ class SpeechDigitsTask(Task[SpeechDigitsParams]):
         if executable is None:
             raise HarnessError(f"task `speech_digits`: {MISSING}")
         p = self.params
-        spec = {"task": self.name, "version": self.data_version, "espeak": espeak_version(executable),
-                **p.model_dump(mode="json", exclude={"target_wer", "synthesis_workers"})}
+        spec = {
+            "task": self.name,
+            "version": self.data_version,
+            "espeak": espeak_version(executable),
+            **p.model_dump(mode="json", exclude={"target_wer", "synthesis_workers"}),
+        }
         return cached_arrays(cache_dir, self.name, spec, lambda: self._build(executable))
 
     def datamodule(self, config: DataConfig) -> pl.LightningDataModule:

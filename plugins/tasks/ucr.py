@@ -68,8 +68,11 @@ DATASETS: dict[str, UCRSet] = {
 
 def source(dataset: str) -> str:
     meta = DATASETS[dataset]
-    anchor = (f"InceptionTime accuracy {meta.anchor:.3f} on the default split (bake-off results in aeon)"
-              if meta.anchor is not None else "no published anchor recorded here")
+    anchor = (
+        f"InceptionTime accuracy {meta.anchor:.3f} on the default split (bake-off results in aeon)"
+        if meta.anchor is not None
+        else "no published anchor recorded here"
+    )
     return (
         f"UCR/UEA archive ({dataset}: {meta.num_train} train / {meta.num_test} test series, {meta.dims} "
         f"channel(s), length {'up to ' if meta.variable_length else ''}{meta.max_length}, {meta.num_classes} "
@@ -84,8 +87,12 @@ class UCRDataError(HarnessError):
 
 
 class UCRParams(Params):
-    dataset: DatasetName = Field("GunPoint", description="JapaneseVowels, GunPoint, ItalyPowerDemand or ArrowHead")
-    val_fraction: float = Field(0.2, gt=0, lt=0.5, description="share of the training file held out for validation")
+    dataset: DatasetName = Field(
+        "GunPoint", description="JapaneseVowels, GunPoint, ItalyPowerDemand or ArrowHead"
+    )
+    val_fraction: float = Field(
+        0.2, gt=0, lt=0.5, description="share of the training file held out for validation"
+    )
     split_seed: int = Field(0, description="seed of the stratified train/validation split")
     target_accuracy: float | None = Field(
         None, gt=0, le=1, description="test accuracy that counts as reached (default: per data set)"
@@ -151,7 +158,9 @@ class UCRTask(Task[UCRParams]):
         p = self.params
         meta = DATASETS[p.dataset]
         return TaskInfo.classification(
-            InputSpec("continuous", meta.dims, max_length=meta.max_length, variable_length=meta.variable_length),
+            InputSpec(
+                "continuous", meta.dims, max_length=meta.max_length, variable_length=meta.variable_length
+            ),
             meta.num_classes,
             target=p.target_accuracy if p.target_accuracy is not None else meta.target,
             source=source(p.dataset),
@@ -185,10 +194,16 @@ class UCRTask(Task[UCRParams]):
             return np.asarray([ids[label] for label in labels], dtype=np.int64)
 
         return {
-            "train_x": norm([train_series[i] for i in train_idx]), "train_y": encode(train_labels[train_idx]),
-            "val_x": norm([train_series[i] for i in val_idx]), "val_y": encode(train_labels[val_idx]),
-            "test_x": norm(test_series), "test_y": encode(test_labels),
-            "train_index": train_idx, "val_index": val_idx, "mean": mean, "std": std,
+            "train_x": norm([train_series[i] for i in train_idx]),
+            "train_y": encode(train_labels[train_idx]),
+            "val_x": norm([train_series[i] for i in val_idx]),
+            "val_y": encode(train_labels[val_idx]),
+            "test_x": norm(test_series),
+            "test_y": encode(test_labels),
+            "train_index": train_idx,
+            "val_index": val_idx,
+            "mean": mean,
+            "std": std,
             "classes": np.asarray(sorted(ids, key=ids.__getitem__)),
         }
 

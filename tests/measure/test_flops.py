@@ -49,7 +49,8 @@ def test_cnn_rnn_counts_convolutions_and_the_cell() -> None:
     channels, kernel = 8, 3
     encoder = _encoder("cnn_rnn", hidden_size=H, conv_channels=channels, kernel_size=kernel, conv_layers=2)
     expected = (
-        analytic.conv1d(B, T, D, channels, kernel) + analytic.conv1d(B, T, channels, channels, kernel)
+        analytic.conv1d(B, T, D, channels, kernel)
+        + analytic.conv1d(B, T, channels, channels, kernel)
         + analytic.recurrent(B, T, channels, H, "gru")
     )
     assert _forward(encoder) == expected

@@ -29,7 +29,9 @@ def _suite(tmp: Path, archs: list[str], gradient_flow: dict | None, **trainer: o
 def test_rnn_gradient_vanishes_across_time_while_lstm_and_gru_keep_it(tmp_path: Path) -> None:
     flow = {"steps": [0], "every_n_steps": 48, "batch_size": 64}
     specs = _suite(tmp_path, ["rnn", "lstm", "gru"], flow)
-    assert all(s.measure.gradient_flow == GradientFlowSpec(steps=[0], every_n_steps=48, batch_size=64) for s in specs)
+    assert all(
+        s.measure.gradient_flow == GradientFlowSpec(steps=[0], every_n_steps=48, batch_size=64) for s in specs
+    )
     results = {p.architecture: run_trial(p) for p in specs}
     ratio = {}
     flows = {}
@@ -39,7 +41,9 @@ def test_rnn_gradient_vanishes_across_time_while_lstm_and_gru_keep_it(tmp_path: 
         assert gf is not None
         assert [p["step"] for p in gf["probes"]] == [0, 48, 96]  # 96: the end of training
         assert all(len(p["per_step_norm"]) == 20 for p in gf["probes"])
-        assert gf["probes"][0]["layer_norms"] and all(math.isfinite(v) for v in gf["probes"][0]["layer_norms"].values())
+        assert gf["probes"][0]["layer_norms"] and all(
+            math.isfinite(v) for v in gf["probes"][0]["layer_norms"].values()
+        )
         assert result.cost["gradflow_ratio"] == gf["ratio"]
         ratio[arch], flows[arch] = gf["ratio"], gf
     assert flows["rnn"]["vanishing"] and results["rnn"].cost["gradflow_vanishing"] == 1.0
@@ -64,14 +68,19 @@ def test_transformer_is_probed_at_its_input_embeddings(tmp_path: Path) -> None:
     run_id = tracker.log_child(result)
     stored = tracker.client.download_artifacts(run_id, "gradient_flow.json", str(tmp_path))
     assert json.loads(Path(stored).read_text())["probes"][0]["per_step_norm"] == first["per_step_norm"]
-    assert tracker.client.get_run(run_id).data.metrics["gradflow_ratio"] == pytest.approx(result.gradient_flow["ratio"])
+    assert tracker.client.get_run(run_id).data.metrics["gradflow_ratio"] == pytest.approx(
+        result.gradient_flow["ratio"]
+    )
 
 
 def test_probe_does_not_change_training(tmp_path: Path) -> None:
     (plain,) = _suite(tmp_path, ["gru"], None, max_epochs=1)
-    probe_spec = GradientFlowSpec(steps=[0, 3, 7], batch_size=8, vanishing_ratio=1e-3, exploding_norm=1e3,
-                                  every_n_steps=None)
-    probed = plain.model_copy(update={"measure": plain.measure.model_copy(update={"gradient_flow": probe_spec})})
+    probe_spec = GradientFlowSpec(
+        steps=[0, 3, 7], batch_size=8, vanishing_ratio=1e-3, exploding_norm=1e3, every_n_steps=None
+    )
+    probed = plain.model_copy(
+        update={"measure": plain.measure.model_copy(update={"gradient_flow": probe_spec})}
+    )
     a, b = run_trial(plain), run_trial(probed)
     assert a.status == b.status == "finished", b.failure
     assert a.metrics == b.metrics
@@ -84,7 +93,9 @@ def test_per_step_norms_of_padded_and_packed_gradients() -> None:
     grad[:, 0] = 1.0  # step 0: norm sqrt(8)
     assert per_step_norms(grad, None, batch_first=True) == pytest.approx([math.sqrt(8), 0.0, 0.0])
     packed = torch.ones(5, 2)  # batch sizes [2, 2, 1]: rows grouped by step
-    assert per_step_norms(packed, torch.tensor([2, 2, 1]), batch_first=True) == pytest.approx([2.0, 2.0, math.sqrt(2)])
+    assert per_step_norms(packed, torch.tensor([2, 2, 1]), batch_first=True) == pytest.approx(
+        [2.0, 2.0, math.sqrt(2)]
+    )
 
 
 def test_ratio_and_flags() -> None:

@@ -23,8 +23,12 @@ def test_time_rounds_warms_up_then_times_each_round() -> None:
 
 
 def test_first_sample_is_a_batch_of_one_without_padding() -> None:
-    batch = {"x": torch.arange(12.0).view(2, 6, 1), "lengths": torch.tensor([4, 6]), "y": torch.tensor([1, 0]),
-             "meta": "kept"}
+    batch = {
+        "x": torch.arange(12.0).view(2, 6, 1),
+        "lengths": torch.tensor([4, 6]),
+        "y": torch.tensor([1, 0]),
+        "meta": "kept",
+    }
     one = first_sample(batch)
     assert one["x"].shape == (1, 4, 1) and one["lengths"].tolist() == [4] and one["y"].tolist() == [1]
     assert one["meta"] == "kept"

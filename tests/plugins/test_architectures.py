@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import torch
-from harness_builtins.architectures import register_architectures
 from pydantic import ValidationError
 from torch import nn
 
@@ -16,6 +15,7 @@ from harness import CAPABILITIES, Architecture, InputSpec, Params
 
 # the conformance kit's batch helpers (random steps; padding with garbage that must not leak)
 from harness.testing.architecture import _pad, _steps
+from harness_builtins.architectures import register_architectures
 
 
 def _registered() -> dict[str, type[Architecture]]:

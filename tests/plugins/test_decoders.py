@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from harness import InputSpec, TaskInfo
 from harness_builtins.architectures import CNNRNN, GRU, LSTM, RNN, BiRNN, Transformer
 from harness_builtins.architectures._decoders import attention_decoder, transformer_decoder
 
-from harness import InputSpec, TaskInfo
-
 VOCAB = 11
 INFO = TaskInfo(
-    InputSpec("tokens", 13, max_length=9, variable_length=True), "seq2seq", VOCAB, "ce", ("exact_match",),
-    "exact_match", "max", requires=frozenset({"seq2seq"}), output_vocab_size=VOCAB, output_max_length=12,
+    InputSpec("tokens", 13, max_length=9, variable_length=True),
+    "seq2seq",
+    VOCAB,
+    "ce",
+    ("exact_match",),
+    "exact_match",
+    "max",
+    requires=frozenset({"seq2seq"}),
+    output_vocab_size=VOCAB,
+    output_max_length=12,
 )
 ENCODER_SIZE = 10
 
@@ -23,14 +31,27 @@ def _decoders() -> dict[str, torch.nn.Module]:
     for cell in ("rnn", "lstm", "gru"):
         for layers in (1, 2):
             out[f"{cell}-{layers}"] = attention_decoder(
-                INFO, ENCODER_SIZE, cell=cell, hidden_size=12, num_layers=layers, dropout=0.1, embedding_size=None
+                INFO,
+                ENCODER_SIZE,
+                cell=cell,
+                hidden_size=12,
+                num_layers=layers,
+                dropout=0.1,
+                embedding_size=None,
             )
     out["gru-emb6"] = attention_decoder(
         INFO, ENCODER_SIZE, cell="gru", hidden_size=12, num_layers=1, dropout=0.0, embedding_size=6
     )
     for name, size, norm_first in (("transformer-proj", ENCODER_SIZE, True), ("transformer-same", 16, False)):
         out[name] = transformer_decoder(
-            INFO, size, d_model=16, num_heads=4, num_layers=2, dim_feedforward=32, dropout=0.1, norm_first=norm_first
+            INFO,
+            size,
+            d_model=16,
+            num_heads=4,
+            num_layers=2,
+            dim_feedforward=32,
+            dropout=0.1,
+            norm_first=norm_first,
         )
     return {name: decoder.eval() for name, decoder in out.items()}
 
@@ -103,9 +124,14 @@ def test_outputs_depend_on_valid_memory(name: str) -> None:
 
 @pytest.mark.parametrize(
     "arch",
-    [RNN({"hidden_size": 8}), LSTM({"hidden_size": 8, "num_layers": 2}), GRU({"hidden_size": 8}),
-     BiRNN({"hidden_size": 8, "cell": "gru"}), CNNRNN({"hidden_size": 8, "conv_channels": 8, "cell": "lstm"}),
-     Transformer({"d_model": 16, "num_heads": 2, "num_layers": 1, "dim_feedforward": 16})],
+    [
+        RNN({"hidden_size": 8}),
+        LSTM({"hidden_size": 8, "num_layers": 2}),
+        GRU({"hidden_size": 8}),
+        BiRNN({"hidden_size": 8, "cell": "gru"}),
+        CNNRNN({"hidden_size": 8, "conv_channels": 8, "cell": "lstm"}),
+        Transformer({"d_model": 16, "num_heads": 2, "num_layers": 1, "dim_feedforward": 16}),
+    ],
     ids=lambda a: a.name,
 )
 def test_every_builtin_architecture_builds_a_working_encoder_decoder(arch: object) -> None:

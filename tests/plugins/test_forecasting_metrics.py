@@ -26,7 +26,9 @@ def test_naive_scale_by_hand() -> None:
     assert naive_scale(span, lag=2) == pytest.approx((1 + 2) / 2)  # |2-1|, |5-3|
 
 
-@pytest.mark.parametrize(("span", "lag", "message"), [([1.0, 1.0, 1.0], 1, "does not change"), ([1.0, 2.0], 2, "more than lag=2")])
+@pytest.mark.parametrize(
+    ("span", "lag", "message"), [([1.0, 1.0, 1.0], 1, "does not change"), ([1.0, 2.0], 2, "more than lag=2")]
+)
 def test_naive_scale_refuses_undefined_scales(span: list[float], lag: int, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         naive_scale(span, lag)
@@ -35,8 +37,12 @@ def test_naive_scale_refuses_undefined_scales(span: list[float], lag: int, messa
 def test_mase_by_hand_over_several_updates() -> None:
     scale = naive_scale([1.0, 3.0, 2.0, 5.0])  # 2.0
     metric = _metric("mase")
-    metric.update(torch.tensor([[3.0, 6.0]]), torch.tensor([[4.0, 2.0]]), torch.tensor([scale]))  # errors 1, 4
-    metric.update(torch.tensor([[5.0, 5.0]]), torch.tensor([[5.0, 8.0]]), scale)  # errors 0, 3 (a plain float)
+    metric.update(
+        torch.tensor([[3.0, 6.0]]), torch.tensor([[4.0, 2.0]]), torch.tensor([scale])
+    )  # errors 1, 4
+    metric.update(
+        torch.tensor([[5.0, 5.0]]), torch.tensor([[5.0, 8.0]]), scale
+    )  # errors 0, 3 (a plain float)
     assert metric.compute().item() == pytest.approx((1 + 4 + 0 + 3) / 4 / 2.0)
 
 

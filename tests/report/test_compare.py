@@ -11,8 +11,14 @@ from harness.report.compare import compare, environment_warnings, verdict
 from tests.helpers import make_record
 
 
-def _records(invocation: str, shift: dict[str, float], noise_seed: int, seeds: int = 5,
-             device: str = "cpu:x86_64 (2 cores)", **spec: str) -> list[RunRecord]:
+def _records(
+    invocation: str,
+    shift: dict[str, float],
+    noise_seed: int,
+    seeds: int = 5,
+    device: str = "cpu:x86_64 (2 cores)",
+    **spec: str,
+) -> list[RunRecord]:
     rng = random.Random(noise_seed)
     base = {("digits", "gru"): 0.95, ("digits", "lstm"): 0.93, ("adding", "gru"): 0.010}
     out = []
@@ -20,11 +26,23 @@ def _records(invocation: str, shift: dict[str, float], noise_seed: int, seeds: i
         metric, direction = ("accuracy", "max") if task == "digits" else ("mse", "min")
         for seed in range(seeds):
             noise = rng.gauss(0, 0.01 if task == "digits" else 0.001)
-            out.append(make_record(
-                task, arch, seed, mean + shift.get(f"{task}/{arch}", 0.0) + noise, metric=metric,
-                direction=direction, run_id=f"{invocation}-{task}-{arch}-{seed}", suite="s",
-                parent_run_id=invocation, cost={"train_samples_per_s": 1000 + rng.gauss(0, 20)},
-                versions={"torch": "2.13.0+cpu"}, device=device, **spec))
+            out.append(
+                make_record(
+                    task,
+                    arch,
+                    seed,
+                    mean + shift.get(f"{task}/{arch}", 0.0) + noise,
+                    metric=metric,
+                    direction=direction,
+                    run_id=f"{invocation}-{task}-{arch}-{seed}",
+                    suite="s",
+                    parent_run_id=invocation,
+                    cost={"train_samples_per_s": 1000 + rng.gauss(0, 20)},
+                    versions={"torch": "2.13.0+cpu"},
+                    device=device,
+                    **spec,
+                )
+            )
     return out
 
 
@@ -41,8 +59,11 @@ def test_noise_only_pair_is_unchanged_everywhere() -> None:
 def test_injected_regression_is_flagged_in_its_cell_only() -> None:
     # gru loses 5 points of accuracy on digits; adding/gru gets a *higher* (worse) mse
     deltas = compare(_records("a", {}, 1), _records("b", {"digits/gru": -0.05, "adding/gru": 0.01}, 2))
-    assert _primary(deltas) == {("digits", "gru"): "regressed", ("digits", "lstm"): "unchanged",
-                                ("adding", "gru"): "regressed"}
+    assert _primary(deltas) == {
+        ("digits", "gru"): "regressed",
+        ("digits", "lstm"): "unchanged",
+        ("adding", "gru"): "regressed",
+    }
     improved = compare(_records("a", {}, 1), _records("b", {"adding/gru": -0.008}, 2))
     assert _primary(improved)[("adding", "gru")] == "improved"  # lower mse is better
 
@@ -62,7 +83,8 @@ def test_environment_differences_are_reported() -> None:
     # plan provenance: another release of the task plugin, another data version
     newer = _records("b", {}, 2, task_plugin="harness==0.0.1", data_version="2")
     assert environment_warnings(_records("a", {}, 1), newer) == [
-        "data version of `adding` differs: A 1 vs B 2", "data version of `digits` differs: A 1 vs B 2",
+        "data version of `adding` differs: A 1 vs B 2",
+        "data version of `digits` differs: A 1 vs B 2",
         "plugin of task `adding` differs: A harness==0.0.0 vs B harness==0.0.1",
         "plugin of task `digits` differs: A harness==0.0.0 vs B harness==0.0.1",
     ]

@@ -31,9 +31,16 @@ def _records(work: Path) -> list[RunRecord]:
 
 
 def _harness(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAY_ADDRESS": "", "HARNESS_CACHE_DIR": str(workdir.parent / "cache"), "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "RAY_ADDRESS": "",
+        "HARNESS_CACHE_DIR": str(workdir.parent / "cache"),
+        "COLUMNS": "200",
+    }
     env.pop("MLFLOW_TRACKING_URI", None)
-    done = subprocess.run([HARNESS, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=240, check=False)
+    done = subprocess.run(
+        [HARNESS, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=240, check=False
+    )
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
     return done
@@ -44,13 +51,20 @@ def suite_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real two-seed run of gru and rnn on tiny digits and adding (plus a skipped naive cell)."""
     work = tmp_path_factory.mktemp("report") / "work"
     work.mkdir()
-    write_suite(work, {
-        "name": "tinyreport", "seeds": [0, 1],
-        "tasks": [{"name": "digits"}, {"name": "adding", "params": dict(TINY_ADDING)}],
-        "architectures": [{"name": "gru", "params": {"hidden_size": 16}}, {"name": "rnn", "params": {"hidden_size": 16}},
-                          {"name": "naive"}],
-        "trainer": {"max_epochs": 2, "batch_size": 64, "lr": 0.003},
-    })
+    write_suite(
+        work,
+        {
+            "name": "tinyreport",
+            "seeds": [0, 1],
+            "tasks": [{"name": "digits"}, {"name": "adding", "params": dict(TINY_ADDING)}],
+            "architectures": [
+                {"name": "gru", "params": {"hidden_size": 16}},
+                {"name": "rnn", "params": {"hidden_size": 16}},
+                {"name": "naive"},
+            ],
+            "trainer": {"max_epochs": 2, "batch_size": 64, "lr": 0.003},
+        },
+    )
     _harness(work, "run", "suite.yaml", "--executor", "local")
     return work
 
@@ -81,7 +95,9 @@ def test_run_writes_the_invocation_folder_and_latest(suite_run: Path) -> None:
 def test_html_report_renders_in_headlesschromium(suite_run: Path, tmp_path: Path) -> None:
     index = suite_run / "reports" / "tinyreport" / "latest" / "index.html"
     text = index.read_text()
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), "the page must not load anything from outside"
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", text), (
+        "the page must not load anything from outside"
+    )
     dom = chromium("--dump-dom", index.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<table") >= 5  # 2 tasks, ranks, failures, provenance
@@ -110,19 +126,32 @@ def test_report_from_mlflow_matches_the_results_file(suite_run: Path, tmp_path: 
     assert parent is not None
     out = tmp_path / "from-mlflow"
     # from another folder: no results file there, so the records must come from the MLflow store
-    done = _harness(tmp_path, "report", parent, "--tracking-uri", f"sqlite:///{suite_run / 'mlflow.db'}",
-                    "--out", str(out))
-    assert "8 runs" in done.stdout  # MLflow has the finished runs (skipped cells are only in the results file)
+    done = _harness(
+        tmp_path,
+        "report",
+        parent,
+        "--tracking-uri",
+        f"sqlite:///{suite_run / 'mlflow.db'}",
+        "--out",
+        str(out),
+    )
+    assert (
+        "8 runs" in done.stdout
+    )  # MLflow has the finished runs (skipped cells are only in the results file)
     markdown = (out / parent / "report.md").read_text()
     from_file = (suite_run / "reports" / "tinyreport" / "latest" / "report.md").read_text()
     table = re.compile(r"^\| (gru|rnn) \|.*$", re.MULTILINE)
-    assert table.findall(markdown) and [m.group(0) for m in table.finditer(markdown)][:4] == \
-        [m.group(0) for m in table.finditer(from_file)][:4]
+    assert (
+        table.findall(markdown)
+        and [m.group(0) for m in table.finditer(markdown)][:4]
+        == [m.group(0) for m in table.finditer(from_file)][:4]
+    )
     assert "harness run suite.yaml --executor local" in markdown
 
 
 def test_compare_flags_an_injected_regression_in_real_records(suite_run: Path, tmp_path: Path) -> None:
     records = _records(suite_run)
+
     # With two seeds a side, Welch's test (Holm over 4 cells) needs a shift of ~50 seed spreads:
     # inject one far outside the spread of adding × rnn (mse, lower is better).
     def injected(r: RunRecord) -> bool:

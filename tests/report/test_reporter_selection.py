@@ -11,8 +11,19 @@ from helpers import TINY_ADDING, make_record, write_suite
 
 from harness.runner import write_reports
 
-RECORDS = [make_record("adding", "gru", 0, 0.1, metric="mse", direction="min", run_id="r1", suite="sel",
-                       cost={"num_params": 10.0})]
+RECORDS = [
+    make_record(
+        "adding",
+        "gru",
+        0,
+        0.1,
+        metric="mse",
+        direction="min",
+        run_id="r1",
+        suite="sel",
+        cost={"num_params": 10.0},
+    )
+]
 
 
 def test_only_the_selected_reporters_write(tmp_path: Path) -> None:
@@ -28,15 +39,25 @@ def test_every_installed_reporter_writes_by_default(tmp_path: Path) -> None:
 
 
 def test_a_suite_selecting_csv_gets_only_the_csv(tmp_path: Path) -> None:
-    write_suite(tmp_path, {
-        "name": "sel", "reporters": ["csv"],
-        "tasks": [{"name": "adding", "params": dict(TINY_ADDING)}],
-        "architectures": [{"name": "gru", "params": {"hidden_size": 8}}],
-        "trainer": {"max_epochs": 1, "batch_size": 64},
-    })
+    write_suite(
+        tmp_path,
+        {
+            "name": "sel",
+            "reporters": ["csv"],
+            "tasks": [{"name": "adding", "params": dict(TINY_ADDING)}],
+            "architectures": [{"name": "gru", "params": {"hidden_size": 8}}],
+            "trainer": {"max_epochs": 1, "batch_size": 64},
+        },
+    )
     harness = str(Path(sys.executable).with_name("harness"))
-    done = subprocess.run([harness, "run", "suite.yaml", "--executor", "local"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=240, check=False)
+    done = subprocess.run(
+        [harness, "run", "suite.yaml", "--executor", "local"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     latest = tmp_path / "reports" / "sel" / "latest"
     assert sorted(p.name for p in latest.iterdir()) == ["INVOCATION", "results.csv"]

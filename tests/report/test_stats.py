@@ -119,7 +119,9 @@ def test_metric_directions_come_from_the_registry(register_plugin, harness_regis
 
     @harness.hookimpl
     def register_metrics(register):  # type: ignore[no-untyped-def]
-        register(harness.MetricSpec("brier_score", lambda info: torchmetrics.MeanSquaredError(), direction="min"))
+        register(
+            harness.MetricSpec("brier_score", lambda info: torchmetrics.MeanSquaredError(), direction="min")
+        )
 
     register_plugin(types.SimpleNamespace(register_metrics=register_metrics))
     assert metric_direction("brier_score", "accuracy", "max") == "min"

@@ -10,15 +10,34 @@ from harness_builtins.reporters import CsvReporter, MarkdownReporter
 from tests.helpers import make_record
 
 
-def _record(run_id: str, task: str, arch: str, value: float | None, status: str = "finished",
-            metric: str = "accuracy", direction: str = "max") -> RunRecord:
-    return make_record(task, arch, 0, value, status, metric=metric, direction=direction, run_id=run_id,
-                       error="boom", skip_reason="lacks causal" if status == "skipped" else None)
+def _record(
+    run_id: str,
+    task: str,
+    arch: str,
+    value: float | None,
+    status: str = "finished",
+    metric: str = "accuracy",
+    direction: str = "max",
+) -> RunRecord:
+    return make_record(
+        task,
+        arch,
+        0,
+        value,
+        status,
+        metric=metric,
+        direction=direction,
+        run_id=run_id,
+        error="boom",
+        skip_reason="lacks causal" if status == "skipped" else None,
+    )
 
 
 RECORDS = [
-    _record("1", "digits", "lstm", 0.90), _record("2", "digits", "lstm", 0.94),
-    _record("3", "digits", "gru", 0.95), _record("4", "digits", "gru", None, status="failed"),
+    _record("1", "digits", "lstm", 0.90),
+    _record("2", "digits", "lstm", 0.94),
+    _record("3", "digits", "gru", 0.95),
+    _record("4", "digits", "gru", None, status="failed"),
     _record("5", "adding", "lstm", 0.01, metric="mse", direction="min"),
     _record("6", "adding", "gru", 0.002, metric="mse", direction="min"),
     _record("7", "adding", "birnn", None, status="skipped", metric="mse", direction="min"),

@@ -30,18 +30,36 @@ def free_port() -> int:
 
 
 def _ports() -> list[str]:
-    return ["--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
-            "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
-            "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port())]
+    return [
+        "--node-manager-port",
+        str(free_port()),
+        "--object-manager-port",
+        str(free_port()),
+        "--dashboard-agent-listen-port",
+        str(free_port()),
+        "--dashboard-agent-grpc-port",
+        str(free_port()),
+        "--metrics-export-port",
+        str(free_port()),
+        "--runtime-env-agent-port",
+        str(free_port()),
+    ]
 
 
 def _wait_nodes(address: str, env: dict[str, str], count: int, timeout: float = 30.0) -> None:
-    probe = ("import ray,sys,time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
-             "end=time.time()+float(sys.argv[3])\n"
-             "while time.time()<end and sum(n['Alive'] for n in ray.nodes())<int(sys.argv[2]): time.sleep(0.5)\n"
-             "sys.exit(0 if sum(n['Alive'] for n in ray.nodes())>=int(sys.argv[2]) else 1)\n")
-    subprocess.run([sys.executable, "-c", probe, address, str(count), str(timeout)], env=env, check=True,
-                   timeout=timeout + 30, capture_output=True)
+    probe = (
+        "import ray,sys,time\nray.init(address=sys.argv[1], logging_level='ERROR')\n"
+        "end=time.time()+float(sys.argv[3])\n"
+        "while time.time()<end and sum(n['Alive'] for n in ray.nodes())<int(sys.argv[2]): time.sleep(0.5)\n"
+        "sys.exit(0 if sum(n['Alive'] for n in ray.nodes())>=int(sys.argv[2]) else 1)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", probe, address, str(count), str(timeout)],
+        env=env,
+        check=True,
+        timeout=timeout + 30,
+        capture_output=True,
+    )
 
 
 @contextmanager
@@ -56,10 +74,26 @@ def ray_cluster(env: dict[str, str], nodes: int = 2, cpus: int = 2) -> Iterator[
     log = (temp / "nodes.log").open("wb")
     try:
         for i in range(nodes):
-            where = (["--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false"] if i == 0 else [f"--address={address}"])
-            cmd = [RAY, "start", "--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--object-store-memory=200000000",
-                   f'--resources={{"node{i}": 1}}', "--disable-usage-stats", *where, *_ports()]
-            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+            where = (
+                ["--head", f"--port={port}", f"--temp-dir={temp}", "--include-dashboard=false"]
+                if i == 0
+                else [f"--address={address}"]
+            )
+            cmd = [
+                RAY,
+                "start",
+                "--block",
+                "--node-ip-address=127.0.0.1",
+                f"--num-cpus={cpus}",
+                "--object-store-memory=200000000",
+                f'--resources={{"node{i}": 1}}',
+                "--disable-usage-stats",
+                *where,
+                *_ports(),
+            ]
+            procs.append(
+                subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            )
             _wait_nodes(address, env, i + 1)
         yield address
     finally:

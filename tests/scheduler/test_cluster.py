@@ -33,9 +33,14 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 
 
 def _env(cache: Path) -> dict[str, str]:
-    env = {**os.environ, "HARNESS_PLUGINS": "tests.fault_plugin", "HARNESS_CACHE_DIR": str(cache),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-           "RAY_AUTH_MODE": "token", "COLUMNS": "200"}
+    env = {
+        **os.environ,
+        "HARNESS_PLUGINS": "tests.fault_plugin",
+        "HARNESS_CACHE_DIR": str(cache),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        "RAY_AUTH_MODE": "token",
+        "COLUMNS": "200",
+    }
     for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "HARNESS_DISABLE_PLUGINS"):
         env.pop(name, None)
     return env
@@ -50,15 +55,30 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dic
 
 
 def _suite(tmp_path: Path, name: str, tasks: list[dict[str, Any]], **extra: Any) -> Path:
-    data = {"name": name, "seeds": [0], "tasks": tasks, "architectures": [{"name": "instant"}],
-            "trainer": {"max_epochs": 2, "batch_size": 32}, "measure": NO_MEASURE, **extra}
+    data = {
+        "name": name,
+        "seeds": [0],
+        "tasks": tasks,
+        "architectures": [{"name": "instant"}],
+        "trainer": {"max_epochs": 2, "batch_size": 32},
+        "measure": NO_MEASURE,
+        **extra,
+    }
     return write_suite(tmp_path, data)
 
 
-def _run(cluster: tuple[str, dict[str, str]], suite: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    cluster: tuple[str, dict[str, str]], suite: Path, cwd: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     address, env = cluster
-    return subprocess.run([*HARNESS, "run", str(suite), "--address", address, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=400)
+    return subprocess.run(
+        [*HARNESS, "run", str(suite), "--address", address, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
 
 
 def _records(path: Path) -> list[RunRecord]:
@@ -69,9 +89,13 @@ def _finished_per_run_id(children: list[Any]) -> Counter[str]:
     return Counter(c.data.tags["harness.run_id"] for c in children if c.info.status == "FINISHED")
 
 
-def test_cells_spread_over_both_nodes_and_a_nan_cell_is_classified(cluster: tuple[str, dict[str, str]], tmp_path: Path) -> None:
-    tasks = [{"name": "fault", "params": {"mode": "sleep", "sleep_s": 0.3}},
-             {"name": "fault", "label": "diverges", "params": {"mode": "nan"}}]
+def test_cells_spread_over_both_nodes_and_a_nan_cell_is_classified(
+    cluster: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    tasks = [
+        {"name": "fault", "params": {"mode": "sleep", "sleep_s": 0.3}},
+        {"name": "fault", "label": "diverges", "params": {"mode": "nan"}},
+    ]
     suite = _suite(tmp_path, "spread", tasks, seeds=[0, 1, 2, 3])
     proc = _run(cluster, suite, tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -79,9 +103,13 @@ def test_cells_spread_over_both_nodes_and_a_nan_cell_is_classified(cluster: tupl
     records = _records(tmp_path / "results" / "spread.jsonl")
     finished = [r for r in records if r.status == "finished"]
     assert all(r.runtime is not None and r.runtime.node_id for r in records)
-    assert len(finished) == 4 and len({r.runtime.node_id for r in records if r.runtime}) == 2  # both nodes ran cells
+    assert (
+        len(finished) == 4 and len({r.runtime.node_id for r in records if r.runtime}) == 2
+    )  # both nodes ran cells
     nan = [r for r in records if r.spec.task_label == "diverges"]
-    assert len(nan) == 4 and all(r.failure is not None and r.failure.kind == "nan" and r.status == "failed" for r in nan)
+    assert len(nan) == 4 and all(
+        r.failure is not None and r.failure.kind == "nan" and r.status == "failed" for r in nan
+    )
     # the plan's provenance came back from the workers with each record, the workers' versions too
     fault = PluginRef(distribution="HARNESS_PLUGINS", version="-")  # a module named in HARNESS_PLUGINS
     assert all(r.spec.provenance.task_plugin == r.spec.provenance.arch_plugin == fault for r in records)
@@ -94,9 +122,15 @@ def test_cells_spread_over_both_nodes_and_a_nan_cell_is_classified(cluster: tupl
             assert [m.step for m in history] == [0, 1]
 
 
-def test_two_worker_ddp_run_finishes_with_one_set_of_metrics(cluster: tuple[str, dict[str, str]], tmp_path: Path) -> None:
-    suite = _suite(tmp_path, "ddp", [{"name": "fault", "params": {"num_train": 256}}],
-                   resources={"cpus": 1, "workers": 2})
+def test_two_worker_ddp_run_finishes_with_one_set_of_metrics(
+    cluster: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    suite = _suite(
+        tmp_path,
+        "ddp",
+        [{"name": "fault", "params": {"num_train": 256}}],
+        resources={"cpus": 1, "workers": 2},
+    )
     proc = _run(cluster, suite, tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (record,) = _records(tmp_path / "results" / "ddp.jsonl")
@@ -107,14 +141,25 @@ def test_two_worker_ddp_run_finishes_with_one_set_of_metrics(cluster: tuple[str,
     assert [m.step for m in client.get_metric_history(children[0].info.run_id, "val_accuracy")] == [0, 1]
 
 
-def test_a_worker_killed_mid_run_is_retried_to_completion(cluster: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+def test_a_worker_killed_mid_run_is_retried_to_completion(
+    cluster: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
     pids = tmp_path / "pids"
-    suite = _suite(tmp_path, "killed", [{"name": "fault", "params": {"mode": "sleep_first", "sleep_s": 60,
-                                                                      "pid_dir": str(pids)}}])
+    suite = _suite(
+        tmp_path,
+        "killed",
+        [{"name": "fault", "params": {"mode": "sleep_first", "sleep_s": 60, "pid_dir": str(pids)}}],
+    )
     address, env = cluster
     log = (tmp_path / "out.txt").open("w")
-    proc = subprocess.Popen([*HARNESS, "run", str(suite), "--address", address], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*HARNESS, "run", str(suite), "--address", address],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         end = time.time() + 120
         while time.time() < end and not any(p.name.isdigit() for p in pids.glob("*")):
@@ -136,18 +181,29 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     cluster: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
     pids = tmp_path / "pids"
-    tasks = [{"name": "fault", "label": "quick"},
-             {"name": "fault", "label": "held", "params": {"mode": "hold", "sleep_s": 1.0, "pid_dir": str(pids)}}]
+    tasks = [
+        {"name": "fault", "label": "quick"},
+        {"name": "fault", "label": "held", "params": {"mode": "hold", "sleep_s": 1.0, "pid_dir": str(pids)}},
+    ]
     suite = _suite(tmp_path, "interrupted", tasks, seeds=[0, 1])
     results = tmp_path / "results" / "interrupted.jsonl"
     address, env = cluster
     log = (tmp_path / "out.txt").open("w")
-    proc = subprocess.Popen([*HARNESS, "run", str(suite), "--address", address], cwd=tmp_path, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*HARNESS, "run", str(suite), "--address", address],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         end = time.time() + 150
-        while time.time() < end and (not results.exists() or len(_records(results)) < 2
-                                     or len([p for p in pids.glob("*") if p.name.isdigit()]) < 2):
+        while time.time() < end and (
+            not results.exists()
+            or len(_records(results)) < 2
+            or len([p for p in pids.glob("*") if p.name.isdigit()]) < 2
+        ):
             time.sleep(0.3)
         time.sleep(1.5)  # the held runs are inside their first epoch
         proc.send_signal(signal.SIGINT)
@@ -159,7 +215,11 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     assert "Resume with `harness run" in out, out
     first = _records(results)
     assert sorted((r.spec.task_label, r.status) for r in first) == [
-        ("held", "killed"), ("held", "killed"), ("quick", "finished"), ("quick", "finished")]
+        ("held", "killed"),
+        ("held", "killed"),
+        ("quick", "finished"),
+        ("quick", "finished"),
+    ]
     assert all(r.failure is not None and r.failure.kind == "killed" for r in first if r.status == "killed")
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "interrupted")
     assert [p.info.status for p in parents] == ["KILLED"]
@@ -169,7 +229,7 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     again = _run(cluster, suite, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "2 finished, 0 failed, 0 skipped, 2 already done" in again.stdout
-    rerun = _records(results)[len(first):]
+    rerun = _records(results)[len(first) :]
     killed_ids = {r.run_id for r in first if r.status == "killed"}
     assert {r.run_id for r in rerun} == killed_ids and all(r.status == "finished" for r in rerun)
     _, _, children = mlflow_runs(tmp_path / "mlflow.db", "interrupted")
@@ -184,14 +244,30 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     assert len(per_id) == 4 and set(per_id.values()) == {1}
 
 
-def test_run_timeout_and_suite_deadline_keep_partial_history(cluster: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+def test_run_timeout_and_suite_deadline_keep_partial_history(
+    cluster: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
     address, env = cluster
     tasks = [{"name": "fault", "params": {"mode": "hold", "sleep_s": 1.0, "pid_dir": str(tmp_path / "pids")}}]
-    suite = _suite(tmp_path, "limits", tasks, architectures=[
-        {"name": "instant"}, {"name": "instant", "label": "capped", "trainer": {"max_time": 1}}],
-        trainer={"max_epochs": 100, "batch_size": 32}, execution={"deadline": 20})
-    proc = subprocess.run([*HARNESS, "run", str(suite), "--address", address], cwd=tmp_path,
-                          env={**env, "HARNESS_RUN_TIMEOUT_GRACE": "1"}, capture_output=True, text=True, timeout=300)
+    suite = _suite(
+        tmp_path,
+        "limits",
+        tasks,
+        architectures=[
+            {"name": "instant"},
+            {"name": "instant", "label": "capped", "trainer": {"max_time": 1}},
+        ],
+        trainer={"max_epochs": 100, "batch_size": 32},
+        execution={"deadline": 20},
+    )
+    proc = subprocess.run(
+        [*HARNESS, "run", str(suite), "--address", address],
+        cwd=tmp_path,
+        env={**env, "HARNESS_RUN_TIMEOUT_GRACE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Suite deadline reached: running cells were cancelled, 0 cell(s) not started" in proc.stdout
     records = {r.spec.arch_label: r for r in _records(tmp_path / "results" / "limits.jsonl")}

@@ -33,8 +33,12 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*HARNESS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def _run(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: int = 900
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*HARNESS, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.slow
@@ -51,11 +55,25 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
     assert len(pairs) == 12
     for child in children:
         assert child.info.status == "FINISHED"
-        assert child.data.params["arch.hidden_size" if "arch.hidden_size" in child.data.params else "arch.d_model"]
+        assert child.data.params[
+            "arch.hidden_size" if "arch.hidden_size" in child.data.params else "arch.d_model"
+        ]
         assert child.data.params["trainer.lr"] == "0.003"
-        cost_keys = {"flops_per_sample", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "train_samples_per_s",
-                     "train_timesteps_per_s", "infer_samples_per_s", "peak_memory_mb", "activation_memory_mb",
-                     "num_params", "train_time_s", "steps", "ttt_reached"}
+        cost_keys = {
+            "flops_per_sample",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "latency_p99_ms",
+            "train_samples_per_s",
+            "train_timesteps_per_s",
+            "infer_samples_per_s",
+            "peak_memory_mb",
+            "activation_memory_mb",
+            "num_params",
+            "train_time_s",
+            "steps",
+            "ttt_reached",
+        }
         assert cost_keys <= set(child.data.metrics), cost_keys - set(child.data.metrics)
         for key in ("train_time_s", "train_samples_per_s", "infer_samples_per_s", "num_params"):
             assert child.data.metrics[key] > 0
@@ -78,22 +96,27 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
     assert rows == ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"], rows
     # every run carries the cost metrics, and the quickstart's HTML report renders without errors
     for record in records:
-        assert {"flops_per_sample", "latency_p99_ms", "train_samples_per_s", "activation_memory_mb"} <= set(record.cost)
+        assert {"flops_per_sample", "latency_p99_ms", "train_samples_per_s", "activation_memory_mb"} <= set(
+            record.cost
+        )
     if CHROMIUM is not None:
         dom = chromium("--dump-dom", (tmp_path / "reports" / "quickstart" / "latest" / "index.html").as_uri())
         assert dom.returncode == 0 and dom.stdout.count("<table") >= 4 and dom.stdout.count("<svg") >= 7
         assert console_messages(dom.stderr) == []
 
 
-
-
 def test_failed_runs_are_recorded_and_the_suite_goes_on_then_resumes(tmp_path: Path) -> None:
     plugin_dir = tmp_path / "plugin"
     plugin_dir.mkdir()
     (plugin_dir / "crash_plugin.py").write_text(BROKEN_TASKS)
-    env = _env(tmp_path, HARNESS_PLUGINS="crash_plugin",
-               PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]))
-    suite = write_suite(tmp_path, tiny_suite(name="faulty", tasks=["digits", "crash_task"], archs=["gru", "lstm"]))
+    env = _env(
+        tmp_path,
+        HARNESS_PLUGINS="crash_plugin",
+        PYTHONPATH=os.pathsep.join([str(plugin_dir), os.environ.get("PYTHONPATH", "")]),
+    )
+    suite = write_suite(
+        tmp_path, tiny_suite(name="faulty", tasks=["digits", "crash_task"], archs=["gru", "lstm"])
+    )
 
     first = _run(["run", str(suite)], tmp_path, env)
     assert first.returncode == 1, first.stdout + first.stderr

@@ -31,7 +31,9 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_child_runs_carry_params_history_final_metrics_tags_and_artifacts(workdir: Path) -> None:
-    suite = write_suite(workdir, tiny_suite(name="tracked", tasks=["digits"], archs=["gru", "transformer"], seeds=[0, 1]))
+    suite = write_suite(
+        workdir, tiny_suite(name="tracked", tasks=["digits"], archs=["gru", "transformer"], seeds=[0, 1])
+    )
     result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local"])
     assert result.exit_code == 0, result.output
     client, parents, children = mlflow_runs(workdir / "mlflow.db", "tracked")
@@ -63,7 +65,9 @@ def test_child_runs_carry_params_history_final_metrics_tags_and_artifacts(workdi
         assert [m.step for m in losses] == [0, 1]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.json", "history.json"} <= artifacts
-        config = json.loads(Path(client.download_artifacts(child.info.run_id, "config.json", str(workdir))).read_text())
+        config = json.loads(
+            Path(client.download_artifacts(child.info.run_id, "config.json", str(workdir))).read_text()
+        )
         assert config["spec"]["architecture"] == tags["harness.architecture"]
         assert RunSpec.model_validate(config["spec"]) == record.spec
 
@@ -93,10 +97,24 @@ def mlflow_server(tmp_path: Path) -> str:
     port = _free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     proc = subprocess.Popen(
-        [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [
+            str(mlflow),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path / 'server.db'}",
+            "--artifacts-destination",
+            str(tmp_path / "server-artifacts"),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -125,7 +143,9 @@ def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: 
     from mlflow.tracking import MlflowClient
 
     suite = write_suite(workdir, tiny_suite(name="served", tasks=["digits"], archs=["gru"]))
-    result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local", "--tracking-uri", mlflow_server])
+    result = CliRunner().invoke(
+        main, ["run", str(suite), "--executor", "local", "--tracking-uri", mlflow_server]
+    )
     assert result.exit_code == 0, result.output
     assert f"{mlflow_server}/#/experiments/" in result.output
     client = MlflowClient(tracking_uri=mlflow_server)
@@ -137,7 +157,9 @@ def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: 
     assert not (workdir / "mlflow.db").exists()
 
 
-def test_unreachable_tracking_server_is_bad_input_and_records_nothing(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_tracking_server_is_bad_input_and_records_nothing(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     suite = write_suite(workdir, tiny_suite(name="nowhere", tasks=["digits"]))
@@ -148,7 +170,9 @@ def test_unreachable_tracking_server_is_bad_input_and_records_nothing(workdir: P
     assert not (workdir / "results").exists() and not (workdir / "mlflow.db").exists()
 
 
-def test_sqlite_artifacts_go_beside_the_database_not_the_working_directory(workdir: Path, tmp_path_factory) -> None:
+def test_sqlite_artifacts_go_beside_the_database_not_the_working_directory(
+    workdir: Path, tmp_path_factory
+) -> None:
     elsewhere = tmp_path_factory.mktemp("store")
     suite = write_suite(workdir, tiny_suite(name="placed", tasks=["digits"], archs=["gru"]))
     uri = f"sqlite:///{elsewhere / 'runs.db'}"

@@ -36,15 +36,36 @@ def _group_alive(pgid: int) -> bool:
 def test_ui_serves_nested_child_runs_and_stops_its_process_group(tmp_path: Path) -> None:
     env = {**os.environ, "RAY_ADDRESS": "", "HARNESS_CACHE_DIR": str(tmp_path / "cache")}
     env.pop("MLFLOW_TRACKING_URI", None)
-    write_suite(tmp_path, {"name": "uitest", "seeds": [0, 1], "tasks": [{"name": "digits"}],
-                           "architectures": [{"name": "gru", "params": {"hidden_size": 8}}],
-                           "trainer": {"max_epochs": 1, "batch_size": 64}})
-    ran = subprocess.run([HARNESS, "run", "suite.yaml", "--executor", "local"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=180, check=False)
+    write_suite(
+        tmp_path,
+        {
+            "name": "uitest",
+            "seeds": [0, 1],
+            "tasks": [{"name": "digits"}],
+            "architectures": [{"name": "gru", "params": {"hidden_size": 8}}],
+            "trainer": {"max_epochs": 1, "batch_size": 64},
+        },
+    )
+    ran = subprocess.run(
+        [HARNESS, "run", "suite.yaml", "--executor", "local"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert ran.returncode == 0, ran.stdout + ran.stderr
 
-    ui = subprocess.Popen([HARNESS, "ui", "suite.yaml"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    ui = subprocess.Popen(
+        [HARNESS, "ui", "suite.yaml"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     mlflow_groups: list[int] = []
     try:
         assert ui.stdout is not None
@@ -52,12 +73,16 @@ def test_ui_serves_nested_child_runs_and_stops_its_process_group(tmp_path: Path)
         match = re.search(r"http://127\.0\.0\.1:(\d+)/#/experiments/(\d+)/runs", line)
         assert match, line + (ui.stdout.read() if ui.poll() is not None else "")
         port, experiment = match.groups()
-        children = subprocess.run(["ps", "-o", "pgid=", "--ppid", str(ui.pid)], capture_output=True, text=True, check=False)
+        children = subprocess.run(
+            ["ps", "-o", "pgid=", "--ppid", str(ui.pid)], capture_output=True, text=True, check=False
+        )
         mlflow_groups = sorted({int(g) for g in children.stdout.split()} - {os.getpgid(ui.pid)})
         assert mlflow_groups, "mlflow ui should run in its own process group"
 
-        runs = _post(f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
-                     {"experiment_ids": [experiment], "max_results": 100})["runs"]
+        runs = _post(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+            {"experiment_ids": [experiment], "max_results": 100},
+        )["runs"]
         tags = [{t["key"]: t["value"] for t in run["data"].get("tags", [])} for run in runs]
         parents = [run for run, tag in zip(runs, tags) if "mlflow.parentRunId" not in tag]
         assert len(parents) == 1 and len(runs) == 3
@@ -85,7 +110,10 @@ def test_ui_serves_nested_child_runs_and_stops_its_process_group(tmp_path: Path)
 
 
 def test_ui_of_a_missing_suite_file_is_a_clean_error(tmp_path: Path) -> None:
-    done = subprocess.run([HARNESS, "ui", "nope.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                          check=False)
-    assert done.returncode == 2 and done.stderr.startswith("Error: ") and "nope.yaml" in done.stderr, done.stderr
+    done = subprocess.run(
+        [HARNESS, "ui", "nope.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 2 and done.stderr.startswith("Error: ") and "nope.yaml" in done.stderr, (
+        done.stderr
+    )
     assert "Traceback" not in done.stderr

@@ -16,7 +16,8 @@ from harness.train.failures import PluginMismatch, classify, trimmed_traceback, 
 from tests.helpers import payloads, tiny_suite, write_suite
 
 FAULT_SUITE: dict[str, Any] = {
-    "name": "faults", "seeds": [0],
+    "name": "faults",
+    "seeds": [0],
     "tasks": [{"name": "fault", "grid": {"mode": ["ok", "nan", "crash"]}}],
     "architectures": [{"name": "instant"}],
     "trainer": {"max_epochs": 2, "batch_size": 32},
@@ -44,16 +45,19 @@ def _raised(exc: BaseException, cause: BaseException | None = None) -> BaseExcep
         return caught
 
 
-@pytest.mark.parametrize(("exc", "kind"), [
-    (RuntimeError("boom"), "exception"),
-    (RunFailure("training loss became nan at step 3 (epoch 0)"), "nan"),
-    (OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), "oom"),
-    (MemoryError(), "oom"),
-    (RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory"), "oom"),
-    (WorkerCrashedError("The worker died unexpectedly"), "infrastructure"),
-    (PluginMismatch("node x has no task `t`"), "infrastructure"),
-    (KeyboardInterrupt(), "killed"),
-])
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        (RuntimeError("boom"), "exception"),
+        (RunFailure("training loss became nan at step 3 (epoch 0)"), "nan"),
+        (OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), "oom"),
+        (MemoryError(), "oom"),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory"), "oom"),
+        (WorkerCrashedError("The worker died unexpectedly"), "infrastructure"),
+        (PluginMismatch("node x has no task `t`"), "infrastructure"),
+        (KeyboardInterrupt(), "killed"),
+    ],
+)
 def test_classify(exc: BaseException, kind: str) -> None:
     assert classify(exc) == kind and kind in FAILURE_KINDS
 
@@ -65,8 +69,16 @@ def test_stopped_record_keeps_the_executors_kind_status_and_partial_history(tmp_
     rows = [{"epoch": 0.0, "step": 2.0, "elapsed_s": 0.5, "train_loss": 1.5, "val_loss": 1.25}]
     started = time.time() - 3.0
     message = "run still alive 16 s after it started (trainer.max_time 10 s); cancelled"
-    timeout = stopped_record(spec, None, kind="timeout", message=message, history=rows, started=started,
-                             attempts=2, node_id="node-a")
+    timeout = stopped_record(
+        spec,
+        None,
+        kind="timeout",
+        message=message,
+        history=rows,
+        started=started,
+        attempts=2,
+        node_id="node-a",
+    )
     assert timeout.status == "failed" and timeout.failure is not None and timeout.failure.kind == "timeout"
     assert timeout.error == message and timeout.failure.traceback == ""
     assert timeout.history == rows and timeout.attempts == timeout.failure.attempts == 2
@@ -76,7 +88,9 @@ def test_stopped_record_keeps_the_executors_kind_status_and_partial_history(tmp_
     assert deadline.status == "killed" and deadline.failure is not None and deadline.failure.kind == "timeout"
     assert deadline.runtime is None and deadline.history == []
     # without a kind, the exception is classified; its one line follows the cause, its traceback is kept
-    died = stopped_record(spec, _raised(WorkerCrashedError("The worker died unexpectedly")), cause="worker died: ")
+    died = stopped_record(
+        spec, _raised(WorkerCrashedError("The worker died unexpectedly")), cause="worker died: "
+    )
     assert died.status == "failed" and died.failure is not None and died.failure.kind == "infrastructure"
     assert died.error == "worker died: WorkerCrashedError: The worker died unexpectedly"
     assert "WorkerCrashedError" in died.failure.traceback
@@ -117,8 +131,10 @@ def test_run_trial_records_failure_kinds_and_partial_history(
     monkeypatch.setenv("HARNESS_PLUGINS", "tests.fault_plugin")
     clear_cache()
     streamed: list[dict[str, float]] = []
-    results = {p.task_params["mode"]: run_trial(p, on_epoch=streamed.append)
-               for p in payloads(write_suite(tmp_path, FAULT_SUITE), tmp_path / "cache")}
+    results = {
+        p.task_params["mode"]: run_trial(p, on_epoch=streamed.append)
+        for p in payloads(write_suite(tmp_path, FAULT_SUITE), tmp_path / "cache")
+    }
     ok, nan, crash = results["ok"], results["nan"], results["crash"]
     assert ok.status == "finished" and ok.failure is None
     assert len(ok.history) == 2 and streamed[:2] == ok.history  # rows streamed as they happen
@@ -140,9 +156,12 @@ def test_run_trial_refuses_a_plugin_version_other_than_the_planned_one(
     clear_cache()
     payload = payloads(write_suite(tmp_path, FAULT_SUITE), tmp_path / "cache")[0]
     planned = payload.provenance.model_copy(
-        update={"task_plugin": PluginRef(distribution="harness-fault", version="9.9")})
+        update={"task_plugin": PluginRef(distribution="harness-fault", version="9.9")}
+    )
     result = run_trial(payload.model_copy(update={"provenance": planned}))
-    assert result.status == "failed" and result.failure is not None and result.failure.kind == "infrastructure"
+    assert (
+        result.status == "failed" and result.failure is not None and result.failure.kind == "infrastructure"
+    )
     assert "harness-fault==9.9" in result.error and "pip install 'harness-fault==9.9'" in result.error
     assert "node " in result.error
     clear_cache()

@@ -13,13 +13,19 @@ from harness_builtins.tasks.digits import DigitsTask
 
 
 def test_named_inputs_win_and_star_serves_the_rest() -> None:
-    metrics = MetricCollection({"mean": MeanMetric(), "total": SumMetric()}, prefix="val_", compute_groups=False)
-    update_by_name(metrics, {"mean": (torch.tensor([2.0, 4.0]),), "*": (torch.tensor([1.0, 1.0, 1.0]),)}, DigitsTask())
+    metrics = MetricCollection(
+        {"mean": MeanMetric(), "total": SumMetric()}, prefix="val_", compute_groups=False
+    )
+    update_by_name(
+        metrics, {"mean": (torch.tensor([2.0, 4.0]),), "*": (torch.tensor([1.0, 1.0, 1.0]),)}, DigitsTask()
+    )
     assert {k: float(v) for k, v in metrics.compute().items()} == {"val_mean": 3.0, "val_total": 3.0}
 
 
 def test_a_metric_without_inputs_fails_the_run_with_the_names() -> None:
-    metrics = MetricCollection({"mean": MeanMetric(), "total": SumMetric()}, prefix="val_", compute_groups=False)
+    metrics = MetricCollection(
+        {"mean": MeanMetric(), "total": SumMetric()}, prefix="val_", compute_groups=False
+    )
     with pytest.raises(RunFailure, match=r"no inputs for metric `total` \(it gave: mean\)"):
         update_by_name(metrics, {"mean": (torch.tensor([2.0]),)}, DigitsTask())
 
@@ -39,7 +45,12 @@ def test_tbptt_forward_equals_the_full_forward_and_limits_gradient_to_the_last_k
     from harness.train.tbptt import tbptt_encode
 
     torch.manual_seed(0)
-    encoder = get_registry().architectures.get(cell).obj({"hidden_size": 8}).build_encoder(InputSpec("continuous", 2))
+    encoder = (
+        get_registry()
+        .architectures.get(cell)
+        .obj({"hidden_size": 8})
+        .build_encoder(InputSpec("continuous", 2))
+    )
     x = torch.randn(3, 10, 2, requires_grad=True)
     lengths = torch.tensor([10, 7, 2])
     full = encoder(x, lengths)
@@ -54,8 +65,15 @@ def test_tbptt_forward_equals_the_full_forward_and_limits_gradient_to_the_last_k
     assert (x.grad[1].abs().sum(-1) > 0).nonzero().flatten().tolist() == [5, 6]
 
 
-@pytest.mark.parametrize(("name", "kind"), [("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW),
-                                            ("sgd", torch.optim.SGD), ("rmsprop", torch.optim.RMSprop)])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("adam", torch.optim.Adam),
+        ("adamw", torch.optim.AdamW),
+        ("sgd", torch.optim.SGD),
+        ("rmsprop", torch.optim.RMSprop),
+    ],
+)
 def test_the_optimizer_follows_the_trainer_spec(name: str, kind: type) -> None:
     spec = TrainerSpec(optimizer=name, lr=0.01, weight_decay=0.1, momentum=0.5)
     optimizer = build_optimizer([torch.nn.Parameter(torch.zeros(2))], spec)

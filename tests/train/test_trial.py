@@ -58,7 +58,9 @@ def test_every_architecture_trains_on_every_task(all_payloads: Specs, task: str,
 
 
 @pytest.mark.parametrize("task", ["digits", "adding"])
-def test_a_finished_record_carries_plan_provenance_runtime_and_directions(all_payloads: Specs, task: str) -> None:
+def test_a_finished_record_carries_plan_provenance_runtime_and_directions(
+    all_payloads: Specs, task: str
+) -> None:
     import torch
 
     from harness.plugins import get_registry
@@ -70,8 +72,10 @@ def test_a_finished_record_carries_plan_provenance_runtime_and_directions(all_pa
     # the plan's provenance: which distribution (and version) registered the task and the architecture
     registry = get_registry()
     provenance = record.spec.provenance
-    for ref, entry in ((provenance.task_plugin, registry.tasks.entries[task]),
-                       (provenance.arch_plugin, registry.architectures.entries["gru"])):
+    for ref, entry in (
+        (provenance.task_plugin, registry.tasks.entries[task]),
+        (provenance.arch_plugin, registry.architectures.entries["gru"]),
+    ):
         assert (ref.distribution, ref.version) == (entry.provenance.distribution, entry.provenance.version)
         assert ref.pin == f"harness=={__version__}"  # the built-in plugins ship with harness
     assert provenance.harness == __version__
@@ -87,8 +91,11 @@ def test_a_finished_record_carries_plan_provenance_runtime_and_directions(all_pa
     metrics = {name: registry.metrics.get(name).obj for name in spec.metrics}
     assert set(spec.metrics) <= set(record.directions)
     assert {name: record.directions[name] for name in spec.metrics} == {
-        name: metric.direction for name, metric in metrics.items()}
-    assert record.directions[spec.primary_metric] == spec.direction == record.direction_of(spec.primary_metric)
+        name: metric.direction for name, metric in metrics.items()
+    }
+    assert (
+        record.directions[spec.primary_metric] == spec.direction == record.direction_of(spec.primary_metric)
+    )
     assert record.directions["loss"] == "min"
     assert {f"test_{name}" for name in spec.metrics} <= set(record.metrics)
     # all of it survives the results file
@@ -109,8 +116,6 @@ def test_data_is_cached_on_disk(all_payloads: Specs) -> None:
     run_trial(payload)
     assert payload.cache_dir is not None
     assert list(Path(payload.cache_dir, "adding").glob("*.npz"))
-
-
 
 
 @pytest.fixture()
@@ -145,8 +150,12 @@ def test_early_stopping_follows_the_monitored_metric_direction(all_payloads: Spe
     assert monitor_direction("val_accuracy", metrics) == "max"
     assert monitor_direction("val_mse", metrics) == "min"
     payload = all_payloads[("digits", "gru")]
-    trainer = payload.trainer.model_copy(update={
-        "max_epochs": 4, "early_stopping": EarlyStopping(patience=1, min_delta=10.0, monitor="val_f1")})
+    trainer = payload.trainer.model_copy(
+        update={
+            "max_epochs": 4,
+            "early_stopping": EarlyStopping(patience=1, min_delta=10.0, monitor="val_f1"),
+        }
+    )
     result = run_trial(payload.model_copy(update={"trainer": trainer}))
     # no improvement can reach min_delta=10, so training stops after patience + 1 epochs
     assert result.status == "finished", why(result)
@@ -181,15 +190,25 @@ def test_time_to_target_is_recorded_where_reached_and_not_elsewhere(tmp_path: Pa
     history = results["adding"].history
     first = next(row for row in history if row["val_mse"] <= 0.6)  # the first validation that reaches it
     assert history[0]["val_mse"] > 0.6 and reached["ttt_steps"] == first["step"]
-    assert reached["ttt_samples"] == 64 * first["step"] and 0 < reached["ttt_time_s"] <= reached["train_time_s"]
+    assert (
+        reached["ttt_samples"] == 64 * first["step"] and 0 < reached["ttt_time_s"] <= reached["train_time_s"]
+    )
     assert missed["ttt_reached"] == 0.0 and "ttt_steps" not in missed
 
 
 def test_every_run_has_the_cost_metrics(all_payloads: Specs) -> None:
     result = run_trial(all_payloads[("adding", "lstm")])
     cost = result.cost
-    for key in ("flops_per_sample", "train_samples_per_s", "train_timesteps_per_s", "infer_samples_per_s",
-                "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "peak_memory_mb"):
+    for key in (
+        "flops_per_sample",
+        "train_samples_per_s",
+        "train_timesteps_per_s",
+        "infer_samples_per_s",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "peak_memory_mb",
+    ):
         assert math.isfinite(cost[key]) and cost[key] >= 0, key
     assert cost["latency_p50_ms"] <= cost["latency_p95_ms"] <= cost["latency_p99_ms"]
     assert cost["activation_memory_mb"] > 0
@@ -203,7 +222,9 @@ def test_measurements_can_be_switched_off(all_payloads: Specs) -> None:
     payload = all_payloads[("adding", "gru")]
     measure = payload.measure.model_copy(update={"latency": False, "flops": False, "memory": False})
     cost = run_trial(payload.model_copy(update={"measure": measure})).cost
-    assert "latency_p50_ms" not in cost and "flops_per_sample" not in cost and math.isnan(cost["peak_memory_mb"])
+    assert (
+        "latency_p50_ms" not in cost and "flops_per_sample" not in cost and math.isnan(cost["peak_memory_mb"])
+    )
     assert "activation_memory_mb" not in cost
     assert cost["infer_samples_per_s"] > 0
 

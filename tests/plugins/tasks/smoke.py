@@ -16,8 +16,14 @@ ALL_ARCHS = ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"]
 SMOKE_TRAINER = {"max_epochs": 1, "batch_size": 32, "lr": 0.003}
 
 
-def task_suite(task: str, params: dict[str, Any], archs: list[str] | None = None, *,
-               metrics: list[str] | None = None, **trainer: Any) -> dict[str, Any]:
+def task_suite(
+    task: str,
+    params: dict[str, Any],
+    archs: list[str] | None = None,
+    *,
+    metrics: list[str] | None = None,
+    **trainer: Any,
+) -> dict[str, Any]:
     """A one-task suite (``metrics``: the task's metrics instead of its defaults)."""
     entry: dict[str, Any] = {"name": task, "params": dict(params)}
     if metrics is not None:
@@ -31,15 +37,23 @@ def task_suite(task: str, params: dict[str, Any], archs: list[str] | None = None
     }
 
 
-def task_plan(tmp: Path, task: str, params: dict[str, Any], archs: list[str] | None = None, *,
-              metrics: list[str] | None = None, **trainer: Any) -> Plan:
+def task_plan(
+    tmp: Path,
+    task: str,
+    params: dict[str, Any],
+    archs: list[str] | None = None,
+    *,
+    metrics: list[str] | None = None,
+    **trainer: Any,
+) -> Plan:
     """The plan of a one-task suite (every built-in architecture by default)."""
     path = write_suite(tmp, task_suite(task, params, archs, metrics=metrics, **trainer), name=f"{task}.yaml")
     return build_plan(load_suite(path), get_registry())
 
 
-def smoke_runs(tmp: Path, task: str, params: dict[str, Any], archs: list[str] | None = None,
-               **trainer: Any) -> dict[str, RunRecord]:
+def smoke_runs(
+    tmp: Path, task: str, params: dict[str, Any], archs: list[str] | None = None, **trainer: Any
+) -> dict[str, RunRecord]:
     """Train every runnable cell of a one-task suite; records by architecture label.
 
     Raises AssertionError with the worker's traceback for any failed run.

@@ -24,11 +24,11 @@ def test_generator_layout_bai_et_al() -> None:
     assert x.shape == y.shape == (200, T + 20)
     symbols = x[:, :10]
     assert symbols.min() == 1 and symbols.max() == 8 and len(np.unique(symbols)) == 8
-    assert (x[:, 10:T + 9] == 0).all()  # T - 1 blanks
+    assert (x[:, 10 : T + 9] == 0).all()  # T - 1 blanks
     assert (x[:, T + 9] == 9).all()  # the delimiter
-    assert (x[:, T + 10:] == 9).all()  # the recall phase is filled with 9s (the last 11 entries are 9)
-    assert (x[:, :T + 9] != 9).all()  # no 9 before the delimiter
-    assert (y[:, :T + 10] == 0).all()  # blank targets everywhere ...
+    assert (x[:, T + 10 :] == 9).all()  # the recall phase is filled with 9s (the last 11 entries are 9)
+    assert (x[:, : T + 9] != 9).all()  # no 9 before the delimiter
+    assert (y[:, : T + 10] == 0).all()  # blank targets everywhere ...
     np.testing.assert_array_equal(y[:, -10:], symbols)  # ... but the last 10 steps recall the symbols
 
 
@@ -36,7 +36,7 @@ def test_generator_blank_recall_variant() -> None:
     T = 7
     x, y = make_copy_memory(50, T, np.random.default_rng(1), recall_fill="blank")
     assert (x[:, T + 9] == 9).all() and (x == 9).sum(axis=1).tolist() == [1] * 50  # one delimiter
-    assert (x[:, T + 10:] == 0).all() and (x[:, 10:T + 9] == 0).all()
+    assert (x[:, T + 10 :] == 0).all() and (x[:, 10 : T + 9] == 0).all()
     np.testing.assert_array_equal(y[:, -10:], x[:, :10])
     delimited, _ = make_copy_memory(50, T, np.random.default_rng(1))
     np.testing.assert_array_equal(delimited[:, :10], x[:, :10])  # same symbols from the same seed
@@ -55,7 +55,7 @@ def test_memoryless_baseline_matches_formula(T: int) -> None:
     _, y = make_copy_memory(64, T, np.random.default_rng(3))
     logits = torch.full((64, T + 20, 10), -1e4)
     logits[:, : T + 10, 0] = 0.0  # blank, probability 1
-    logits[:, T + 10:, 1:9] = 0.0  # uniform over the 8 symbols
+    logits[:, T + 10 :, 1:9] = 0.0  # uniform over the 8 symbols
     task = CopyMemoryTask({"length": T})
     ce = task.loss(logits, torch.as_tensor(y, dtype=torch.long)).item()
     assert ce == pytest.approx(10 * math.log(8) / (T + 20), rel=1e-5)
@@ -98,9 +98,11 @@ def test_head_forward_and_evaluate_per_step(tmp_path: Path) -> None:
     network = torch.nn.Module()
     network.encoder, network.head = encoder, task.build_head(encoder.output_size)
     arrays = task.arrays(tmp_path)
-    batch = {"x": torch.as_tensor(arrays["test_x"][:4], dtype=torch.long),
-             "y": torch.as_tensor(arrays["test_y"][:4], dtype=torch.long),
-             "lengths": torch.full((4,), 35)}
+    batch = {
+        "x": torch.as_tensor(arrays["test_x"][:4], dtype=torch.long),
+        "y": torch.as_tensor(arrays["test_y"][:4], dtype=torch.long),
+        "lengths": torch.full((4,), 35),
+    }
     logits = task.forward(network, batch)
     assert logits.shape == (4, 35, 10)
     inputs = task.evaluate(network, logits, batch)  # likelihoods over every position, the rest ("*") recalled
@@ -152,8 +154,12 @@ def test_smoke_every_architecture(tmp_path: Path) -> None:
         assert metrics["test_cross_entropy"] == pytest.approx(metrics["test_loss"], rel=1e-4), arch
         assert 0.0 <= metrics["test_accuracy"] <= 1.0, arch
     (tmp_path / "scalar").mkdir()
-    scalar = smoke_runs(tmp_path / "scalar", "copy_memory", {**params, "encoding": "scalar"}, ["gru", "transformer"])
-    assert all(r.cost["num_params"] < results[a].cost["num_params"] for a, r in scalar.items())  # no embedding
+    scalar = smoke_runs(
+        tmp_path / "scalar", "copy_memory", {**params, "encoding": "scalar"}, ["gru", "transformer"]
+    )
+    assert all(
+        r.cost["num_params"] < results[a].cost["num_params"] for a, r in scalar.items()
+    )  # no embedding
 
 
 def test_suite_may_pick_likelihood_and_recall_metrics(tmp_path: Path) -> None:

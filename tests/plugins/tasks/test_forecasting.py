@@ -35,7 +35,9 @@ def _batch(data: ForecastDataModule, split: str) -> dict[str, torch.Tensor]:
     return data.collate([data.datasets[split][i] for i in range(len(data.datasets[split]))])
 
 
-@pytest.mark.parametrize(("series", "window", "horizon"), [("sunspots", 20, 1), ("airline", 12, 3), ("co2", 30, 2)])
+@pytest.mark.parametrize(
+    ("series", "window", "horizon"), [("sunspots", 20, 1), ("airline", 12, 3), ("co2", 30, 2)]
+)
 def test_windows_match_info_and_the_series(tmp_path: Path, series: str, window: int, horizon: int) -> None:
     task = ForecastingTask({"series": series, "window": window, "horizon": horizon})
     info = task.info()
@@ -44,7 +46,11 @@ def test_windows_match_info_and_the_series(tmp_path: Path, series: str, window: 
     assert len(data.series) == n and info.output_kind == "forecasting" and info.output_size == horizon
     train_end, test_start = split_points(n, 0.2, 0.2)
     assert n - test_start == math.ceil(0.2 * n)  # the anchors' last-20 % holdout
-    for split, first, last in (("train", window, train_end), ("val", train_end, test_start), ("test", test_start, n)):
+    for split, first, last in (
+        ("train", window, train_end),
+        ("val", train_end, test_start),
+        ("test", test_start, n),
+    ):
         batch = _batch(data, split)
         count = last - horizon + 1 - first
         assert batch["x"].shape == (count, window, info.input.size) and batch["y"].shape == (count, horizon)
@@ -61,7 +67,8 @@ def test_windows_match_info_and_the_series(tmp_path: Path, series: str, window: 
 def test_splits_are_chronological_and_disjoint(tmp_path: Path) -> None:
     data = _data(tmp_path, series="airline", window=12, horizon=4)
     targets = {
-        split: {int(o) + k for o in data.origins[split] for k in range(data.horizon)} for split in ("train", "val", "test")
+        split: {int(o) + k for o in data.origins[split] for k in range(data.horizon)}
+        for split in ("train", "val", "test")
     }
     assert max(targets["train"]) < min(targets["val"]) <= max(targets["val"]) < min(targets["test"])
     assert not (targets["train"] & targets["val"]) and not (targets["val"] & targets["test"])
@@ -77,14 +84,25 @@ def test_normalisation_and_scale_never_see_the_test_split(tmp_path: Path) -> Non
 
     def module(series: np.ndarray) -> ForecastDataModule:
         data = ForecastDataModule(
-            lambda: series, window=24, horizon=1, splits=lambda n: split_points(n, 0.2, 0.2), season=11, mase_lag=1,
-            arima_defaults={}, batch_size=8, seed=0,
+            lambda: series,
+            window=24,
+            horizon=1,
+            splits=lambda n: split_points(n, 0.2, 0.2),
+            season=11,
+            mase_lag=1,
+            arima_defaults={},
+            batch_size=8,
+            seed=0,
         )
         data.setup("fit")
         return data
 
     original, modified = module(values), module(changed)
-    assert (original.mean, original.std, original.mase_scale) == (modified.mean, modified.std, modified.mase_scale)
+    assert (original.mean, original.std, original.mase_scale) == (
+        modified.mean,
+        modified.std,
+        modified.mase_scale,
+    )
     assert original.mean == pytest.approx(values[: original.train_end].mean())
     assert original.std == pytest.approx(values[: original.train_end].std())
     assert original.mase_scale == pytest.approx(np.abs(np.diff(values[: original.fit_end])).mean())
@@ -156,13 +174,17 @@ def test_unavailable_names_the_missing_package(monkeypatch: pytest.MonkeyPatch) 
 
     assert ForecastingTask({"series": "airline"}).unavailable() is None
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "sktime" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sktime" else real(name, *a)
+    )
     reason = ForecastingTask({"series": "airline"}).unavailable()
     assert reason is not None and "pip install sktime" in reason
     assert ForecastingTask({"series": "sunspots"}).unavailable() is None
     info = ForecastingTask({"series": "sunspots"}).info()
     assert Arima().incompatibility(info) is None
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "statsmodels" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "statsmodels" else real(name, *a)
+    )
     assert "pip install statsmodels" in str(Arima().incompatibility(info))
     assert "pip install statsmodels" in str(ForecastingTask({"series": "co2"}).unavailable())
 
@@ -188,7 +210,9 @@ def test_naive_and_seasonal_naive_forecasts(tmp_path: Path) -> None:
         expected = [series[o + k - 12] if k < 12 else series[o + k - 24] for k in range(14)]
         torch.testing.assert_close(seasonal.summary[row], torch.stack(expected))
     # from the windows alone (no origin): the same forecasts, the window being a full two seasons
-    torch.testing.assert_close(_fitted(SeasonalNaive(), data)(batch["x"], batch["lengths"]).summary, seasonal.summary)
+    torch.testing.assert_close(
+        _fitted(SeasonalNaive(), data)(batch["x"], batch["lengths"]).summary, seasonal.summary
+    )
     torch.testing.assert_close(_fitted(Naive(), data)(batch["x"], batch["lengths"]).summary, naive.summary)
 
 
@@ -218,8 +242,9 @@ def test_ar9_reproduces_the_sunspots_protocol(tmp_path: Path) -> None:
     assert errors.mean() / naive_scale(values[:test_start]) == pytest.approx(0.924, abs=0.002)
 
     results = smoke_runs(tmp_path, "forecasting", {"series": "sunspots"}, archs=["arima"])
-    assert results["arima"].metrics["test_mase"] == pytest.approx(errors.mean() / naive_scale(values[:test_start]),
-                                                                      rel=2e-3)
+    assert results["arima"].metrics["test_mase"] == pytest.approx(
+        errors.mean() / naive_scale(values[:test_start]), rel=2e-3
+    )
     assert results["arima"].metrics["test_mae"] == pytest.approx(errors.mean(), rel=2e-3)
 
 
@@ -241,10 +266,19 @@ def test_baselines_run_only_on_forecasting_tasks(tmp_path: Path) -> None:
 
 
 def test_smoke_training_of_every_network_and_baseline(tmp_path: Path) -> None:
-    plan = task_plan(tmp_path, "forecasting", {"series": "airline", "window": 12, "horizon": 2}, archs=ALL_ARCHS + BASELINES)
+    plan = task_plan(
+        tmp_path,
+        "forecasting",
+        {"series": "airline", "window": 12, "horizon": 2},
+        archs=ALL_ARCHS + BASELINES,
+    )
     assert not plan.skipped
-    results = smoke_runs(tmp_path, "forecasting", {"series": "airline", "window": 12, "horizon": 2},
-                         archs=ALL_ARCHS + BASELINES)
+    results = smoke_runs(
+        tmp_path,
+        "forecasting",
+        {"series": "airline", "window": 12, "horizon": 2},
+        archs=ALL_ARCHS + BASELINES,
+    )
     assert set(results) == set(ALL_ARCHS + BASELINES)
     for name, result in results.items():
         metrics = result.metrics
@@ -256,14 +290,18 @@ def test_smoke_training_of_every_network_and_baseline(tmp_path: Path) -> None:
     # the naive baseline's score, computed independently from the raw series
     values = load_series("airline")
     test_start = len(values) - math.ceil(0.2 * len(values))
-    errors = [abs(values[o + k] - values[o - 1]) for o in range(test_start, len(values) - 1) for k in range(2)]
+    errors = [
+        abs(values[o + k] - values[o - 1]) for o in range(test_start, len(values) - 1) for k in range(2)
+    ]
     assert results["naive"].metrics["test_mase"] == pytest.approx(
         np.mean(errors) / naive_scale(values[:test_start]), rel=1e-4
     )
 
 
 def test_a_suite_may_choose_other_metrics(tmp_path: Path) -> None:
-    plan = task_plan(tmp_path, "forecasting", {"series": "sunspots"}, archs=["naive"], metrics=["mase", "mse"])
+    plan = task_plan(
+        tmp_path, "forecasting", {"series": "sunspots"}, archs=["naive"], metrics=["mase", "mse"]
+    )
     (spec,) = plan.runnable
     assert spec.metrics == ("mase", "mse")
     result = run_trial(spec.model_copy(update={"cache_dir": str(tmp_path / "cache")}))

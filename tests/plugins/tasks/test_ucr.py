@@ -63,9 +63,11 @@ def test_japanese_vowels_keeps_variable_lengths(tmp_path: Path) -> None:
     data.setup("fit")
     batch = next(iter(data.test_dataloader()))
     assert batch["x"].shape == (32, int(batch["lengths"].max()), 12) and batch["x"].dtype == torch.float32
-    assert batch["lengths"].tolist() == [len(s) for s in series[:32]] and len(set(batch["lengths"].tolist())) > 1
+    assert (
+        batch["lengths"].tolist() == [len(s) for s in series[:32]] and len(set(batch["lengths"].tolist())) > 1
+    )
     assert batch["y"].shape == (32,) and batch["y"].dtype == torch.long
-    assert torch.all(batch["x"][0, int(batch["lengths"][0]):] == 0)  # padded in the batch only
+    assert torch.all(batch["x"][0, int(batch["lengths"][0]) :] == 0)  # padded in the batch only
 
 
 def test_labels_map_in_sorted_order(tmp_path: Path) -> None:
@@ -104,7 +106,9 @@ def test_normalisation_uses_training_statistics_only(tmp_path: Path, dataset: st
     np.testing.assert_allclose(arrays["test_x"][3], (test_raw[3] - arrays["mean"]) / arrays["std"], atol=1e-5)
 
 
-def test_validation_and_test_series_do_not_move_the_statistics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validation_and_test_series_do_not_move_the_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Shift every validation and test series far away: the training statistics stay put."""
     from harness_builtins.tasks import ucr
 
@@ -172,7 +176,9 @@ def test_unavailable_without_sktime(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert not plan.runnable and all("sktime" in (c.skip_reason or "") for c in plan.skipped)
 
 
-@pytest.mark.parametrize(("dataset", "archs"), [("JapaneseVowels", ALL_ARCHS), ("ItalyPowerDemand", ["gru", "transformer"])])
+@pytest.mark.parametrize(
+    ("dataset", "archs"), [("JapaneseVowels", ALL_ARCHS), ("ItalyPowerDemand", ["gru", "transformer"])]
+)
 def test_smoke_every_architecture(tmp_path: Path, dataset: str, archs: list[str]) -> None:
     """Variable-length multivariate series through every architecture; binary AUROC on the other."""
     plan = task_plan(tmp_path, "ucr", {"dataset": dataset}, archs)
