@@ -174,7 +174,8 @@ def run(
             f"{len(stop.results) - stop.killed} recorded before, {stop.unscheduled} not started."
         )
         console.print(
-            f"Resume with `harness run {suite}` (finished cells are skipped; killed and failed ones run again)."
+            f"Resume with `harness run {suite}` (finished cells are skipped; "
+            "killed and failed ones run again)."
         )
         sys.exit(130)
     in_plan = {c.run_id for c in plan.cells}
@@ -717,7 +718,8 @@ def profile(
     )
     console.print(table)
     console.print(
-        f"{len(records)} records -> {Path(out_dir) / (task_name + '.jsonl')}; MLflow experiment profile-{task_name}"
+        f"{len(records)} records -> {Path(out_dir) / (task_name + '.jsonl')}; "
+        f"MLflow experiment profile-{task_name}"
     )
 
 

@@ -77,7 +77,9 @@ class Progress:
             self.failed += not killed
             kind = record.failure.kind if record.failure else "exception"
             error = record.error.splitlines()[0][:200] if record.error else "unknown error"
-            line = f"{'[yellow]■[/]' if killed else '[red]✗[/]'} {label}  {'killed' if killed else 'failed'} ({kind}): {escape(error)}"
+            mark = "[yellow]■[/]" if killed else "[red]✗[/]"
+            status = "killed" if killed else "failed"
+            line = f"{mark} {label}  {status} ({kind}): {escape(error)}"
             self.recent.append(line)
             if not self.quiet or self._failure_lines < self.max_failure_lines:
                 self.console.print(line)
@@ -98,7 +100,8 @@ class Progress:
             eta = _clock(elapsed / self.done * (self.total - self.done))
         killed = f" · {self.killed} killed" if self.killed else ""
         return (
-            f"cells {self.done}/{self.total} done · {len(self.running)} running · {self.failed} failed{killed} · "
+            f"cells {self.done}/{self.total} done · {len(self.running)} running · "
+            f"{self.failed} failed{killed} · "
             f"elapsed {_clock(elapsed)} · ETA {eta}"
         )
 

@@ -57,7 +57,8 @@ class Plan:
                     listed = sorted({c.task if kind == "task" else c.architecture for c in self.cells})
                     raise SuiteError(
                         f"--only {kind}={name} matches no cell of {self.suite.path}. {suggest(name, choices)}"
-                        f"{'Tasks' if kind == 'task' else 'Architectures'} in this suite: {', '.join(listed)} "
+                        f"{'Tasks' if kind == 'task' else 'Architectures'} in this suite: "
+                        f"{', '.join(listed)} "
                         "(grid points can also be named by their label, as `harness validate` shows them)."
                     )
 
@@ -187,9 +188,9 @@ def _trainer(
     if es is not None and es.monitor is not None and es.monitor not in allowed:
         es_loc = _trainer_loc("early_stopping", arch_entry, point, base)
         raise SuiteError(
-            f"{suite.source.where((*es_loc, 'monitor'))}: early stopping cannot monitor `{es.monitor}`: this task "
-            f"logs {', '.join(allowed)}. {suggest(es.monitor, allowed)}Pick one of them, or drop `monitor` to "
-            "use the task's primary metric."
+            f"{suite.source.where((*es_loc, 'monitor'))}: early stopping cannot monitor "
+            f"`{es.monitor}`: this task logs {', '.join(allowed)}. {suggest(es.monitor, allowed)}"
+            "Pick one of them, or drop `monitor` to use the task's primary metric."
         )
     return trainer
 
@@ -202,7 +203,8 @@ def _metrics(
         spec = registry.metrics.get(name, where=suite.source.where((*base, "metrics", i))).obj
         if kind not in spec.output_kinds:
             raise SuiteError(
-                f"{suite.source.where((*base, 'metrics', i))}: metric `{name}` does not apply to {kind} tasks "
+                f"{suite.source.where((*base, 'metrics', i))}: metric `{name}` does not apply to "
+                f"{kind} tasks "
                 f"(it is for {', '.join(sorted(spec.output_kinds))}). Remove it or pick another metric."
             )
     if primary not in names:

@@ -47,7 +47,8 @@ def length_param(task_cls: Any) -> str:
             return name
     raise HarnessError(
         f"task `{task_cls.name}` has no sequence-length parameter ({' / '.join(LENGTH_PARAMS)}), so "
-        "`harness profile` cannot vary its length; profile a task with one, e.g. --task adding or --task copy_memory"
+        "`harness profile` cannot vary its length; profile a task with one, "
+        "e.g. --task adding or --task copy_memory"
     )
 
 

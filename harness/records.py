@@ -154,7 +154,8 @@ class RunSpec(_Frozen):
 
     @property
     def accelerator(self) -> Literal["cpu", "gpu"]:
-        """The device kind the run trains on: ``trainer.accelerator``, where ``auto`` follows the GPUs asked for."""
+        """The device kind the run trains on: ``trainer.accelerator``, where ``auto`` follows
+        the GPUs asked for."""
         if self.trainer.accelerator == "auto":
             return "gpu" if self.resources.gpus > 0 else "cpu"
         return self.trainer.accelerator

@@ -132,7 +132,10 @@ class Registry:
     @property
     def warnings(self) -> list[str]:
         return [
-            f"plugin `{p.name}` ({p.distribution}) {'was refused' if p.refused else 'failed to load'}: {p.error}"
+            (
+                f"plugin `{p.name}` ({p.distribution}) "
+                f"{'was refused' if p.refused else 'failed to load'}: {p.error}"
+            )
             for p in self.plugins
             if p.error
         ]
@@ -179,7 +182,10 @@ def malformed(kind: str, obj: Any) -> str | None:
     singular = _SINGULAR[kind]
     if kind == "metrics":
         if not isinstance(obj, interfaces.MetricSpec):
-            return f"{obj!r} is not a harness.MetricSpec; register MetricSpec(name, factory, description, output_kinds)."
+            return (
+                f"{obj!r} is not a harness.MetricSpec; "
+                "register MetricSpec(name, factory, description, output_kinds)."
+            )
         if not isinstance(obj.name, str) or not obj.name:
             return f"a MetricSpec has no name ({obj!r}); give it a non-empty string `name`."
         if obj.direction not in ("max", "min"):
@@ -208,7 +214,10 @@ def malformed(kind: str, obj: Any) -> str | None:
         )
     name = getattr(obj, "name", None)
     if not isinstance(name, str) or not name:
-        return f'{singular} class {obj.__qualname__} has no `name`; give it a string class attribute `name = "..."`.'
+        return (
+            f"{singular} class {obj.__qualname__} has no `name`; "
+            'give it a string class attribute `name = "..."`.'
+        )
     params = getattr(obj, "Params", None)
     if not (isinstance(params, type) and issubclass(params, interfaces.Params)):
         return (

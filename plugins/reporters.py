@@ -33,7 +33,9 @@ class _ContextReporter(Reporter[Params]):
 
 
 class HtmlReporter(_ContextReporter):
-    """index.html: tables with 95 % CIs and significance marks, ranks, plots, failures, provenance; offline."""
+    """
+    index.html: tables with 95 % CIs and significance marks, ranks, plots, failures, provenance; offline.
+    """
 
     name = "html"
     filename = "index"

@@ -156,7 +156,8 @@ def make_record(
 
 
 def failure_details(record: RunRecord) -> str:
-    """What a test shows when a run it expected to finish did not: the failure's traceback, else its message."""
+    """What a test shows when a run it expected to finish did not: the failure's traceback, else
+    its message."""
     if record.failure is None:
         return f"{record.spec.label}: {record.status}"
     return f"{record.spec.label}: {record.failure.kind}: {record.failure.traceback or record.failure.message}"
@@ -181,7 +182,9 @@ from harness import hookimpl, Task, TaskInfo, InputSpec, DataConfig
 
 class _Base(Task):
     def info(self):
-        return TaskInfo(InputSpec("continuous", 8), "classification", 10, "ce", ("accuracy",), "accuracy", "max")
+        return TaskInfo(
+            InputSpec("continuous", 8), "classification", 10, "ce", ("accuracy",), "accuracy", "max"
+        )
     def datamodule(self, config: DataConfig):
         from harness_builtins.tasks.digits import DigitsTask
         return DigitsTask().datamodule(config)

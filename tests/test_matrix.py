@@ -461,7 +461,8 @@ def test_duplicate_cells(tmp_path: Path) -> None:
 def test_per_architecture_accelerator_gpu_needs_gpus(tmp_path: Path) -> None:
     message = plan_error(
         tmp_path,
-        "name: s\ntasks: [{name: digits}]\narchitectures:\n  - name: gru\n    grid: {trainer.accelerator: [cpu, gpu]}\n",
+        "name: s\ntasks: [{name: digits}]\narchitectures:\n"
+        "  - name: gru\n    grid: {trainer.accelerator: [cpu, gpu]}\n",
     )
     assert "`architectures[0].grid['trainer.accelerator'][1]` (line 5)" in message
     assert "Set resources.gpus" in message

@@ -758,7 +758,11 @@ def test_metrics_and_reporters_from_a_plugin(make_plugin: MakePlugin, cli: Cli) 
 
         @hookimpl
         def register_metrics(register):
-            register(MetricSpec("half_mse", _factory, "mean squared error (test)", frozenset({"regression"}), "min"))
+            register(
+                MetricSpec(
+                    "half_mse", _factory, "mean squared error (test)", frozenset({"regression"}), "min"
+                )
+            )
 
         @hookimpl
         def register_reporters(register):

@@ -15,7 +15,9 @@ from harness import hookimpl, Task, TaskInfo, InputSpec
 class NeedsProgram(Task):
     name = "needs_program"
     def info(self):
-        return TaskInfo(InputSpec("continuous", 8), "classification", 10, "ce", ("accuracy",), "accuracy", "max")
+        return TaskInfo(
+            InputSpec("continuous", 8), "classification", 10, "ce", ("accuracy",), "accuracy", "max"
+        )
     def unavailable(self):
         return "frobnicate not found on PATH; install it with `apt-get install frobnicate`"
 

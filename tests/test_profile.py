@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from harness.cli import main
@@ -26,7 +27,7 @@ def _profile(tmp_path: Path, *args: str) -> object:
     )
 
 
-def test_profile_writes_records_and_mlflow_runs(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_profile_writes_records_and_mlflow_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
     result = _profile(
         tmp_path,

@@ -305,15 +305,17 @@ def test_malformed_reasons(builtins_only: None) -> None:
     class Nameless(harness.Task):
         pass
 
+    up = harness.MetricSpec("m", lambda info: None, direction="up")  # type: ignore[arg-type]
+    one_kind = harness.MetricSpec("m", lambda info: None, output_kinds="regression")  # type: ignore[arg-type]
     cases = {
         ("architectures", examples["tasks"]): "is not a subclass of harness.Architecture",
         ("tasks", Nameless): "task class test_malformed_reasons.<locals>.Nameless has no `name`",
         ("architectures", NoParams): "architecture `no_params`: `Params` is",
         ("reporters", arch): "is not a subclass of harness.Reporter",
         ("metrics", arch): "is not a harness.MetricSpec",
-        ("metrics", harness.MetricSpec("m", lambda info: None, direction="up")): "has direction 'up'",  # type: ignore[arg-type]
+        ("metrics", up): "has direction 'up'",
         ("metrics", harness.MetricSpec("m", "nope")): "not a callable factory",  # type: ignore[arg-type]
-        ("metrics", harness.MetricSpec("m", lambda info: None, output_kinds="regression")): "output_kinds",  # type: ignore[arg-type]
+        ("metrics", one_kind): "output_kinds",
         ("metrics", harness.MetricSpec("", lambda info: None)): "has no name",
     }
     for (kind, obj), reason in cases.items():

@@ -293,7 +293,8 @@ def _pip(*args: str) -> None:
 
 @pytest.fixture
 def installed_plugin(tmp_path: Path) -> Iterator[Path]:
-    """Generate the `scaffold_e2e` architecture plugin and pip-install it (editable); uninstall at teardown."""
+    """Generate the `scaffold_e2e` architecture plugin and pip-install it (editable); uninstall at
+    teardown."""
     from harness.plugins import clear_cache
 
     root = create_plugin(E2E, "architecture", tmp_path / "src")

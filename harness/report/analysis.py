@@ -225,7 +225,8 @@ def _ranking(tables: list[TaskTable]) -> Ranking:
     verdict = "differ significantly" if result.pvalue < ALPHA else "do not differ significantly"
     note = (
         f"Ranks of the mean primary metric per task (1 = best, ties share the mean rank), averaged over "
-        f"{len(usable)} tasks. Friedman χ²={result.chi2:.3g}, Iman–Davenport F={result.iman_davenport:.3g}, "
+        f"{len(usable)} tasks. Friedman χ²={result.chi2:.3g}, "
+        f"Iman–Davenport F={result.iman_davenport:.3g}, "
         f"p={result.pvalue:.3g}: the architectures {verdict} (α={ALPHA}). Nemenyi critical difference "
         f"CD={result.cd:.3g} (Demšar 2006); with few tasks the test has little power." + note
     )

@@ -147,7 +147,10 @@ def environment_warnings(a: Sequence[RunRecord], b: Sequence[RunRecord]) -> list
 
     ea, eb = env(a), env(b)
     return [
-        f"{key} differs: A {', '.join(sorted(ea.get(key, {'—'})))} vs B {', '.join(sorted(eb.get(key, {'—'})))}"
+        (
+            f"{key} differs: A {', '.join(sorted(ea.get(key, {'—'})))} "
+            f"vs B {', '.join(sorted(eb.get(key, {'—'})))}"
+        )
         for key in sorted(set(ea) | set(eb))
         if ea.get(key) != eb.get(key)
     ]

@@ -38,7 +38,8 @@ def select(
     tracking_uri: str | None = None,
     invocation: str | None = None,
 ) -> Selection:
-    """Records and context for ``target`` (see the module docstring); ``invocation`` narrows a results file."""
+    """Records and context for ``target`` (see the module docstring); ``invocation`` narrows a
+    results file."""
     from harness.tracking.mlflow_store import resolve_uri
     from harness.tracking.query import RUN_ID, invocation_records, parent_info
 

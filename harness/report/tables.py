@@ -59,9 +59,8 @@ def task_table(table: TaskTable) -> Table:
         *[dict(COSTS)[k] for k in table.cost_keys],
     ]
     if table.has_ttt:
-        header.append(
-            "time-to-target steps" + (f" (≥/≤ {number(table.target)})" if table.target is not None else "")
-        )
+        bound = f" (≥/≤ {number(table.target)})" if table.target is not None else ""
+        header.append("time-to-target steps" + bound)
     rows = []
     for row in table.rows:
         cells: list[Cell] = [(row.arch, "")]

@@ -3,8 +3,9 @@
 The templates live in ``harness/scaffold/templates`` (package data): ``common/`` for every
 kind, then ``<kind>/`` (a file there replaces the common one of the same path). Template
 files end in ``.tmpl`` (so no tool mistakes them for code); path parts named ``__module__``
-become the import package, and a ``dot-`` file name prefix becomes ``.`` (``dot-gitignore``). Files whose name starts with ``_fragment`` are not written: they
-fill placeholders of other files. Placeholders are ``{{key}}``; see :func:`names`.
+become the import package, and a ``dot-`` file name prefix becomes ``.`` (``dot-gitignore``).
+Files whose name starts with ``_fragment`` are not written: they fill placeholders of other
+files. Placeholders are ``{{key}}``; see :func:`names`.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def _check_free(plugin: PluginNames, kind: str) -> None:
         return
     if plugin.component in entries:
         raise HarnessError(
-            f"{article(kind).capitalize()} {kind} named `{plugin.component}` is already registered by {entries[plugin.component].provenance}; "
+            f"{article(kind).capitalize()} {kind} named `{plugin.component}` is already registered by "
+            f"{entries[plugin.component].provenance}; "
             "a plugin registering the same name would be refused. Choose another NAME."
         )
 

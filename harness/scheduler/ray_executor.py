@@ -211,7 +211,10 @@ class RayExecutor:
                 for ref, run in pending.items():
                     if run.limit and run.stopped is None and now - run.started > run.limit:
                         limit = run.spec.trainer.max_time
-                        message = f"run still alive {run.limit:.0f} s after it started (trainer.max_time {limit} s); cancelled"
+                        message = (
+                            f"run still alive {run.limit:.0f} s after it started "
+                            f"(trainer.max_time {limit} s); cancelled"
+                        )
                         run.stopped = ("timeout", message, "failed")
                         ray.cancel(ref, force=True)
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)

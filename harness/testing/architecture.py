@@ -397,7 +397,8 @@ _KINDS_TRIED = ("classification", "regression", "forecasting")
 def _synthetic_info(spec: InputSpec, kind: str) -> TaskInfo:
     size = 2 if kind == "classification" else 1
     metric = "accuracy" if kind == "classification" else "mse"
-    return TaskInfo(spec, kind, size, "loss", (metric,), metric, "max" if kind == "classification" else "min")  # type: ignore[arg-type]
+    direction = "max" if kind == "classification" else "min"
+    return TaskInfo(spec, kind, size, "loss", (metric,), metric, direction)  # type: ignore[arg-type]
 
 
 def _seq2seq_info() -> TaskInfo:

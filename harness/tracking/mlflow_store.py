@@ -154,9 +154,11 @@ class MlflowTracker:
             )
         except Exception as exc:
             raise HarnessError(
-                f"Cannot use the MLflow tracking store `{self.uri}` ({type(exc).__name__}: {str(exc)[:300]}). "
+                f"Cannot use the MLflow tracking store `{self.uri}` "
+                f"({type(exc).__name__}: {str(exc)[:300]}). "
                 "Check --tracking-uri / MLFLOW_TRACKING_URI / tracking.uri: for a server, start it first "
-                "(`mlflow server --host 127.0.0.1 --port 5000`); or leave them unset to use sqlite:///mlflow.db."
+                "(`mlflow server --host 127.0.0.1 --port 5000`); "
+                "or leave them unset to use sqlite:///mlflow.db."
             ) from None
 
     def start_parent(

@@ -71,7 +71,8 @@ def start(uri: str, port: int) -> subprocess.Popen[bytes]:
             f"No MLflow store at {uri[len('sqlite:///') :]}: run a suite first (`harness run SUITE`) "
             "in this folder, or pass --tracking-uri."
         )
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server; not a pipe: a chatty server would block on a full pipe
+    # lives as long as the server; not a pipe: a chatty server would block on a full pipe
+    log = tempfile.TemporaryFile()  # noqa: SIM115
     process = subprocess.Popen(_mlflow_command(uri, port), start_new_session=True, stdout=log, stderr=log)
     process._harness_log = log  # type: ignore[attr-defined]
     return process

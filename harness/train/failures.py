@@ -6,8 +6,9 @@ outlived its hard limit, or the suite's deadline), ``infrastructure`` (the worke
 died, or the worker lacks the plugin the driver planned with) and ``killed`` (Ctrl-C).
 
 ``timeout`` is never read off an exception: the executor that cancelled the run names it (see
-:func:`harness.scheduler.base.stopped_record`). Classification goes by exception class *names* along the cause chain, so this module imports
-neither torch nor ray and can run on the driver for errors a worker never returned.
+:func:`harness.scheduler.base.stopped_record`). Classification goes by exception class *names*
+along the cause chain, so this module imports neither torch nor ray and can run on the driver
+for errors a worker never returned.
 """
 
 from __future__ import annotations

@@ -92,7 +92,8 @@ class HarnessModule(pl.LightningModule):
             _, loss = self._step(batch)
         if not torch.isfinite(loss):
             raise RunFailure(
-                f"training loss became {loss.item()} at step {self.global_step} (epoch {self.current_epoch}); "
+                f"training loss became {loss.item()} at step {self.global_step} "
+                f"(epoch {self.current_epoch}); "
                 "lower trainer.lr or set trainer.gradient_clip_val"
             )
         # the epoch mean is accumulated here, not with a per-step self.log: Lightning's logging
@@ -154,7 +155,8 @@ def update_by_name(metrics: MetricCollection, inputs: Mapping[str, Any], task: T
         args = inputs.get(key, inputs.get("*"))
         if args is None:
             raise RunFailure(
-                f"task `{task.name}` gave no inputs for metric `{key}` (it gave: {', '.join(sorted(inputs))}); "
+                f"task `{task.name}` gave no inputs for metric `{key}` "
+                f"(it gave: {', '.join(sorted(inputs))}); "
                 "choose metrics the task supports, or have its evaluate() return a '*' entry"
             )
         metric.update(*args)

@@ -392,7 +392,8 @@ def check_plugins(spec: RunSpec) -> None:
         )
         found = f"`{name}` from {have}" if entry else f"no {kind} `{name}`"
         raise PluginMismatch(
-            f"node {socket.gethostname()} has {found}, but the driver planned this run with {want.pin}; {fix}, "
+            f"node {socket.gethostname()} has {found}, "
+            f"but the driver planned this run with {want.pin}; {fix}, "
             "then run the suite again."
         )
 

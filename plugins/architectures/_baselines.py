@@ -113,7 +113,8 @@ class SeasonalNaive(ForecastBaseline):
     def window_forecast(self, window: np.ndarray) -> np.ndarray:
         if len(window) < self.season:
             raise ValueError(
-                f"seasonal_naive needs windows of at least one season ({self.season} steps), got {len(window)}"
+                f"seasonal_naive needs windows of at least one season ({self.season} steps), "
+                f"got {len(window)}"
             )
         return window[len(window) - self._lags()]
 
@@ -167,9 +168,9 @@ class Arima(ForecastBaseline):
                 self.applied = self.results.apply(series)
         except (ValueError, np.linalg.LinAlgError) as exc:
             raise ValueError(
-                f"arima: statsmodels could not fit ARIMA{order}x{seasonal} with trend {trend!r} by {self.method}: "
-                f"{exc} (with differencing, use trend 'n' or 't'; seasonal models need method 'statespace' or "
-                "'innovations_mle')"
+                f"arima: statsmodels could not fit ARIMA{order}x{seasonal} with trend {trend!r} "
+                f"by {self.method}: {exc} (with differencing, use trend 'n' or 't'; "
+                "seasonal models need method 'statespace' or 'innovations_mle')"
             ) from exc
 
     def forecast_table(self, series: np.ndarray) -> np.ndarray:

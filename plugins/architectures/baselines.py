@@ -61,11 +61,15 @@ class ArimaParams(Params):
     season: int | None = Field(None, ge=2, description="seasonal period (default: the series' season)")
     trend: Literal["n", "c", "t", "ct"] | None = Field(
         None,
-        description="deterministic trend: n none, c constant, t drift/linear; default: c without differencing, else n",
+        description=(
+            "deterministic trend: n none, c constant, t drift/linear; default: c without differencing, else n"
+        ),
     )
     fit_on: Literal["train", "train_val"] = Field(
         "train_val",
-        description="span the parameters are estimated on: the training split, or everything before the test split",
+        description=(
+            "span the parameters are estimated on: the training split, or everything before the test split"
+        ),
     )
     method: Literal[
         "statespace", "innovations_mle", "hannan_rissanen", "burg", "yule_walker", "innovations"

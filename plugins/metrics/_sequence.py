@@ -128,7 +128,8 @@ class MeanNLL(Metric):
     def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
         if logits.dim() != 2 or targets.shape != logits.shape[:1]:
             raise ValueError(
-                f"expected logits [N, V] and targets [N]; got {tuple(logits.shape)} and {tuple(targets.shape)}"
+                f"expected logits [N, V] and targets [N]; "
+                f"got {tuple(logits.shape)} and {tuple(targets.shape)}"
             )
         loss = torch.nn.functional.cross_entropy(logits.float(), targets.long(), reduction="sum")
         self.nll += loss.double()

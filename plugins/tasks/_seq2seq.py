@@ -220,7 +220,6 @@ class Seq2SeqTask(Task[_P]):
         references = self.strings(batch["y"])
         lines = ["correct\tsource\treference\tprediction"]
         for source, reference, predicted in zip(sources, references, predictions):
-            lines.append(
-                f"{'yes' if predicted.split() == reference.split() else 'no'}\t{source}\t{reference}\t{predicted}"
-            )
+            correct = "yes" if predicted.split() == reference.split() else "no"
+            lines.append(f"{correct}\t{source}\t{reference}\t{predicted}")
         return {"examples.tsv": "\n".join(lines) + "\n"}

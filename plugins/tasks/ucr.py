@@ -172,7 +172,10 @@ class UCRTask(Task[UCRParams]):
             return "the UCR/UEA data come with sktime, which is not installed: pip install 'sktime>=0.30'"
         p = self.params
         if not (root / p.dataset / f"{p.dataset}_TRAIN.ts").is_file():
-            return f"the installed sktime ({root}) does not bundle {p.dataset}: pip install --upgrade 'sktime>=0.30'"
+            return (
+                f"the installed sktime ({root}) does not bundle {p.dataset}: "
+                "pip install --upgrade 'sktime>=0.30'"
+            )
         return None
 
     def _arrays(self) -> dict[str, Any]:

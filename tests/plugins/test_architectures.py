@@ -26,7 +26,8 @@ def _registered() -> dict[str, type[Architecture]]:
 
 ARCHITECTURES = _registered()
 NAMES = ["rnn", "lstm", "gru", "birnn", "cnn_rnn", "transformer"]
-#: closed-form forecasting baselines (forecasting tasks only; tested in tests/plugins/tasks/test_forecasting.py)
+#: closed-form forecasting baselines (forecasting tasks only; tested in
+#: tests/plugins/tasks/test_forecasting.py)
 BASELINES = ["naive", "seasonal_naive", "arima"]
 
 #: (name, params): every built-in with its defaults, then the variants whose code paths differ

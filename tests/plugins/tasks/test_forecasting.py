@@ -1,4 +1,5 @@
-"""The forecasting task (sunspots, co2, airline) and the classical baselines (naive, seasonal_naive, arima)."""
+"""The forecasting task (sunspots, co2, airline) and the classical baselines (naive,
+seasonal_naive, arima)."""
 
 from __future__ import annotations
 

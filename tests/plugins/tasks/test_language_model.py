@@ -219,12 +219,13 @@ def test_samples_are_seeded_continuations_of_test_prompts(tmp_path: Path) -> Non
     network.encoder, network.head = encoder, task.build_head(encoder.output_size)
     first = task.artifacts(network, data)["samples.txt"]
     assert first == task.artifacts(network, data)["samples.txt"]  # same seed, same samples
-    other = LanguageModelTask({**SMALL, "num_samples": 3, "sample_seed": 1}).samples(network, data.corpus)  # type: ignore[attr-defined]
+    corpus = data.corpus  # type: ignore[attr-defined]
+    other = LanguageModelTask({**SMALL, "num_samples": 3, "sample_seed": 1}).samples(network, corpus)
     assert other != first
     vocab = Vocab.from_array(data.corpus["vocab"])  # type: ignore[attr-defined]
     prompt = "".join(vocab.tokens[i] for i in data.corpus["test_stream"][:10])  # type: ignore[attr-defined]
     assert f"prompt:    {prompt!r}" in first and first.count("reference: ") == 3
-    greedy = LanguageModelTask({**SMALL, "temperature": 0.0}).samples(network, data.corpus)  # type: ignore[attr-defined]
+    greedy = LanguageModelTask({**SMALL, "temperature": 0.0}).samples(network, corpus)
     assert greedy == LanguageModelTask({**SMALL, "temperature": 0.0, "sample_seed": 5}).samples(
         network,
         data.corpus,  # type: ignore[attr-defined]

@@ -72,7 +72,8 @@ def test_frames_show_the_moving_digit(tmp_path: Path, params: dict[str, Any]) ->
     task = MovingDigitsTask({**SMALL, **params})
     arrays = task.arrays(tmp_path)
     _check_videos(task, arrays)
-    directions = np.concatenate([arrays[f"{s}_y"] for s in SPLITS]) % task.params.num_directions  # type: ignore[attr-defined]
+    labels = np.concatenate([arrays[f"{s}_y"] for s in SPLITS])
+    directions = labels % task.params.num_directions  # type: ignore[attr-defined]
     assert set(directions.tolist()) == set(range(task.params.num_directions))  # type: ignore[attr-defined]
 
 
