@@ -343,8 +343,9 @@ def _clean(value: Any) -> Any:
 # -- records written before RunRecord (flat dicts) ------------------------------------------------
 def _flat_provenance(
     versions: Mapping[str, Any],
-) -> tuple[PlanProvenance, RuntimeInfo | None, dict[str, str]]:
-    """Old records kept plan versions (skipped ones) or runtime versions (executed ones) under one key."""
+) -> tuple[PlanProvenance, dict[str, str]]:
+    """Old records kept plan versions (skipped ones) or runtime versions (executed ones) under one key:
+    the plan's provenance (``unknown`` where they kept the runtime's) and the runtime versions."""
     plain = {str(k): str(v) for k, v in versions.items()}
     if "task_plugin" in plain:
         plan = PlanProvenance(
@@ -353,21 +354,21 @@ def _flat_provenance(
             arch_plugin=PluginRef.parse(plain.get("arch_plugin", "")),
             data_version=plain.get("data", "unknown"),
         )
-        return plan, None, {}
+        return plan, {}
     plan = PlanProvenance(
         harness=plain.get("harness", "unknown"),
         task_plugin=UNKNOWN_PLUGIN,
         arch_plugin=UNKNOWN_PLUGIN,
         data_version="unknown",
     )
-    return plan, None, plain
+    return plan, plain
 
 
 def _from_flat(data: Mapping[str, Any]) -> JsonDict:
     if "run_id" not in data or "task" not in data or "architecture" not in data:
         raise ValueError("not a run record: it has no run_id, task and architecture")
     versions = data.get("versions")
-    plan, _, runtime_versions = _flat_provenance(versions if isinstance(versions, Mapping) else {})
+    plan, runtime_versions = _flat_provenance(versions if isinstance(versions, Mapping) else {})
     values = data.get("metrics")
     metric_values = dict(values) if isinstance(values, Mapping) else {}
     primary = str(data.get("primary_metric") or "")

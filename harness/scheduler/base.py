@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from harness.records import FailureKind, RunRecord, RunSpec, RuntimeInfo, Status
+from harness.records import RunRecord, RunSpec
 from harness.settings import ExecutionSpec, ResourcesSpec
 
 OnStart = Callable[[RunSpec], None]
@@ -36,43 +35,6 @@ class Executor(Protocol):
 
     def close(self) -> None:
         """Release what ``start`` acquired."""
-
-
-def stopped_record(
-    spec: RunSpec,
-    exc: BaseException | None,
-    *,
-    kind: FailureKind | None = None,
-    message: str | None = None,
-    cause: str = "",
-    attempts: int = 1,
-    history: Sequence[dict[str, float]] = (),
-    started: float | None = None,
-    status: Status | None = None,
-    node_id: str | None = None,
-) -> RunRecord:
-    """The record of a run that ended outside ``run_trial``: its worker died, or the driver stopped it.
-
-    ``kind`` overrides the classification of ``exc`` (e.g. ``killed`` for Ctrl-C, ``timeout``);
-    ``status`` overrides the status (``killed`` for cells the suite deadline cancelled);
-    ``history`` holds the epoch rows the worker streamed before it stopped (partial metrics).
-    """
-    from harness.train.failures import classify, one_line, trimmed_traceback
-
-    kind = kind or (classify(exc) if exc is not None else "exception")
-    text = cause + (message or (one_line(exc) if exc is not None else kind))
-    return RunRecord.failed(
-        spec,
-        kind,
-        text,
-        traceback=trimmed_traceback(exc) if exc is not None else "",
-        attempts=attempts,
-        history=history,
-        started_at=started,
-        finished_at=time.time(),
-        status=status,
-        runtime=RuntimeInfo(node_id=node_id) if node_id else None,
-    )
 
 
 def describe_request(resources: ResourcesSpec) -> str:

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 
 from harness.errors import ResourceError
 from harness.records import RunSpec
-from harness.scheduler.base import OnResult, OnStart, describe_request, stopped_record
+from harness.scheduler.base import OnResult, OnStart, describe_request
 from harness.settings import ExecutionSpec, ResourcesSpec
+from harness.train.failures import failed_record
 
 
 class LocalExecutor:
@@ -60,7 +61,7 @@ class LocalExecutor:
                 record = run_trial(spec, on_epoch=history.append)
             except KeyboardInterrupt:
                 on_result(
-                    stopped_record(
+                    failed_record(
                         spec,
                         None,
                         kind="killed",
@@ -72,7 +73,7 @@ class LocalExecutor:
                 self.unscheduled = len(specs) - i - 1
                 raise
             except Exception as exc:  # run_trial records its own failures; this is a last resort
-                record = stopped_record(spec, exc, history=history, started=started)
+                record = failed_record(spec, exc, history=history, started=started)
             on_result(record)
 
     def close(self) -> None:

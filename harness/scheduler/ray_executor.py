@@ -24,8 +24,9 @@ from typing import Any
 
 from harness.errors import HarnessError, ResourceError
 from harness.records import FailureKind, RunRecord, RunSpec, Status
-from harness.scheduler.base import OnResult, OnStart, describe_request, stopped_record
+from harness.scheduler.base import OnResult, OnStart, describe_request
 from harness.settings import ExecutionSpec, ResourcesSpec
+from harness.train.failures import failed_record
 
 FORWARDED_ENV = ("HARNESS_CACHE_DIR", "HARNESS_DISABLE_PLUGINS", "HARNESS_PLUGINS")
 #: a run still alive this long after ``trainer.max_time`` (plus half of it) is cancelled as a timeout;
@@ -151,7 +152,7 @@ class RayExecutor:
         exc: BaseException | None = None,
     ) -> RunRecord:
         left = self._leftovers(run)
-        return stopped_record(
+        return failed_record(
             run.spec,
             exc,
             kind=kind,

@@ -66,7 +66,7 @@ def run_distributed(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] 
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from harness.train.failures import classify, trimmed_traceback
+    from harness.train.failures import failed_record
 
     workers, cpus, gpus = spec.resources.workers, spec.resources.cpus, spec.resources.gpus
     started = time.time()
@@ -95,14 +95,7 @@ def run_distributed(spec: RunSpec, on_epoch: Callable[[dict[str, float]], None] 
         partial: RunRecord | None = ray.get(box.get.remote())
         if partial is not None:  # rank 0 recorded its own failure before another rank brought the group down
             return partial
-        return RunRecord.failed(
-            spec,
-            classify(exc),
-            f"Ray Train run failed: {type(exc).__name__}: {str(exc)[:500]}",
-            traceback=trimmed_traceback(exc),
-            attempts=spec.attempt,
-            started_at=started,
-            finished_at=time.time(),
-        )
+        message = f"Ray Train run failed: {type(exc).__name__}: {str(exc)[:500]}"
+        return failed_record(spec, exc, message=message, started=started)
     finally:
         ray.kill(box)

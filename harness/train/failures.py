@@ -13,10 +13,11 @@ for errors a worker never returned.
 
 from __future__ import annotations
 
+import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
-from harness.records import FAILURE_KINDS, FailureKind
+from harness.records import FAILURE_KINDS, FailureKind, RunRecord, RunSpec, RuntimeInfo, Status
 
 KINDS = FAILURE_KINDS
 
@@ -101,3 +102,43 @@ def trimmed_traceback(exc: BaseException) -> str:
     lines += traceback.format_exception_only(type(exc), exc)
     text = "".join(lines)
     return text if len(text) <= TRACE_CHARS else "...\n" + text[-TRACE_CHARS:]
+
+
+def failed_record(
+    spec: RunSpec,
+    exc: BaseException | None,
+    *,
+    kind: FailureKind | None = None,
+    message: str | None = None,
+    cause: str = "",
+    attempts: int | None = None,
+    history: Sequence[Mapping[str, float]] = (),
+    started: float | None = None,
+    status: Status | None = None,
+    node_id: str | None = None,
+    runtime: RuntimeInfo | None = None,
+) -> RunRecord:
+    """The record of a run that failed: in the worker (``run_trial``, Ray Train), or outside it
+    (its worker died, the driver stopped it).
+
+    ``kind`` overrides the classification of ``exc`` (e.g. ``killed`` for Ctrl-C, ``timeout``);
+    ``message`` the one line of ``exc`` (``cause`` goes before it); ``status`` overrides the status
+    (``killed`` for cells the suite deadline cancelled); ``history`` holds the epoch rows the run
+    reached (partial metrics); ``attempts`` defaults to the spec's attempt.
+    """
+    kind = kind or (classify(exc) if exc is not None else "exception")
+    text = cause + (message or (one_line(exc) if exc is not None else kind))
+    if runtime is None and node_id:
+        runtime = RuntimeInfo(node_id=node_id)
+    return RunRecord.failed(
+        spec,
+        kind,
+        text,
+        traceback=trimmed_traceback(exc) if exc is not None else "",
+        attempts=spec.attempt if attempts is None else attempts,
+        history=history,
+        started_at=started,
+        finished_at=time.time(),
+        status=status,
+        runtime=runtime,
+    )

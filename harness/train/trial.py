@@ -408,7 +408,7 @@ def run_trial(
     A failed run has status ``failed`` and a :class:`~harness.records.Failure` (see
     :mod:`harness.train.failures`); the epoch rows reached so far are kept in ``history``.
     """
-    from harness.train.failures import classify, trimmed_traceback
+    from harness.train.failures import failed_record
 
     history = _StreamingHistory(on_epoch)
     started = time.time()
@@ -416,15 +416,12 @@ def run_trial(
         check_plugins(spec)
         outcome = _train(spec, history, trainer_overrides)
     except Exception as exc:  # every failure is recorded, the suite goes on
-        return RunRecord.failed(
+        return failed_record(
             spec,
-            classify(exc),
-            f"{type(exc).__name__}: {exc}",
-            traceback=trimmed_traceback(exc),
-            attempts=spec.attempt,
+            exc,
+            message=f"{type(exc).__name__}: {exc}",
             history=list(history),
-            started_at=started,
-            finished_at=time.time(),
+            started=started,
             runtime=runtime_info(spec.accelerator),
         )
     finished = time.time()

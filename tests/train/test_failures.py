@@ -11,8 +11,7 @@ import pytest
 
 from harness.errors import RunFailure
 from harness.records import FAILURE_KINDS, PluginRef, RunRecord
-from harness.scheduler.base import stopped_record
-from harness.train.failures import PluginMismatch, classify, trimmed_traceback, worker_died
+from harness.train.failures import PluginMismatch, classify, failed_record, trimmed_traceback, worker_died
 from tests.helpers import payloads, tiny_suite, write_suite
 
 FAULT_SUITE: dict[str, Any] = {
@@ -62,14 +61,14 @@ def test_classify(exc: BaseException, kind: str) -> None:
     assert classify(exc) == kind and kind in FAILURE_KINDS
 
 
-def test_stopped_record_keeps_the_executors_kind_status_and_partial_history(tmp_path: Path) -> None:
+def test_failed_record_keeps_the_executors_kind_status_and_partial_history(tmp_path: Path) -> None:
     """Timeouts are the executor's call (no exception says so): it names the kind, and the status
     (``killed`` for cells the suite deadline cancelled); the streamed epochs stay on the record."""
     (spec,) = payloads(write_suite(tmp_path, tiny_suite(tasks=["digits"])), tmp_path / "cache")
     rows = [{"epoch": 0.0, "step": 2.0, "elapsed_s": 0.5, "train_loss": 1.5, "val_loss": 1.25}]
     started = time.time() - 3.0
     message = "run still alive 16 s after it started (trainer.max_time 10 s); cancelled"
-    timeout = stopped_record(
+    timeout = failed_record(
         spec,
         None,
         kind="timeout",
@@ -84,17 +83,17 @@ def test_stopped_record_keeps_the_executors_kind_status_and_partial_history(tmp_
     assert timeout.history == rows and timeout.attempts == timeout.failure.attempts == 2
     assert timeout.started_at == started and timeout.wall_time_s >= 3.0 and timeout.spec == spec
     assert timeout.runtime is not None and timeout.runtime.node_id == "node-a"
-    deadline = stopped_record(spec, None, kind="timeout", message="suite deadline reached", status="killed")
+    deadline = failed_record(spec, None, kind="timeout", message="suite deadline reached", status="killed")
     assert deadline.status == "killed" and deadline.failure is not None and deadline.failure.kind == "timeout"
     assert deadline.runtime is None and deadline.history == []
     # without a kind, the exception is classified; its one line follows the cause, its traceback is kept
-    died = stopped_record(
+    died = failed_record(
         spec, _raised(WorkerCrashedError("The worker died unexpectedly")), cause="worker died: "
     )
     assert died.status == "failed" and died.failure is not None and died.failure.kind == "infrastructure"
     assert died.error == "worker died: WorkerCrashedError: The worker died unexpectedly"
     assert "WorkerCrashedError" in died.failure.traceback
-    killed = stopped_record(spec, KeyboardInterrupt(), message="interrupted (Ctrl-C)")
+    killed = failed_record(spec, KeyboardInterrupt(), message="interrupted (Ctrl-C)")
     assert killed.status == "killed" and killed.failure is not None and killed.failure.kind == "killed"
     for record in (timeout, deadline, died, killed):  # each is one line of the results file
         assert RunRecord.from_json(record.to_json()).failure == record.failure
