@@ -63,7 +63,10 @@ def select(
             path, suite = candidate, target
     elif target and RUN_ID.match(target) and path is None:
         for candidate in sorted(Path("results").glob("*.jsonl")) if Path("results").is_dir() else []:
-            if any(r.parent_run_id == target for r in ResultsFile(candidate).read()):
+            # a text search skips the files that cannot hold it; only a candidate is parsed
+            if target in candidate.read_text(encoding="utf-8") and any(
+                r.parent_run_id == target for r in ResultsFile(candidate).read()
+            ):
                 path, invocation = candidate, target
                 break
     if path is not None:
