@@ -40,6 +40,11 @@ class RunFailure(Exception):
     """
 
 
+class Diverged(RunFailure):
+    """The run trained to the end but its test loss or primary metric is non-finite, or worse
+    than the task's ``TaskInfo.divergence_bound``: recorded failed, kind ``diverged``."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return a ``did you mean`` fragment (or an empty string)."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)

@@ -105,6 +105,11 @@ class TaskInfo:
     output_max_length: int | None = None
     #: where the data comes from, its license and the published anchors (shown by ``harness list``)
     source: str = ""
+    #: a primary test metric worse than this (above it when ``direction`` is ``min``, below it when
+    #: ``max``) means the run diverged: it is recorded failed, kind ``diverged``, and kept out of
+    #: ranks, intervals and Pareto fronts. Non-finite test figures always count as diverged. The
+    #: built-ins use 100x the trivial predictor's value (e.g. predicting the mean) for error metrics.
+    divergence_bound: float | None = None
 
     @classmethod
     def classification(

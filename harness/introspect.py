@@ -52,10 +52,12 @@ def _task_facts(cls: type[Task[Any]]) -> list[str]:
     except Exception as exc:  # a task whose defaults need a user file, say
         return [f"*(needs parameters to describe: {exc})*"]
     arrow = "↑" if info.direction == "max" else "↓"
+    bound = info.divergence_bound
     facts = [
         f"- **output**: {info.output_kind}; **metrics**: {', '.join(info.metrics)}; "
         f"**primary**: {info.primary_metric} {arrow}"
-        + (f"; **target**: {info.target:g}" if info.target is not None else ""),
+        + (f"; **target**: {info.target:g}" if info.target is not None else "")
+        + (f"; **diverged beyond**: {bound:.4g}" if bound is not None else ""),
     ]
     if info.requires:
         facts.append(f"- **requires**: {', '.join(sorted(info.requires))}")

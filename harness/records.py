@@ -26,7 +26,7 @@ from harness.settings import ExecutionSpec, MeasureSpec, ResourcesSpec, TrainerS
 
 Status = Literal["finished", "failed", "killed", "skipped"]
 #: why a run failed, in one word (see :mod:`harness.train.failures` for the classification)
-FailureKind = Literal["exception", "nan", "oom", "timeout", "infrastructure", "killed"]
+FailureKind = Literal["exception", "nan", "diverged", "oom", "timeout", "infrastructure", "killed"]
 FAILURE_KINDS: tuple[str, ...] = get_args(FailureKind)
 Direction = Literal["max", "min"]
 #: the version of the record layout written by :meth:`RunRecord.to_json`

@@ -199,10 +199,40 @@ class CrashTask(_Base):
     def datamodule(self, config):
         raise RuntimeError("data source unavailable")
 
+class _Regression(Task):
+    # the adding problem, tiny; divergence_bound: 100x the trivial predictor's MSE (1/6)
+    def info(self):
+        return TaskInfo(
+            InputSpec("continuous", 2, max_length=8), "regression", 1, "mse", ("mse",), "mse", "min",
+            divergence_bound=100 / 6,
+        )
+    def datamodule(self, config: DataConfig):
+        from harness_builtins.tasks.adding import AddingTask
+        return AddingTask({"length": 8, "num_train": 64, "num_val": 32, "num_test": 32}).datamodule(config)
+
+class HugeTestTask(_Regression):
+    # trains normally; at evaluation its predictions are scaled by 1e13 (test MSE ~1e26)
+    name = "huge_test_task"
+    def metric_inputs(self, prediction, target):
+        import torch
+        if not torch.is_grad_enabled():
+            prediction = prediction * 1e13
+        return super().metric_inputs(prediction, target)
+
+class InfTestTask(_Regression):
+    # trains normally; its evaluation loss is infinite
+    name = "inf_test_task"
+    def loss(self, prediction, target):
+        import torch
+        loss = super().loss(prediction, target)
+        return loss if torch.is_grad_enabled() else loss * float("inf")
+
 @hookimpl
 def register_tasks(register):
     register(NanTask)
     register(CrashTask)
+    register(HugeTestTask)
+    register(InfTestTask)
 """
 
 

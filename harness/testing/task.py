@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -250,6 +251,16 @@ def check_task(
             raise CheckFailed(f"direction {info.direction!r}: use 'max' or 'min'")
         if not info.requires <= CAPABILITIES:
             raise CheckFailed(f"requires unknown capabilities {sorted(info.requires - CAPABILITIES)}")
+        bound = info.divergence_bound
+        if bound is not None and not math.isfinite(bound):
+            raise CheckFailed(f"divergence_bound {bound!r}: use a finite value (or None for no bound)")
+        if bound is not None and info.target is not None:
+            worse = bound > info.target if info.direction == "min" else bound < info.target
+            if not worse:
+                raise CheckFailed(
+                    f"divergence_bound {bound:g} is not worse than the target {info.target:g} "
+                    f"(direction {info.direction}): every run that reaches the target would count as diverged"
+                )
         if info.output_kind == "seq2seq" and not info.output_vocab_size:
             raise CheckFailed("a seq2seq task must set output_vocab_size")
         built.append((task, info))

@@ -1,12 +1,14 @@
 """Why a run failed, in one word: the ``failure`` block of a result.
 
-Kinds (``RunRecord.failure.kind``): ``exception`` (the run's code raised), ``nan`` (the loss
-diverged), ``oom`` (torch / Python / Ray's memory monitor ran out of memory), ``timeout`` (the run
-outlived its hard limit, or the suite's deadline), ``infrastructure`` (the worker process or node
-died, or the worker lacks the plugin the driver planned with) and ``killed`` (Ctrl-C).
+Kinds (``RunRecord.failure.kind``): ``exception`` (the run's code raised), ``nan`` (the training
+loss became NaN or infinite), ``diverged`` (training ended, but the test loss or primary metric is
+non-finite or worse than the task's ``divergence_bound``), ``oom`` (torch / Python / Ray's memory
+monitor ran out of memory), ``timeout`` (the run outlived its hard limit, or the suite's
+deadline), ``infrastructure`` (the worker process or node died, or the worker lacks the plugin the
+driver planned with) and ``killed`` (Ctrl-C).
 
 ``timeout`` is never read off an exception: the executor that cancelled the run names it (see
-:func:`harness.scheduler.base.stopped_record`). Classification goes by exception class *names*
+:func:`failed_record`). Classification goes by exception class *names*
 along the cause chain, so this module imports neither torch nor ray and can run on the driver
 for errors a worker never returned.
 """
@@ -70,6 +72,8 @@ def classify(exc: BaseException) -> FailureKind:
         return "killed"
     if "PluginMismatch" in names:
         return "infrastructure"
+    if "Diverged" in names:
+        return "diverged"
     if names & OOM_NAMES or any(t in text for t in OOM_TEXT):
         return "oom"
     if names & WORKER_DIED:

@@ -8,6 +8,7 @@ and rebuilds the run. It never raises for a failed run: the
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import socket
@@ -216,6 +217,11 @@ def _train(
     fitted = _fit_and_test(spec, parts, history, trainer_overrides)
     metrics = {k: v for k, v in fitted.tested.items() if k.startswith("test_") and k != "test_loss"}
     metrics["test_loss"] = fitted.tested.get("test_loss", float("nan"))
+    diverged = divergence(parts.info, metrics)
+    if diverged:
+        from harness.errors import Diverged
+
+        raise Diverged(diverged)
     # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
     measured: dict[str, float] = {}
     if fitted.trainer.global_rank == 0:  # data-parallel: rank 0 measures, once
@@ -239,6 +245,25 @@ def _train(
     directions: dict[str, Direction] = {name: metric.direction for name, metric in parts.metrics.items()}
     directions.update({parts.info.primary_metric: parts.info.direction, "loss": "min"})
     return _Outcome(metrics, directions, cost, {str(k): str(v) for k, v in artifacts.items()}, gradient_flow)
+
+
+def divergence(info: TaskInfo, metrics: Mapping[str, float]) -> str | None:
+    """Why a run that trained to the end diverged (see ``TaskInfo.divergence_bound``), or None."""
+    primary = f"test_{info.primary_metric}"
+    for key in ("test_loss", primary):
+        value = metrics.get(key)
+        if value is None or not math.isfinite(value):
+            return (
+                f"{key} is {value}: the run diverged; lower trainer.lr or set trainer.gradient_clip_val"
+            )
+    bound, value = info.divergence_bound, metrics[primary]
+    if bound is not None and (value > bound if info.direction == "min" else value < bound):
+        side = "above" if info.direction == "min" else "below"
+        return (
+            f"{primary} = {value:.4g} is {side} the task's divergence bound {bound:.4g}: the run "
+            "diverged; lower trainer.lr or set trainer.gradient_clip_val"
+        )
+    return None
 
 
 def _fit_baseline(module: Any, data: Any) -> None:

@@ -133,6 +133,7 @@ class CopyMemoryTask(Task[CopyMemoryParams]):
             direction="min",
             target=p.target_ce if p.target_ce is not None else memoryless_ce(p.length) / 10,
             source=source(p.length),
+            divergence_bound=100 * memoryless_ce(p.length),  # 100x the memoryless baseline
         )
 
     def _arrays(self) -> dict[str, Any]:

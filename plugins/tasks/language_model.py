@@ -33,6 +33,7 @@ prompts from the test split.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -151,6 +152,8 @@ class LanguageModelTask(Task[LanguageModelParams]):
             primary_metric="bits_per_char" if p.unit == "char" else "perplexity",
             direction="min",
             target=p.target if p.target is not None else DEFAULT_TARGET[p.unit],
+            # 100x the uniform predictor: log2(V) bits per char, perplexity V
+            divergence_bound=100 * (math.log2(size) if p.unit == "char" else size),
             requires=frozenset({"causal"}),
             source=SOURCE,
         )

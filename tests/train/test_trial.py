@@ -141,6 +141,43 @@ def test_nan_loss_and_exceptions_are_recorded_as_failed(broken_tasks: Path) -> N
     assert "Traceback" in crash.failure.traceback
 
 
+def test_diverged_runs_are_failed_with_their_cause(broken_tasks: Path) -> None:
+    """A run that trains to the end with a test MSE of ~1e26 (or an infinite test loss) is not a
+    finished run to rank: it is failed, kind ``diverged``, and the message says why and what to do."""
+    suite = write_suite(broken_tasks, tiny_suite(tasks=["huge_test_task", "inf_test_task"]))
+    results = {p.task: run_trial(p) for p in payloads(suite, broken_tasks / "cache")}
+    huge, inf = results["huge_test_task"], results["inf_test_task"]
+    assert huge.status == "failed" and huge.failure is not None and huge.failure.kind == "diverged", why(huge)
+    assert "test_mse = " in huge.error and "above the task's divergence bound 16.67" in huge.error
+    assert "lower trainer.lr" in huge.error and huge.metrics == {} and huge.history
+    assert inf.status == "failed" and inf.failure is not None and inf.failure.kind == "diverged", why(inf)
+    assert "test_loss is inf" in inf.error
+
+
+def test_divergence_bound_follows_the_direction() -> None:
+    from harness.interfaces import InputSpec, TaskInfo
+    from harness.train.trial import divergence
+
+    def info(direction: str, bound: float | None) -> TaskInfo:
+        return TaskInfo(
+            InputSpec("continuous", 1),
+            "regression",
+            1,
+            "mse",
+            ("m",),
+            "m",
+            direction,  # type: ignore[arg-type]
+            divergence_bound=bound,
+        )
+
+    assert divergence(info("min", 10.0), {"test_loss": 1.0, "test_m": 9.0}) is None
+    assert "above" in (divergence(info("min", 10.0), {"test_loss": 1.0, "test_m": 11.0}) or "")
+    assert divergence(info("max", 0.1), {"test_loss": 1.0, "test_m": 0.5}) is None
+    assert "below" in (divergence(info("max", 0.1), {"test_loss": 1.0, "test_m": 0.05}) or "")
+    assert divergence(info("min", None), {"test_loss": 1.0, "test_m": 1e30}) is None  # no bound declared
+    assert "test_m is nan" in (divergence(info("min", None), {"test_loss": 1.0, "test_m": math.nan}) or "")
+
+
 def test_early_stopping_follows_the_monitored_metric_direction(all_payloads: Specs) -> None:
     from harness.plugins import get_registry
     from harness.train.trial import monitor_direction
