@@ -21,9 +21,10 @@ from rich.console import Console
 
 from harness import __version__
 from harness.matrix import Plan, build_plan
+from harness.plan_status import plan_status
 from harness.plugins import get_registry
 from harness.provenance import git_commit
-from harness.records import RunRecord, RunSpec, finished_ids, latest_by_run
+from harness.records import RunRecord, RunSpec, latest_by_run
 from harness.settings import ResourcesSpec
 from harness.suite import check_accelerator, load_suite
 from harness.tracking.results import ResultsFile, default_results_path
@@ -123,11 +124,11 @@ class _Recorder:
         if record.finished and rid in self._logged_finished:
             return False  # never two FINISHED child runs (or records) for one run id
         try:
-            record.mlflow_run_id = self.tracker.log_child(record)
+            child = record.mlflow_run_id = self.tracker.log_child(record)
             if record.finished:
                 self._logged_finished.add(rid)
-                if self.in_mlflow.get(rid):  # --rerun: the new run replaces the earlier ones
-                    self.tracker.supersede(self.in_mlflow.pop(rid), by=record.mlflow_run_id)
+                if self.in_mlflow.get(rid):  # --rerun: the new run supersedes (tags) the earlier ones
+                    self.tracker.supersede(self.in_mlflow.pop(rid), by_parent=self.parent, by_run=child)
         except Exception as exc:  # the results file still gets it
             self.console.print(f"[yellow]warning:[/] could not log run {rid} to MLflow: {exc}")
         self.results_file.append(record)
@@ -175,7 +176,7 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
         tracker.connect()
         # finished in the results file *or* in MLflow: a driver that died between the two is not run twice
         in_mlflow = tracker.finished_children()
-        done = set() if options.rerun else finished_ids(previous) | set(in_mlflow)
+        done = plan_status(plan, previous, in_mlflow, options.rerun).done_ids  # as `validate` shows it
         cache_dir = _cache_dir()
         todo = [c.model_copy(update={"cache_dir": cache_dir}) for c in plan.runnable if c.run_id not in done]
         resumed = len(plan.runnable) - len(todo)
@@ -276,7 +277,7 @@ def write_reports(
     """The suite's reporters (``reporters:``; None = every installed one) write ``records`` into
     ``<report_dir or reports/<suite>>/<invocation>/``, copied to ``.../latest/`` as a stable link target.
     """
-    from harness.report.context import ReportContext, load_profiles
+    from harness.report.context import ReportContext
     from harness.report.output import write_report_set
 
     context = ReportContext.from_records(records, source="results file")
@@ -287,7 +288,7 @@ def write_reports(
         context.suite_text = Path(suite_path).read_text(encoding="utf-8")
     context.command = command
     if profile_dir is not None:
-        context.profiles = load_profiles(profile_dir, [r.spec.task for r in records])
+        context.load_profiles(profile_dir, [r.spec.task for r in records])
     root = Path(report_dir or Path("reports") / suite_name)
     return write_report_set(records, root, context, reporters)
 

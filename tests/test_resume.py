@@ -53,9 +53,18 @@ def test_finished_runs_found_only_in_mlflow_are_not_run_again(
 
     forced = cli("run", str(suite), "--executor", "local", "--rerun")
     assert forced.exit_code == 0, forced.output
-    _, _, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
-    per_id = Counter(c.data.tags["harness.run_id"] for c in children if c.info.status == "FINISHED")
-    assert len(per_id) == 2 and set(per_id.values()) == {1}  # the earlier runs were superseded
+    _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
+    newest = max(parents, key=lambda p: p.info.start_time).info.run_id
+    current = [c for c in children if "harness.superseded_by" not in c.data.tags]
+    per_id = Counter(c.data.tags["harness.run_id"] for c in current if c.info.status == "FINISHED")
+    assert len(per_id) == 2 and set(per_id.values()) == {1}  # one current FINISHED run per cell
+    superseded = [c for c in children if "harness.superseded_by" in c.data.tags]
+    assert len(superseded) == 2 and {c.data.tags["harness.superseded_by"] for c in superseded} == {newest}
+    assert all(c.info.lifecycle_stage == "active" for c in children)  # tagged, never deleted
+
+    after_rerun = cli("run", str(suite), "--executor", "local")  # resume ignores the superseded runs
+    assert after_rerun.exit_code == 0 and "2 already done" in after_rerun.output, after_rerun.output
+    assert len(mlflow_runs(tmp_path / "mlflow.db", "resumable")[2]) == 4
 
     gone = cli("run", str(suite), "--executor", "local", "--resume")  # resuming is the default: no flag
     assert gone.exit_code == 2 and "No such option '--resume'" in gone.output

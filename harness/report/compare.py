@@ -1,27 +1,34 @@
 """``harness compare A B``: per-cell deltas between two invocations with a noise-aware verdict.
 
 A cell is task × architecture, aggregated over seeds. The verdict comes from the seed spread,
-not a fixed percentage: Welch's t-test on the seed values of A and B (Holm-corrected over the
-cells, α = 0.05) — significant
+not a fixed percentage: Welch's t-test on the seed values of A and B, or with ``paired=True`` a
+paired t-test over the seeds both sides ran (each seed's B value against the same seed's A value:
+same data split, same initialisation), Holm-corrected over the cells (α = 0.05) — significant
 and better → improved, significant and worse → regressed, else unchanged. With fewer than two
-seeds on either side the spread is unknown: the verdict is "unknown (n=1)" unless the user
-states a minimum relative effect (``--min-effect 0.05`` = 5 %), which is then used instead.
+seeds (pairs) the spread is unknown: the verdict is "unknown (n=1)" ("unknown (<2 pairs)") unless
+the user states a minimum relative effect (``--min-effect 0.05`` = 5 %), which is then used instead.
+
+Two sides that cannot be compared are bad input (:class:`HarnessError`): a side without finished
+runs, the same runs on both sides, no cell in common, or (paired) no seed in common.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
+from harness.errors import HarnessError
 from harness.records import RunRecord, latest_by_run
 from harness.report.analysis import normalize_cost
-from harness.report.stats import ALPHA, holm, welch
+from harness.report.stats import ALPHA, holm, paired_t, welch
 
 #: main costs compared besides the primary metric: (key, higher is better)
 COST_KEYS = (("train_samples_per_s", True), ("latency_p50_ms", False), ("peak_memory_mb", False))
 ENV_KEYS = ("torch", "python", "harness", "pytorch_lightning", "cuda")
+#: the verdict of a paired comparison with fewer than two seeds in common
+UNKNOWN_PAIRS = "unknown (<2 pairs)"
 
 
 @dataclass
@@ -33,7 +40,13 @@ class Delta:
     a: list[float]
     b: list[float]
     pvalue: float | None
-    verdict: str  # improved | regressed | unchanged | unknown (n=1) | missing
+    verdict: str  # improved | regressed | unchanged | unknown (n=1) | unknown (<2 pairs) | missing
+    #: the seed of each value of ``a`` / ``b``
+    seeds_a: list[int] = field(default_factory=list)
+    seeds_b: list[int] = field(default_factory=list)
+    #: "welch", or "paired" (then ``pairs`` is the number of seeds both sides ran)
+    test: str = "welch"
+    pairs: int = 0
 
     @property
     def mean_a(self) -> float | None:
@@ -47,6 +60,47 @@ class Delta:
     def delta(self) -> float | None:
         return None if self.mean_a is None or self.mean_b is None else self.mean_b - self.mean_a
 
+    def by_seed(self) -> tuple[dict[int, float], dict[int, float]]:
+        """Each side's value per seed (a seed recorded twice on one side: their mean)."""
+
+        def per_seed(seeds: list[int], values: list[float]) -> dict[int, float]:
+            grouped: dict[int, list[float]] = {}
+            for seed, value in zip(seeds, values, strict=True):
+                grouped.setdefault(seed, []).append(value)
+            return {seed: statistics.fmean(vals) for seed, vals in grouped.items()}
+
+        return per_seed(self.seeds_a, self.a), per_seed(self.seeds_b, self.b)
+
+    def test_pvalue(self) -> float | None:
+        """The uncorrected p value of this delta's test (None when it cannot be computed)."""
+        if not self.a or not self.b:
+            return None
+        if self.test == "paired":
+            by_a, by_b = self.by_seed()
+            return paired_t(by_a, by_b)[0]
+        return welch(self.a, self.b)
+
+
+def _judge(
+    diff: float,
+    scale: float,
+    p: float | None,
+    higher_is_better: bool,
+    min_effect: float | None,
+    alpha: float,
+    unknown: str,
+) -> tuple[str, float | None]:
+    better = diff > 0 if higher_is_better else diff < 0
+    if p is None:
+        if min_effect is None:
+            return unknown, None
+        significant = abs(diff) / (abs(scale) or 1.0) > min_effect
+    else:
+        significant = p < alpha
+    if not significant or diff == 0:
+        return "unchanged", p
+    return ("improved" if better else "regressed"), p
+
 
 def verdict(
     a: Sequence[float],
@@ -59,67 +113,168 @@ def verdict(
     """(verdict, Welch p value or None) for B relative to A (``adjusted``: a corrected p to use instead)."""
     if not a or not b:
         return "missing", None
-    diff = statistics.fmean(b) - statistics.fmean(a)
-    better = diff > 0 if higher_is_better else diff < 0
     p = adjusted if adjusted is not None else welch(a, b)
-    if p is None:
-        if min_effect is None:
-            return "unknown (n=1)", None
-        scale = abs(statistics.fmean(a)) or 1.0
-        significant = abs(diff) / scale > min_effect
-    else:
-        significant = p < alpha
-    if not significant or diff == 0:
-        return "unchanged", p
-    return ("improved" if better else "regressed"), p
+    diff = statistics.fmean(b) - statistics.fmean(a)
+    return _judge(diff, statistics.fmean(a), p, higher_is_better, min_effect, alpha, "unknown (n=1)")
 
 
-def _values(records: Sequence[RunRecord]) -> dict[tuple[str, str], dict[str, Any]]:
-    cells: dict[tuple[str, str], dict[str, Any]] = {}
+def _verdict_of(delta: Delta, adjusted: float | None, min_effect: float | None) -> tuple[str, float | None]:
+    """The verdict of ``delta`` given its corrected p value (None: no test possible)."""
+    if delta.test != "paired":
+        if not delta.a or not delta.b:
+            return "missing", None
+        diff = statistics.fmean(delta.b) - statistics.fmean(delta.a)
+        return _judge(
+            diff,
+            statistics.fmean(delta.a),
+            adjusted,
+            delta.direction == "max",
+            min_effect,
+            ALPHA,
+            "unknown (n=1)",
+        )
+    by_a, by_b = delta.by_seed()
+    shared = sorted(set(by_a) & set(by_b))
+    if not shared:
+        return "missing", None
+    diff = statistics.fmean(by_b[s] - by_a[s] for s in shared)
+    scale = statistics.fmean(by_a[s] for s in shared)
+    return _judge(diff, scale, adjusted, delta.direction == "max", min_effect, ALPHA, UNKNOWN_PAIRS)
+
+
+@dataclass
+class _Cell:
+    primary: str
+    direction: str
+    #: metric -> (seed, value) of every finished run of the cell
+    values: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def add(self, metric: str, seed: int, value: float | None) -> None:
+        if value is not None and math.isfinite(value):  # a figure not measured (memory off) is NaN
+            self.values.setdefault(metric, []).append((seed, value))
+
+
+def _values(records: Sequence[RunRecord]) -> dict[tuple[str, str], _Cell]:
+    cells: dict[tuple[str, str], _Cell] = {}
     for r in latest_by_run(records):
         if not r.finished:
             continue
         key = (r.spec.task_label, r.spec.arch_label)
         primary = r.spec.primary_metric
-        cell = cells.setdefault(key, {"primary": primary, "direction": r.spec.direction, "values": {}})
-        value = r.metrics.get(f"test_{primary}")
-        if value is not None:
-            cell["values"].setdefault(primary, []).append(value)
+        cell = cells.setdefault(key, _Cell(primary, r.spec.direction))
+        cell.add(primary, r.spec.seed, r.metrics.get(f"test_{primary}"))
         for cost, value in normalize_cost(r.cost).items():
-            cell["values"].setdefault(cost, []).append(value)
+            cell.add(cost, r.spec.seed, value)
     return cells
 
 
+def _identity(records: Sequence[RunRecord]) -> set[tuple[str, str | None, str | None]]:
+    return {(r.run_id, r.parent_run_id, r.mlflow_run_id) for r in records}
+
+
+def check_comparable(
+    a: Sequence[RunRecord], b: Sequence[RunRecord], paired: bool = False, names: tuple[str, str] = ("A", "B")
+) -> None:
+    """Raise :class:`HarnessError` when A and B cannot be compared (see the module docstring)."""
+    cells_a, cells_b = _values(a), _values(b)
+    for name, records, cells in ((names[0], a, cells_a), (names[1], b, cells_b)):
+        if not any(cell.values.get(cell.primary) for cell in cells.values()):
+            statuses = sorted({r.status for r in records})
+            raise HarnessError(
+                f"Nothing to compare on side {name}: "
+                + (
+                    f"its {len(records)} record(s) have no finished run with a test value "
+                    f"(status: {', '.join(statuses)})"
+                    if records
+                    else "it has no records"
+                )
+                + ". Pass the invocation (parent run id), results file or suite that ran the cells."
+            )
+    if _identity(a) == _identity(b):
+        raise HarnessError(
+            f"A ({names[0]}) and B ({names[1]}) select the same runs: comparing them with themselves "
+            "says nothing. Pass two different invocations (parent run ids; `--results FILE A B` picks "
+            "them from one results file) or two results files."
+        )
+    shared = [key for key in cells_a if key in cells_b]
+    if not shared:
+
+        def listing(cells: dict[tuple[str, str], _Cell]) -> str:
+            return ", ".join(f"{t}/{arch}" for t, arch in sorted(cells)[:8]) + (
+                " …" if len(cells) > 8 else ""
+            )
+
+        raise HarnessError(
+            f"A ({names[0]}) and B ({names[1]}) have no cell in common: A ran {listing(cells_a)}; "
+            f"B ran {listing(cells_b)}. Compare invocations of the same suite (cells are task × "
+            "architecture labels)."
+        )
+    if paired:
+
+        def seeds(cell: _Cell) -> set[int]:
+            return {seed for seed, _ in cell.values.get(cell.primary, [])}
+
+        if not any(seeds(cells_a[key]) & seeds(cells_b[key]) for key in shared):
+            raise HarnessError(
+                f"--paired pairs runs by seed, but A ({names[0]}) and B ({names[1]}) have no seed in "
+                "common in any shared cell. Run B with the seeds of A, or leave out --paired (Welch's "
+                "test does not pair)."
+            )
+
+
 def compare(
-    a: Sequence[RunRecord], b: Sequence[RunRecord], min_effect: float | None = None, costs: bool = True
+    a: Sequence[RunRecord],
+    b: Sequence[RunRecord],
+    min_effect: float | None = None,
+    costs: bool = True,
+    paired: bool = False,
 ) -> list[Delta]:
     """Deltas of the primary metric (and main costs) for every cell in A or B.
 
     p values are Holm-corrected per metric over the cells, so a suite with many cells does not
-    raise false alarms at α per cell.
+    raise false alarms at α per cell. ``paired``: a paired t-test over the seeds both sides ran
+    instead of Welch's test. Call :func:`check_comparable` first to refuse sides that cannot be
+    compared.
     """
     cells_a, cells_b = _values(a), _values(b)
     out: list[Delta] = []
     for key in dict.fromkeys([*cells_a, *cells_b]):
-        ca, cb = cells_a.get(key, {}), cells_b.get(key, {})
+        ca, cb = cells_a.get(key), cells_b.get(key)
         info = ca or cb
-        metrics = [(info["primary"], info["direction"] == "max")]
+        if info is None:  # cannot happen: the key came from one of them
+            continue
+        metrics = [(info.primary, info.direction == "max")]
         if costs:
             metrics += list(COST_KEYS)
         for metric, higher in metrics:
-            va, vb = ca.get("values", {}).get(metric, []), cb.get("values", {}).get(metric, [])
+            va = ca.values.get(metric, []) if ca else []
+            vb = cb.values.get(metric, []) if cb else []
             if not va and not vb:
                 continue
-            out.append(Delta(key[0], key[1], metric, "max" if higher else "min", va, vb, None, "missing"))
+            delta = Delta(
+                key[0],
+                key[1],
+                metric,
+                "max" if higher else "min",
+                [v for _, v in va],
+                [v for _, v in vb],
+                None,
+                "missing",
+                seeds_a=[s for s, _ in va],
+                seeds_b=[s for s, _ in vb],
+                test="paired" if paired else "welch",
+            )
+            if paired:
+                by_a, by_b = delta.by_seed()
+                delta.pairs = len(set(by_a) & set(by_b))
+            out.append(delta)
     families: dict[str, dict[int, float | None]] = {}
     for i, d in enumerate(out):
-        families.setdefault(d.metric if d.metric in dict(COST_KEYS) else "primary", {})[i] = (
-            welch(d.a, d.b) if d.a and d.b else None
-        )
+        families.setdefault(d.metric if d.metric in dict(COST_KEYS) else "primary", {})[i] = d.test_pvalue()
     for family in families.values():
         for index, p in holm({str(i): p for i, p in family.items()}).items():
             d = out[int(index)]
-            d.verdict, d.pvalue = verdict(d.a, d.b, d.direction == "max", min_effect, adjusted=p)
+            d.verdict, d.pvalue = _verdict_of(d, p, min_effect)
     return out
 
 
@@ -156,4 +311,12 @@ def environment_warnings(a: Sequence[RunRecord], b: Sequence[RunRecord]) -> list
     ]
 
 
-__all__ = ["COST_KEYS", "Delta", "compare", "environment_warnings", "verdict"]
+__all__ = [
+    "COST_KEYS",
+    "UNKNOWN_PAIRS",
+    "Delta",
+    "check_comparable",
+    "compare",
+    "environment_warnings",
+    "verdict",
+]

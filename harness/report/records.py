@@ -3,6 +3,10 @@
 A target is, in the order tried: a suite YAML (its results file; its text gives the suite
 hash), a results file (``.jsonl``), a suite name with ``results/<name>.jsonl``, an invocation id
 (parent run id) found in a results file, or — through MLflow — a parent run id or an experiment.
+
+With ``--results FILE`` the target is looked up *in that file*: a parent run id selects that
+invocation's records, a suite name that suite's latest records. So ``harness compare --results
+FILE A B`` selects each side by its own invocation, exactly as without ``--results``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.records import RunRecord, latest_by_run
-from harness.report.context import ReportContext, load_profiles
+from harness.report.context import ReportContext
 from harness.tracking.results import ResultsFile, default_results_path
 
 
@@ -30,6 +34,29 @@ def _from_file(path: Path, invocation: str | None, suite: str | None) -> list[Ru
     if invocation:
         records = [r for r in records if r.parent_run_id == invocation]
     return latest_by_run(records)
+
+
+def _nothing_in(path: Path, invocation: str | None, suite: str | None) -> str:
+    """Why a results file gave no records, with what it does hold (its invocations and suites)."""
+    held = ResultsFile(path).read()
+    what = " and ".join(
+        part
+        for part in (f"suite {suite}" if suite else "", f"invocation {invocation}" if invocation else "")
+        if part
+    )
+    message = f"No records in {path}" + (f" for {what}" if what else "") + "."
+    if not held:
+        return message + " The file is empty: run the suite first (`harness run SUITE --results FILE`)."
+    invocations = list(dict.fromkeys(r.parent_run_id or "?" for r in held))
+    suites = sorted({r.spec.suite for r in held})
+    shown = ", ".join(invocations[-8:]) + (
+        f" (and {len(invocations) - 8} older)" if len(invocations) > 8 else ""
+    )
+    return (
+        message
+        + f" It holds suite(s) {', '.join(suites)} and invocation(s) (parent run ids, oldest first) {shown}. "
+        "Pass one of those, or leave out --results to look the target up in MLflow (--tracking-uri)."
+    )
 
 
 def select(
@@ -56,19 +83,34 @@ def select(
         suite, suite_text = loaded.spec.name, loaded.path.read_text(encoding="utf-8")
         path = path or Path(loaded.spec.tracking.results or default_results_path(suite))
     elif target and target.endswith(".jsonl"):
+        if path is not None and path.resolve() != Path(target).resolve():
+            raise HarnessError(
+                f"Two results files: the target {target} and --results {path}. "
+                "Pass one: a results file as the target, or --results with a parent run id or suite name."
+            )
         path = Path(target)
-    elif target and not RUN_ID.match(target) and path is None:
-        candidate = Path("results") / f"{target}.jsonl"
-        if candidate.is_file():
-            path, suite = candidate, target
-    elif target and RUN_ID.match(target) and path is None:
-        for candidate in sorted(Path("results").glob("*.jsonl")) if Path("results").is_dir() else []:
-            # a text search skips the files that cannot hold it; only a candidate is parsed
-            if target in candidate.read_text(encoding="utf-8") and any(
-                r.parent_run_id == target for r in ResultsFile(candidate).read()
-            ):
-                path, invocation = candidate, target
-                break
+    elif target and RUN_ID.match(target):
+        if invocation and invocation != target:
+            raise HarnessError(
+                f"Two invocations: the target {target} and --invocation {invocation}. Pass one of them."
+            )
+        if path is not None:  # an invocation of the given results file
+            invocation = target
+        else:
+            for candidate in sorted(Path("results").glob("*.jsonl")) if Path("results").is_dir() else []:
+                # a text search skips the files that cannot hold it; only a candidate is parsed
+                if target in candidate.read_text(encoding="utf-8") and any(
+                    r.parent_run_id == target for r in ResultsFile(candidate).read()
+                ):
+                    path, invocation = candidate, target
+                    break
+    elif target:  # a suite name: its records in the given results file, or in results/<name>.jsonl
+        if path is not None:
+            suite = target
+        else:
+            candidate = default_results_path(target)
+            if candidate.is_file():
+                path, suite = candidate, target
     if path is not None:
         if not path.is_file():
             raise HarnessError(
@@ -77,9 +119,7 @@ def select(
             )
         records = _from_file(path, invocation, suite)
         if not records:
-            raise HarnessError(
-                f"No records in {path}" + (f" for invocation {invocation}" if invocation else "") + "."
-            )
+            raise HarnessError(_nothing_in(path, invocation, suite))
         context = ReportContext.from_records(records, suite_text=suite_text, source=str(path))
         if invocation:
             context.invocation = invocation
@@ -87,7 +127,7 @@ def select(
         context.command = info.get("command")
         if context.suite_text is None:
             context.suite_text = info.get("suite_text")
-        context.profiles = load_profiles(path.parent / "profile", [r.spec.task for r in records])
+        context.load_profiles(path.parent / "profile", [r.spec.task for r in records])
         return Selection(records, context, path)
     if not target:
         raise HarnessError("Which suite? Pass a suite file, a suite name, a results file or a parent run id.")
@@ -99,7 +139,7 @@ def select(
         command=info["command"],
         source=uri,
     )
-    context.profiles = load_profiles(Path("results") / "profile", [r.spec.task for r in records])
+    context.load_profiles(Path("results") / "profile", [r.spec.task for r in records])
     return Selection(records, context, None)
 
 

@@ -24,6 +24,10 @@ _BATCH = 100
 HISTORY_SKIP = {"epoch", "step", "elapsed_s"}
 #: record status -> MLflow run status of the child run
 CHILD_STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED", "skipped": "FINISHED"}
+#: tags ``--rerun`` sets on an earlier FINISHED child run of a cell it ran again: the parent run id
+#: of the invocation that replaced it, and the replacing child run's id (nothing is ever deleted)
+SUPERSEDED_BY = "harness.superseded_by"
+SUPERSEDED_BY_RUN = "harness.superseded_by_run"
 
 
 def artifact_location(uri: str) -> str | None:
@@ -215,10 +219,12 @@ class MlflowTracker:
         return run_id
 
     def finished_children(self) -> dict[str, list[str]]:
-        """``harness.run_id`` → MLflow run ids of this experiment's FINISHED child runs (for resume).
+        """``harness.run_id`` → MLflow run ids of this experiment's current FINISHED child runs.
 
-        Read in pages; resume trusts it as much as the results file, so a driver that died
-        after logging a run but before appending it to the file does not run it twice.
+        For resume (and for ``--rerun`` to know what it supersedes): child runs an earlier
+        ``--rerun`` superseded are left out. Read in pages; resume trusts it as much as the results
+        file, so a driver that died after logging a run but before appending it to the file does
+        not run it twice.
         """
         found: dict[str, list[str]] = {}
         token = None
@@ -230,21 +236,24 @@ class MlflowTracker:
                 page_token=token,
             )
             for run in page:
-                run_id = run.data.tags.get("harness.run_id")
-                if run_id and "mlflow.parentRunId" in run.data.tags:
+                tags = run.data.tags
+                run_id = tags.get("harness.run_id")
+                if run_id and "mlflow.parentRunId" in tags and SUPERSEDED_BY not in tags:
                     found.setdefault(run_id, []).append(run.info.run_id)
             token = page.token
             if not token:
                 return found
 
-    def supersede(self, mlflow_run_ids: Iterable[str], by: str) -> None:
-        """Soft-delete earlier FINISHED child runs of a cell that ``--rerun`` ran again.
+    def supersede(self, mlflow_run_ids: Iterable[str], by_parent: str, by_run: str) -> None:
+        """Tag earlier FINISHED child runs of a cell that ``--rerun`` ran again as superseded.
 
-        Keeps "one FINISHED child run per run id" true; ``mlflow runs restore`` brings one back.
+        History is append-only: the runs stay (their invocation can still be reported and
+        compared by its parent run id); resume and the "latest" views (an experiment target of
+        ``harness report`` / ``compare``) leave them out.
         """
         for run_id in mlflow_run_ids:
-            self.client.set_tag(run_id, "harness.superseded_by", by)
-            self.client.delete_run(run_id)
+            self.client.set_tag(run_id, SUPERSEDED_BY, by_parent)
+            self.client.set_tag(run_id, SUPERSEDED_BY_RUN, by_run)
 
     def _log(
         self,

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.records import RunRecord, RunSpec
+from harness.records import RunRecord, RunSpec, latest_by_run
+from harness.tracking.mlflow_store import SUPERSEDED_BY
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 #: per-epoch metrics and final test metrics; every other metric of a child run is a cost
@@ -81,11 +82,33 @@ def _record(client: Any, run: Any, suite: str) -> RunRecord:
     return record
 
 
-def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str, Any]]:
-    """Records of one invocation: ``target`` is a parent run id (a child's id means its parent),
-    an experiment name or an experiment id (then its newest invocation).
+def _search_all(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
+    """Every run of ``experiment_id`` matching ``filter_string``, oldest first (read in pages)."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string,
+            order_by=["attributes.start_time ASC"],
+            max_results=1000,
+            page_token=token,
+        )
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
 
-    Returns (records, parent info: suite, invocation, command, suite_text).
+
+def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str, Any]]:
+    """Records of ``target``: a parent run id (a child's id means its parent) gives every child run
+    of that invocation, superseded ones included (any past invocation stays reportable); an
+    experiment name or id gives the latest: the newest record of each cell's run over all its
+    invocations, leaving out the child runs a ``--rerun`` superseded (as a suite's results file does).
+
+    Returns (records, info: suite, invocation — the parent, or the newest one —, command,
+    suite_text). No child run to return is a :class:`HarnessError`: a report or a comparison of
+    nothing would look like a result.
     """
     client = _client(uri)
     try:
@@ -113,6 +136,18 @@ def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str
             if not parents:
                 raise HarnessError(f"The experiment `{experiment.name}` in {uri} has no harness invocation.")
             parent = parents[0]
+        experiment_name = client.get_experiment(parent.info.experiment_id).name
+        suite = parent.data.tags.get("harness.suite", experiment_name)
+        if RUN_ID.match(target):
+            children = _search_all(
+                client, parent.info.experiment_id, f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+            )
+        else:
+            children = [
+                run
+                for run in _search_all(client, parent.info.experiment_id, "tags.mlflow.parentRunId != ''")
+                if SUPERSEDED_BY not in run.data.tags
+            ]
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - any store failure becomes a user-facing error
@@ -120,14 +155,20 @@ def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str
             f"Cannot read `{target}` from the MLflow store {uri} ({type(exc).__name__}: "
             f"{str(exc)[:200]}). Check --tracking-uri."
         ) from None
-    experiment_name = client.get_experiment(parent.info.experiment_id).name
-    suite = parent.data.tags.get("harness.suite", experiment_name)
-    children = client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'", max_results=10000
-    )
-    records = [
-        _record(client, run, suite) for run in reversed(children)
-    ]  # oldest first, as in the results file
+    if not children:
+        ran = parent.data.params.get("to_run")
+        why = (
+            f" (it had {ran} cell(s) to run: every other cell was already done and resumed)"
+            if ran is not None and RUN_ID.match(target)
+            else ""
+        )
+        raise HarnessError(
+            f"Invocation {parent.info.run_id} of `{suite}` in the MLflow store {uri} has no child runs"
+            f"{why}, so there is nothing to report or compare. Pass the parent run id of an invocation "
+            f"that ran cells (see `harness ui`), or the experiment `{experiment_name}` for the latest "
+            "run of every cell."
+        )
+    records = latest_by_run(_record(client, run, suite) for run in children)  # oldest first, as in the file
     info = {
         "suite": suite,
         "invocation": parent.info.run_id,

@@ -3,7 +3,7 @@
 One module-scoped cluster serves every test; suites use the ``fault`` test plugin
 (``tests/fault_plugin.py``) and its trivially fast ``instant`` architecture, so what is measured
 is the orchestration: spreading over nodes, Ray Train DDP, retries after kill -9, Ctrl-C and
-resume, failure classification, and MLflow holding exactly one FINISHED child per run id.
+resume, failure classification, and MLflow holding exactly one current FINISHED child per run id.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from harness.records import PluginRef, RunRecord
+from harness.records import RunRecord
 from harness.tracking.results import ResultsFile
 from tests.helpers import mlflow_runs, write_suite
 from tests.scheduler.cluster import ray_cluster
@@ -111,8 +111,10 @@ def test_cells_spread_over_both_nodes_and_a_nan_cell_is_classified(
         r.failure is not None and r.failure.kind == "nan" and r.status == "failed" for r in nan
     )
     # the plan's provenance came back from the workers with each record, the workers' versions too
-    fault = PluginRef(distribution="HARNESS_PLUGINS", version="-")  # a module named in HARNESS_PLUGINS
-    assert all(r.spec.provenance.task_plugin == r.spec.provenance.arch_plugin == fault for r in records)
+    # a module named in HARNESS_PLUGINS: identified by its version and a digest of its source
+    refs = [ref for r in records for ref in (r.spec.provenance.task_plugin, r.spec.provenance.arch_plugin)]
+    assert {(ref.distribution, ref.version) for ref in refs} == {("HARNESS_PLUGINS", "-")}
+    assert all(ref.source for ref in refs) and len({ref.source for ref in refs}) == 1
     assert all(r.runtime is not None and r.runtime.versions["torch"] for r in finished)
     client, _, children = mlflow_runs(tmp_path / "mlflow.db", "spread")
     assert sorted(c.data.tags.get("harness.failure_kind", "-") for c in children) == ["-"] * 4 + ["nan"] * 4
@@ -236,12 +238,15 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     per_id = _finished_per_run_id(children)
     assert len(per_id) == 4 and set(per_id.values()) == {1}  # every cell finished exactly once
 
-    # --rerun runs everything again but still leaves one FINISHED child per run id (older ones superseded)
+    # --rerun runs everything again but still leaves one current FINISHED child per run id: the older
+    # ones are kept (history is append-only), tagged superseded by the new invocation
     forced = _run(cluster, suite, tmp_path, "--rerun")
     assert forced.returncode == 0, forced.stdout + forced.stderr
     _, _, children = mlflow_runs(tmp_path / "mlflow.db", "interrupted")
-    per_id = _finished_per_run_id(children)
+    current = [c for c in children if "harness.superseded_by" not in c.data.tags]
+    per_id = _finished_per_run_id(current)
     assert len(per_id) == 4 and set(per_id.values()) == {1}
+    assert len(_finished_per_run_id([c for c in children if c not in current])) == 4
 
 
 def test_run_timeout_and_suite_deadline_keep_partial_history(
