@@ -2,20 +2,24 @@
 
 For every (architecture, length) it builds the task at that length (the task's ``length``
 parameter), takes one training batch of the task's own data, and measures — without training to
-convergence — training throughput (median of a few timed forward+backward+optimizer steps after
-warm-up), inference throughput and batch-1 latency (:mod:`harness.measure.timing`), FLOPs per
-sample (:mod:`harness.measure.flops`), peak memory of the training steps
-(:mod:`harness.measure.memory`) and the activation memory autograd saves for one backward pass
-(``activation_memory_mb``: the bytes of tensors saved for backward, exact on any device, the CPU
-figure that RSS growth cannot give within one process). Records go to
-``results/profile/<task>.jsonl`` and to MLflow (experiment ``profile-<task>``, one run per
-architecture, metrics stepped by length).
+convergence — training throughput (forward+backward+optimizer steps), inference throughput and
+batch-1 latency, each timed after warm-up and repeated until its median is known to
+``rel_error`` (or a time budget is spent; :func:`harness.measure.timing.time_until_stable`), with
+its IQR; FLOPs per sample (:mod:`harness.measure.flops`); the peak tensor memory of a training
+step (:mod:`harness.measure.memory`: CUDA max allocated on a GPU, the step's tensor peak on the
+CPU) and the activation memory autograd saves for one backward pass (``activation_memory_mb``).
+
+Records are appended to ``results/profile/<task>.jsonl``, each with the ``session`` that made it
+and, when profiled for a suite (``--suite``), the suite name and ``suite_hash``: a suite's report
+shows only the profile rows of that suite (:func:`harness.report.context.load_profiles`). MLflow
+gets experiment ``profile-<task>``, one run per architecture, metrics stepped by length.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,9 +32,13 @@ LENGTH_PARAMS = ("length", "seq_len", "sequence_length", "max_length")
 SIZE_PARAMS = ("num_train", "num_val", "num_test")
 PROFILE_KEYS = (
     "train_samples_per_s",
+    "train_samples_per_s_iqr",
     "train_timesteps_per_s",
+    "train_timesteps_per_s_iqr",
     "infer_samples_per_s",
+    "infer_samples_per_s_iqr",
     "latency_p50_ms",
+    "latency_iqr_ms",
     "latency_p95_ms",
     "latency_p99_ms",
     "peak_memory_mb",
@@ -74,14 +82,18 @@ def profile_one(
     warmup: int,
     rounds: int,
     cache_dir: Path,
+    max_time_s: float = 2.0,
+    rel_error: float = 0.02,
 ) -> dict[str, float]:
-    """The cost keys of one architecture on one task instance (one length)."""
+    """The cost keys of one architecture on one task instance (one length): ``steps`` and
+    ``rounds`` are the fewest timed training steps and inference rounds; each timing repeats until
+    its median is within ``rel_error`` or ``max_time_s`` seconds of timed calls are spent."""
     import torch
 
     from harness.interfaces import DataConfig
     from harness.measure.flops import forward_flops_per_sample
-    from harness.measure.memory import PeakMemory, activation_mb
-    from harness.measure.timing import inference_timing, percentile, time_rounds, to_device
+    from harness.measure.memory import PeakMemory, activation_mb, training_step_peak_mb
+    from harness.measure.timing import inference_timing, rate, time_until_stable, to_device
     from harness.settings import TrainerSpec
     from harness.train.module import build_module, build_optimizer
 
@@ -92,6 +104,14 @@ def profile_one(
     batch = to_device(next(iter(data.train_dataloader())), device)
     trainer = TrainerSpec(optimizer="adam", lr=1e-3)
     module = build_module(task, arch, trainer).to(device)
+    out: dict[str, float] = {}
+    if not PeakMemory(device).cuda:  # before any timing: a fresh optimizer, the step's tensor peak
+        out["peak_memory_mb"] = training_step_peak_mb(
+            module,
+            lambda: task.batch_loss(module(batch), batch),
+            lambda params: build_optimizer(params, trainer),
+            inputs=[v for v in batch.values() if isinstance(v, torch.Tensor)],
+        )
     optimizer = build_optimizer(module.parameters(), trainer)
 
     def train_step() -> None:
@@ -102,15 +122,29 @@ def profile_one(
     module.train()
     peak = PeakMemory(device)
     peak.start()
-    times = time_rounds(train_step, rounds=steps, warmup=warmup, device=device)
-    out = {"peak_memory_mb": peak.peak_mb()}
+    times = time_until_stable(
+        train_step, min_rounds=steps, warmup=warmup, max_time_s=max_time_s, rel_error=rel_error, device=device
+    )
+    if peak.cuda:
+        out["peak_memory_mb"] = peak.peak_mb()
     optimizer.zero_grad(set_to_none=True)
     out["activation_memory_mb"] = activation_mb(lambda: task.batch_loss(module(batch), batch))
     samples = int(batch["y"].shape[0])
     timesteps = float(batch["lengths"].sum()) if "lengths" in batch else float("nan")
-    out["train_samples_per_s"] = samples / percentile(times, 50)
-    out["train_timesteps_per_s"] = timesteps / percentile(times, 50)
-    out.update(inference_timing(module, batch, rounds=rounds, warmup=warmup))
+    out["train_samples_per_s"], out["train_samples_per_s_iqr"] = rate(samples, times)
+    out["train_timesteps_per_s"], out["train_timesteps_per_s_iqr"] = rate(timesteps, times)
+    out["train_rounds"] = float(len(times))
+    out.update(
+        inference_timing(
+            module,
+            batch,
+            rounds=rounds,
+            warmup=warmup,
+            max_time_s=max_time_s,
+            rel_error=rel_error,
+            counts=True,
+        )
+    )
     out["flops_per_sample"] = forward_flops_per_sample(module, batch)
     out["num_params"] = float(sum(p.numel() for p in module.parameters()))
     return out
@@ -126,12 +160,19 @@ def run_profile(
     steps: int = 5,
     warmup: int = 2,
     rounds: int = 10,
+    max_time_s: float = 2.0,
+    rel_error: float = 0.02,
+    suite: str | None = None,
+    suite_hash: str | None = None,
     out_dir: Path = Path("results/profile"),
     tracking_uri: str | None = None,
     cache_dir: Path | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Profile ``archs`` (default: every trainable architecture that can run the task) at each length."""
+    """Profile ``archs`` (default: every trainable architecture that can run the task) at each length.
+
+    Every record carries this call's ``session`` id and ``profiled_at`` time, and ``suite`` /
+    ``suite_hash`` when profiled for a suite; records are appended to ``out_dir/<task>.jsonl``."""
     import torch
 
     from harness.plugins import get_registry
@@ -149,11 +190,16 @@ def run_profile(
     device = torch.device("cuda", 0) if gpus > 0 else torch.device("cpu")
     sizes = {k: batch_size for k in SIZE_PARAMS if k in task_cls.Params.model_fields}
     records: list[dict[str, Any]] = []
+    session = uuid.uuid4().hex[:12]
     for length in lengths:
         task = task_cls({param: length, **sizes})
         info = task.cached_info()
         for name, arch in arch_objs.items():
             base = {
+                "session": session,
+                "profiled_at": time.time(),
+                "suite": suite,
+                "suite_hash": suite_hash,
                 "task": task_name,
                 "architecture": name,
                 "arch_label": name,
@@ -176,6 +222,8 @@ def run_profile(
                     warmup=warmup,
                     rounds=rounds,
                     cache_dir=cache_dir or default_cache_dir(),
+                    max_time_s=max_time_s,
+                    rel_error=rel_error,
                 )
                 record = {**base, **cost}
             except torch.cuda.OutOfMemoryError as exc:  # a real result at long lengths
@@ -190,8 +238,10 @@ def run_profile(
 
 
 def _write(records: list[dict[str, Any]], path: Path) -> None:
+    """Append: the rows of other sessions (other suites) stay; readers select by suite/session."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    with path.open("a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records))
 
 
 def _log_mlflow(records: list[dict[str, Any]], task_name: str, uri: str | None) -> None:
@@ -220,6 +270,8 @@ def _log_mlflow(records: list[dict[str, Any]], task_name: str, uri: str | None) 
                 "harness.task": task_name,
                 "harness.architecture": arch,
                 "harness.device": rows[0]["device"],
+                "harness.profile_session": rows[0]["session"],
+                **({"harness.suite": rows[0]["suite"]} if rows[0].get("suite") else {}),
             },
         )
         metrics = [

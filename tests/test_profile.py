@@ -43,6 +43,8 @@ def test_profile_writes_records_and_mlflow_runs(tmp_path: Path, monkeypatch: pyt
         "2",
         "--rounds",
         "3",
+        "--max-time",
+        "0.05",
     )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in (tmp_path / "prof" / "adding.jsonl").read_text().splitlines()]
@@ -82,3 +84,51 @@ def test_profile_errors_are_clear(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "--lengths" in bad.output
     missing = _profile(tmp_path, "--task", "addng", "--lengths", "8")
     assert missing.exit_code == 2 and "adding" in missing.output
+
+
+QUICK = ("--task", "adding", "--lengths", "8", "--arch", "gru", "--batch-size", "4")
+QUICK_TIMING = ("--steps", "3", "--rounds", "3", "--max-time", "0.05")
+
+
+def test_profile_records_median_and_iqr_and_labels_its_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, defect 4: every timed figure comes with its spread, columns say what they count."""
+    from harness.measure import NOISE
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    result = _profile(tmp_path, *QUICK, *QUICK_TIMING)
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(line) for line in (tmp_path / "prof" / "adding.jsonl").read_text().splitlines()]
+    for key, spread in NOISE.items():
+        assert math.isfinite(record[key]) and record[key] > 0, key
+        assert math.isfinite(record[spread]) and record[spread] >= 0, spread
+    assert record["train_rounds"] >= 3 and record["latency_rounds"] >= 3
+    assert record["session"] and record["profiled_at"] > 0
+    output = " ".join(result.output.split())
+    assert "timesteps/s" in output and "steps/s" not in output.replace("timesteps/s", "")
+    assert "IQR" in output
+
+
+def test_profile_rows_belong_to_their_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report pulls in only the profile rows of its own suite (same name and text), not those of
+    other `harness profile` sessions of the same task."""
+    from harness.report.context import load_profiles, suite_hash
+    from tests.helpers import tiny_suite, write_suite
+
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    suite = write_suite(tmp_path, tiny_suite("scoped", archs=["gru"], tasks=["adding"]))
+    ours = _profile(tmp_path, *QUICK, *QUICK_TIMING, "--suite", str(suite))
+    assert ours.exit_code == 0, ours.output
+    other = _profile(tmp_path, *QUICK, *QUICK_TIMING)  # an unrelated session, same task
+    assert other.exit_code == 0, other.output
+    rows = [json.loads(line) for line in (tmp_path / "prof" / "adding.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and len({r["session"] for r in rows}) == 2  # appended, not overwritten
+    text = suite.read_text()
+    found = load_profiles(tmp_path / "prof", ["adding"], suite="scoped", suite_hash=suite_hash(text))
+    assert [r["session"] for r in found["adding"]] == [rows[0]["session"]]
+    assert found["adding"][0]["suite"] == "scoped" and found["adding"][0]["suite_hash"] == suite_hash(text)
+    assert (
+        load_profiles(tmp_path / "prof", ["adding"], suite="scoped", suite_hash=suite_hash(text + "#")) == {}
+    )
+    assert load_profiles(tmp_path / "prof", ["adding"], suite="other", suite_hash=None) == {}

@@ -1,11 +1,20 @@
 """Throughput and latency with the TorchBench recipe: warm-up rounds, device synchronisation
-around every timed call, repeated timing, and order statistics (medians / percentiles) rather
-than means, so one slow round (a page fault, another process) does not move the figure."""
+around every timed call, and order statistics (medians / percentiles) rather than means, so one
+slow round (a page fault, another process) does not move the figure.
+
+How many rounds: :func:`time_until_stable` times one call after another until the median is
+known to a target relative error (its standard error, estimated from the interquartile range as
+``0.93 · IQR / sqrt(n)``, below ``rel_error`` of the median), with a minimum number of rounds and
+a time budget. Every figure is reported with its spread, the IQR of the same rounds
+(:data:`harness.measure.NOISE` names the companion keys); a figure whose IQR is a large part of
+its median is flagged as noisy (:func:`harness.measure.noisy`) rather than shown as data."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +45,76 @@ def time_rounds(
         synchronize(device)
         times.append(time.perf_counter() - start)
     return times
+
+
+#: standard error of the median ≈ 1.2533 σ / sqrt(n) and σ ≈ IQR / 1.349 for a normal spread
+_SE_MEDIAN_PER_IQR = 1.2533 / 1.349
+#: fewer rounds than this say nothing about the spread: never stop on them before the budget
+_MIN_FOR_SPREAD = 5
+
+
+def time_until_stable(
+    fn: Callable[[], object],
+    *,
+    min_rounds: int,
+    warmup: int,
+    max_time_s: float,
+    rel_error: float = 0.02,
+    max_rounds: int = 10_000,
+    device: torch.device | str = "cpu",
+) -> list[float]:
+    """Seconds of each timed call of ``fn`` after ``warmup`` untimed ones: at least
+    ``min_rounds``, then more until (with at least 5 rounds) the median's estimated standard
+    error is below ``rel_error`` of the median, ``max_time_s`` of timed calls have passed, or
+    ``max_rounds`` were timed."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times: list[float] = []
+    spent = 0.0
+    while len(times) < max_rounds:
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+        spent += times[-1]
+        n = len(times)
+        if n < min_rounds:
+            continue
+        if spent >= max_time_s:
+            break
+        if n >= _MIN_FOR_SPREAD and (n == min_rounds or n % 5 == 0):  # not sorting every round
+            stats = summarize(times)
+            if stats.median > 0 and _SE_MEDIAN_PER_IQR * stats.iqr / math.sqrt(n) <= rel_error * stats.median:
+                break
+    return times
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Order statistics of repeated timings (in the unit of the values)."""
+
+    median: float
+    iqr: float
+    p95: float
+    p99: float
+    rounds: int
+
+
+def summarize(values: Sequence[float]) -> Timing:
+    return Timing(
+        median=percentile(values, 50),
+        iqr=percentile(values, 75) - percentile(values, 25),
+        p95=percentile(values, 95),
+        p99=percentile(values, 99),
+        rounds=len(values),
+    )
+
+
+def rate(amount: float, times: Sequence[float]) -> tuple[float, float]:
+    """``amount`` per second at the median time, and the IQR of ``amount / time`` over the rounds."""
+    return amount / percentile(times, 50), amount / percentile(times, 25) - amount / percentile(times, 75)
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -69,13 +148,23 @@ def first_sample(batch: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def inference_timing(
-    module: pl.LightningModule, batch: Mapping[str, Any], *, rounds: int, warmup: int, latency: bool = True
+    module: pl.LightningModule,
+    batch: Mapping[str, Any],
+    *,
+    rounds: int,
+    warmup: int,
+    latency: bool = True,
+    max_time_s: float = 1.0,
+    rel_error: float = 0.02,
+    counts: bool = False,
 ) -> dict[str, float]:
     """Forward-pass timing of ``module`` (eval mode, ``inference_mode``) on ``batch`` (the
-    training batch size) and, when ``latency``, on its first sample at batch 1.
+    training batch size) and, when ``latency``, on its first sample at batch 1; each timed with
+    :func:`time_until_stable` (at least ``rounds`` rounds, at most ``max_time_s`` seconds).
 
-    Returns ``infer_samples_per_s`` (batch size / median batch time) and
-    ``latency_p50_ms``/``latency_p95_ms``/``latency_p99_ms``.
+    Returns ``infer_samples_per_s`` (batch size / median batch time) with its IQR
+    ``infer_samples_per_s_iqr``, and ``latency_p50_ms``/``latency_p95_ms``/``latency_p99_ms`` with
+    ``latency_iqr_ms``; with ``counts``, also the rounds timed (``infer_rounds``, ``latency_rounds``).
     """
     import torch
 
@@ -85,12 +174,24 @@ def inference_timing(
     module.eval()
     full = to_device(batch, device)
     out: dict[str, float] = {}
+
+    def timed(fn: Callable[[], object]) -> list[float]:
+        return time_until_stable(
+            fn, min_rounds=rounds, warmup=warmup, max_time_s=max_time_s, rel_error=rel_error, device=device
+        )
+
     with torch.inference_mode():
-        times = time_rounds(lambda: module(full), rounds=rounds, warmup=warmup, device=device)
-        out["infer_samples_per_s"] = batch_size(full) / percentile(times, 50)
+        times = timed(lambda: module(full))
+        out["infer_samples_per_s"], out["infer_samples_per_s_iqr"] = rate(batch_size(full), times)
+        if counts:
+            out["infer_rounds"] = float(len(times))
         if latency:
             one = first_sample(full)
-            times = time_rounds(lambda: module(one), rounds=rounds, warmup=warmup, device=device)
-            for q in (50, 95, 99):
-                out[f"latency_p{q}_ms"] = percentile(times, q) * 1000.0
+            stats = summarize(timed(lambda: module(one)))
+            out["latency_p50_ms"] = stats.median * 1000.0
+            out["latency_iqr_ms"] = stats.iqr * 1000.0
+            out["latency_p95_ms"] = stats.p95 * 1000.0
+            out["latency_p99_ms"] = stats.p99 * 1000.0
+            if counts:
+                out["latency_rounds"] = float(stats.rounds)
     return out

@@ -23,23 +23,48 @@ def suite_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def load_profiles(root: Path, tasks: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """``results/profile/<task>.jsonl`` records (``harness profile``), by task; absent → empty."""
+def load_profiles(
+    root: Path,
+    tasks: Sequence[str] | None = None,
+    *,
+    suite: str | None,
+    suite_hash: str | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The ``harness profile`` records in ``root/<task>.jsonl`` that belong to one suite, by task.
+
+    A row belongs to the suite when it was profiled for it (``harness profile --suite``): its
+    ``suite_hash`` equals ``suite_hash`` (the suite file's text), or — when the report does not
+    know the suite's text — its ``suite`` equals ``suite``. Rows of other sessions of the same task
+    are left out; no matching row → nothing (the report shows no profile section). Profiled more
+    than once, the newest row of each (architecture, length, batch size, device) wins.
+    """
     out: dict[str, list[dict[str, Any]]] = {}
-    if not root.is_dir():
+    if not root.is_dir() or (suite_hash is None and suite is None):
         return out
     for path in sorted(root.glob("*.jsonl")):
         if tasks is not None and path.stem not in tasks:
             continue
-        rows = []
+        newest: dict[tuple[Any, ...], dict[str, Any]] = {}
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
-                rows.append(json.loads(line))
+                row = json.loads(line)
             except json.JSONDecodeError:
                 continue
-        if rows:
-            out[path.stem] = rows
+            if not isinstance(row, dict) or not _belongs(row, suite, suite_hash):
+                continue
+            key = tuple(row.get(k) for k in ("architecture", "length", "batch_size", "device"))
+            if key not in newest or row.get("profiled_at", 0) >= newest[key].get("profiled_at", 0):
+                newest.pop(key, None)  # keep file order: the newest row takes the last place
+                newest[key] = row
+        if newest:
+            out[path.stem] = list(newest.values())
     return out
+
+
+def _belongs(row: dict[str, Any], suite: str | None, suite_hash: str | None) -> bool:
+    if suite_hash is not None:
+        return bool(row.get("suite_hash") == suite_hash)
+    return suite is not None and row.get("suite") == suite
 
 
 @dataclass
@@ -56,6 +81,11 @@ class ReportContext:
     @property
     def suite_hash(self) -> str | None:
         return suite_hash(self.suite_text) if self.suite_text is not None else None
+
+    def load_profiles(self, root: Path, tasks: Sequence[str] | None = None) -> None:
+        """``profiles``: the rows under ``root`` profiled for this suite (see :func:`load_profiles`);
+        call it once ``suite`` and ``suite_text`` are set."""
+        self.profiles = load_profiles(root, tasks, suite=self.suite, suite_hash=self.suite_hash)
 
     @classmethod
     def from_records(cls, records: Sequence[RunRecord], **extra: Any) -> ReportContext:

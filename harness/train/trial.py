@@ -178,6 +178,7 @@ def _fit_and_test(
     import pytorch_lightning as pl
 
     from harness.measure.memory import PeakMemory
+    from harness.measure.throughput import BatchRates
 
     monitor = f"val_{parts.info.primary_metric}"
     with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
@@ -185,6 +186,7 @@ def _fit_and_test(
             dirpath=ckpt_dir, monitor=monitor, mode=parts.info.direction, save_top_k=1, save_weights_only=True
         )
         callbacks = _callbacks(spec, parts, history, checkpoint)
+        callbacks.append(BatchRates())  # after the history callback: it syncs CUDA around each batch
         trainer = _trainer(spec, callbacks, ckpt_dir, overrides)
         peak = PeakMemory(_device(spec.accelerator))
         peak.start()
@@ -196,8 +198,10 @@ def _fit_and_test(
             _fit_baseline(parts.module, parts.data)
             best = None
         train_time = time.perf_counter() - fit_start
-        peak_mb = peak.peak_mb() if spec.measure.memory else float("nan")
+        peak_mb = peak.peak_mb() if spec.measure.memory else float("nan")  # CUDA; NaN on the CPU
         tested = trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0]
+    if spec.measure.memory and not peak.cuda:
+        peak_mb = _cpu_step_memory(spec, parts)
     return _Fitted(trainer, callbacks, {k: float(v) for k, v in tested.items()}, train_time, peak_mb)
 
 
@@ -232,7 +236,7 @@ def _train(
     gradient_flow = probe.result() if probe is not None else None
     cost = {
         "train_time_s": fitted.train_time,
-        **_train_rates(history),
+        **_train_rates(history, fitted.callbacks),
         **measured,
         "peak_memory_mb": fitted.peak_mb,
         "num_params": float(sum(p.numel() for p in parts.module.parameters())),
@@ -253,9 +257,7 @@ def divergence(info: TaskInfo, metrics: Mapping[str, float]) -> str | None:
     for key in ("test_loss", primary):
         value = metrics.get(key)
         if value is None or not math.isfinite(value):
-            return (
-                f"{key} is {value}: the run diverged; lower trainer.lr or set trainer.gradient_clip_val"
-            )
+            return f"{key} is {value}: the run diverged; lower trainer.lr or set trainer.gradient_clip_val"
     bound, value = info.divergence_bound, metrics[primary]
     if bound is not None and (value > bound if info.direction == "min" else value < bound):
         side = "above" if info.direction == "min" else "below"
@@ -300,13 +302,17 @@ def _check_tbptt(arch: Any) -> None:
         raise RunFailure(f"{reason}; remove trainer.tbptt for this architecture")
 
 
-def _train_rates(history: Any) -> dict[str, float]:
-    """Training samples/s and time steps/s over the time spent inside training batches."""
+def _train_rates(history: Any, callbacks: list[Any]) -> dict[str, float]:
+    """Training samples/s and time steps/s over the time spent inside training batches, and the
+    IQR of the per-batch rates (:mod:`harness.measure.throughput`)."""
+    from harness.measure.throughput import train_rate_spread
+
     if not history.train_batch_time:
         return {"train_samples_per_s": float("nan"), "train_timesteps_per_s": float("nan")}
     return {
         "train_samples_per_s": history.train_samples / history.train_batch_time,
         "train_timesteps_per_s": history.train_timesteps / history.train_batch_time,
+        **train_rate_spread(callbacks),
     }
 
 
@@ -318,6 +324,24 @@ def _gradflow_cost(flow: Mapping[str, Any] | None) -> dict[str, float]:
         "gradflow_vanishing": float(flow["vanishing"]),
         "gradflow_exploding": float(flow["exploding"]),
     }
+
+
+def _cpu_step_memory(spec: RunSpec, parts: _Parts) -> float:
+    """CPU ``peak_memory_mb``: the tensor peak of two training steps on the first test batch (the
+    training batch size), with the run's optimizer; the trained weights are left as they were."""
+    from harness.measure.memory import training_step_peak_mb
+    from harness.measure.timing import to_device
+    from harness.train.module import build_optimizer
+
+    module = parts.module.to("cpu")
+    batch = to_device(next(iter(parts.data.test_dataloader())), "cpu")
+    trainable = parts.arch.trainable and any(p.requires_grad for p in module.parameters())
+    return training_step_peak_mb(
+        module,
+        lambda: module.task.batch_loss(module(batch), batch),
+        (lambda params: build_optimizer(params, spec.trainer)) if trainable else None,
+        inputs=[v for v in batch.values() if hasattr(v, "untyped_storage")],
+    )
 
 
 def _measure_inference(module: Any, data: Any, measure: MeasureSpec) -> dict[str, float]:

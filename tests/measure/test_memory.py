@@ -1,8 +1,8 @@
-"""Peak memory on CPU (sampled RSS) and exact activation memory."""
+"""The CUDA peak tracker off CUDA, and the exact activation memory."""
 
 from __future__ import annotations
 
-import time
+import math
 
 import pytest
 import torch
@@ -10,27 +10,12 @@ import torch
 from harness.measure.memory import PeakMemory, activation_mb
 
 
-def _hold(mb: int, seconds: float = 0.1) -> None:
-    block = torch.ones(mb * 2**20 // 4)  # float32, touched so the pages are resident
-    time.sleep(seconds)
-    del block
-
-
-def test_cpu_peak_is_measured_again_after_a_bigger_earlier_peak() -> None:
-    """The kernel's peak RSS never drops; the sampler still sees a later, smaller piece of work."""
-    _hold(300)  # an earlier, bigger run in the same (reused) worker process
+def test_peak_memory_tracker_measures_nothing_on_the_cpu() -> None:
+    """RSS growth measured worker warm-up, not the run: the CPU figure is the training-step tensor
+    peak (tests/measure/test_step_memory.py); the CUDA tracker says NaN on the CPU."""
     peak = PeakMemory(torch.device("cpu"))
     peak.start()
-    _hold(120)
-    grown = peak.peak_mb()
-    assert 90 <= grown <= 200, grown
-
-
-def test_cpu_peak_of_idle_work_is_small() -> None:
-    peak = PeakMemory(torch.device("cpu"))
-    peak.start()
-    time.sleep(0.05)
-    assert peak.peak_mb() < 20
+    assert math.isnan(peak.peak_mb())
 
 
 def test_activation_memory_is_exact_for_a_linear_layer() -> None:
