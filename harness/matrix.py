@@ -17,9 +17,9 @@ from pydantic import BaseModel, ValidationError
 
 from harness import __version__
 from harness.errors import SuiteError, suggest
-from harness.provenance import git_commit
+from harness.provenance import digests_enabled, git_commit, source_digest
 from harness.records import PlanProvenance, PluginRef, RunSpec
-from harness.registry import Registry
+from harness.registry import Provenance, Registry
 from harness.settings import TrainerSpec
 from harness.suite import ComponentEntry, Suite, check_accelerator
 from harness.validation import raise_for
@@ -109,6 +109,19 @@ def _recipe(
     if workers > 1:  # data-parallel training changes the effective batch
         recipe["workers"] = workers
     return recipe
+
+
+def plugin_ref(provenance: Provenance) -> PluginRef:
+    """What the plan records (and the run id hashes) of the plugin that registered a name.
+
+    Its distribution and version; plus, for a plugin whose code can change without a new
+    version (``provenance.source``: editable or local-directory installs, ``HARNESS_PLUGINS``
+    modules), the digest of its Python source, so that editing it changes the run ids of the
+    cells it serves. ``HARNESS_SOURCE_DIGEST=0`` leaves the digest out (the version alone).
+    The digest is computed once per process (:func:`harness.provenance.source_digest`).
+    """
+    source = source_digest(provenance.source) if provenance.source and digests_enabled() else None
+    return PluginRef(distribution=provenance.distribution, version=provenance.version, source=source)
 
 
 def _grid_points(entry: ComponentEntry) -> list[dict[str, Any]]:
@@ -218,6 +231,14 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     cells: list[RunSpec] = []
     origins: list[Loc] = []  # the architecture entry each cell comes from (for duplicate errors)
     commit = git_commit()
+    refs: dict[tuple[str, str], PluginRef] = {}  # (kind, name) -> the plugin, hashed once a plan
+
+    def ref(kind: str, name: str, provenance: Provenance) -> PluginRef:
+        key = (kind, name)
+        if key not in refs:
+            refs[key] = plugin_ref(provenance)
+        return refs[key]
+
     _check_reporters(suite, registry)
     for ti, t_entry in enumerate(spec.tasks):
         t_base: Loc = ("tasks", ti)
@@ -248,12 +269,8 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                         reason = arch.tbptt_incompatibility()
                     provenance = PlanProvenance(
                         harness=__version__,
-                        task_plugin=PluginRef(
-                            distribution=t_reg.provenance.distribution, version=t_reg.provenance.version
-                        ),
-                        arch_plugin=PluginRef(
-                            distribution=a_reg.provenance.distribution, version=a_reg.provenance.version
-                        ),
+                        task_plugin=ref("task", t_entry.name, t_reg.provenance),
+                        arch_plugin=ref("architecture", a_entry.name, a_reg.provenance),
                         data_version=task.data_version,
                         git_commit=commit,
                     )

@@ -8,6 +8,16 @@ warning; the other plugins keep working. A plugin may declare the hook API
 versions it supports (module attribute ``HARNESS_API = ">=1,<2"``); one whose
 range excludes :data:`harness.hookspecs.HOOK_API_VERSION` is refused.
 
+Two plugins that register one name: the name stays with the plugin loaded first (the load order
+above; installed distributions in alphabetical order, ``HARNESS_PLUGINS`` modules in the order
+listed), the later plugin's registration of that name is refused with a warning, its other names
+and every other plugin keep working, and only a suite that uses the contested name is refused
+(see :class:`harness.registry.Conflict`).
+
+A plugin whose code can change without a new version (installed editable or from a local
+directory, or named in ``HARNESS_PLUGINS``) gets the folders of its source in its
+:class:`~harness.registry.Provenance` (``source``); the planner hashes them into the run ids.
+
 Environment switches:
 - ``HARNESS_DISABLE_PLUGINS``: comma-separated plugin (entry-point) or
   distribution names to skip (distribution names compare in PEP 503 form);
@@ -22,15 +32,19 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import lru_cache, partial
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any
 
 import pluggy
 
 from harness import hookspecs
-from harness.errors import PluginError, suggest
+from harness.errors import suggest
+from harness.provenance import installed_from_source, source_digest
 from harness.registry import _SINGULAR, KINDS, PluginInfo, Provenance, Registry, malformed
 
 GROUP = "harness"
@@ -56,7 +70,12 @@ def _dist_name(ep: EntryPoint) -> str:
     return ep.dist.name if ep.dist is not None else "unknown"
 
 
-def _candidates() -> Iterable[tuple[str, Provenance, Callable[[], object]]]:
+#: a candidate plugin: its name, provenance, how to load it, and the module whose source
+#: identifies it (None: its version does)
+Candidate = tuple[str, Provenance, Callable[[], object], str | None]
+
+
+def _candidates() -> Iterable[Candidate]:
     disabled = _disabled()
     disabled_dists = {_normalize(name) for name in disabled}
     for ep in _sorted_entry_points():
@@ -64,11 +83,27 @@ def _candidates() -> Iterable[tuple[str, Provenance, Callable[[], object]]]:
         if ep.name in disabled or _normalize(dist) in disabled_dists or ("*" in disabled and dist != _SELF):
             continue
         version = ep.dist.version if ep.dist is not None else "unknown"
-        yield ep.name, Provenance(ep.name, dist, version), ep.load
+        source: str | None = None
+        if ep.dist is not None and installed_from_source(ep.dist):
+            # a built-in: its own package (harness_builtins.tasks), not all of harness_builtins;
+            # a third-party plugin: the top-level package holding its entry point
+            source = ep.module if dist == _SELF else ep.module.partition(".")[0]
+        yield ep.name, Provenance(ep.name, dist, version), ep.load, source
     for module in os.environ.get("HARNESS_PLUGINS", "").split(","):
         module = module.strip()
         if module and module not in disabled:
-            yield module, Provenance(module, "HARNESS_PLUGINS", "-"), partial(importlib.import_module, module)
+            load = partial(importlib.import_module, module)
+            yield module, Provenance(module, "HARNESS_PLUGINS", "-"), load, module
+
+
+def _source_roots(module_name: str) -> tuple[str, ...]:
+    """The folders (a package) or the file (a module) of the loaded module ``module_name``."""
+    module = sys.modules.get(module_name)
+    paths = getattr(module, "__path__", None)
+    if paths is not None:
+        return tuple(sorted(str(Path(p).resolve()) for p in paths))
+    file = getattr(module, "__file__", None)
+    return (str(Path(file).resolve()),) if isinstance(file, str) else ()
 
 
 def _describe(exc: BaseException) -> str:
@@ -138,8 +173,10 @@ def _api_problem(plugin: object, name: str, prov: Provenance) -> str | None:
 
 
 def _admit(registry: Registry, info: PluginInfo, prov: Provenance, found: dict[str, list[Any]]) -> None:
-    """Add a plugin's registrations, all or nothing: a malformed component or a duplicate
-    name makes the plugin fail (with the reason) and register nothing."""
+    """Add a plugin's registrations. A malformed component, or two different components of one
+    name within the plugin, make it fail (with the reason) and register nothing. A name that an
+    earlier plugin registered is refused alone (a :class:`~harness.registry.Conflict`, a
+    warning): the plugin's other names are added."""
     for kind, objs in found.items():
         for obj in objs:
             problem = malformed(kind, obj)
@@ -147,7 +184,6 @@ def _admit(registry: Registry, info: PluginInfo, prov: Provenance, found: dict[s
                 info.error = f"register_{kind} registered a malformed {_SINGULAR[kind]}: {problem}"
                 return
     for kind, objs in found.items():
-        namespace = registry.namespace(kind)
         own: dict[str, Any] = {}  # name -> component, within this plugin
         for obj in objs:
             if own.setdefault(obj.name, obj) is not obj:
@@ -155,15 +191,16 @@ def _admit(registry: Registry, info: PluginInfo, prov: Provenance, found: dict[s
                     f"register_{kind} registered two different {kind} named `{obj.name}`; rename one of them."
                 )
                 return
-            conflict = namespace.conflict(obj.name, obj, prov)
-            if conflict:
-                info.error = conflict
-                registry.conflicts.append(conflict)
-                return
     for kind, objs in found.items():
+        namespace = registry.namespace(kind)
         for obj in objs:
-            registry.namespace(kind).add(obj, prov)
-            info.registered.setdefault(kind, []).append(obj.name)
+            if namespace.conflict(obj.name, obj, prov):
+                if not any(c.kind == kind and c.name == obj.name for c in info.conflicts):
+                    info.conflicts.append(namespace.refuse(obj.name, prov))
+                continue
+            namespace.add(obj, prov)
+            if obj.name not in info.registered.get(kind, []):
+                info.registered.setdefault(kind, []).append(obj.name)
 
 
 def build_registry() -> Registry:
@@ -178,19 +215,22 @@ def build_registry() -> Registry:
     registry = Registry()
     infos: dict[str, PluginInfo] = {}
     provenance: dict[str, Provenance] = {}
-    for name, prov, load in _candidates():
+    for name, prov, load, source in _candidates():
         info = PluginInfo(name=name, distribution=prov.distribution, version=prov.version)
         registry.plugins.append(info)
-        if name in provenance:
+        if name in provenance:  # pluggy keeps one plugin a name: the first one loaded
             other = provenance[name]
-            raise PluginError(
-                f"Two plugins are both named `{name}`: one from {other.distribution} {other.version}, "
-                f"one from {prov.distribution} {prov.version}. Rename the entry point in one of them "
-                f"(group `{GROUP}` in its pyproject.toml) or uninstall one."
+            info.error = (
+                f"another plugin is also named `{name}` (from {other.distribution} {other.version}) "
+                f"and was loaded first, so this one is not loaded. Rename the entry point in one of "
+                f"them (group `{GROUP}` in its pyproject.toml) or uninstall one."
             )
+            continue
         plugin: object = None
         try:
             plugin = load()
+            if source is not None:
+                prov = replace(prov, source=_source_roots(source))
             refusal = _api_problem(plugin, name, prov)
             if refusal:
                 info.error, info.refused = refusal, True
@@ -232,11 +272,11 @@ def _cached(key: tuple[str, str]) -> Registry:
     return build_registry()
 
 
-def get_registry(strict: bool = True) -> Registry:
+def get_registry(strict: bool = False) -> Registry:
     """The registry for this process (rebuilt when the plugin env switches change).
 
-    ``strict``: raise :class:`PluginError` when two plugins registered the same name
-    (``harness plugins`` passes False to show every plugin first).
+    A name that two plugins registered is refused only where it is used (a suite naming it);
+    ``strict``: raise :class:`~harness.errors.PluginError` at once when any name is contested.
     """
     key = (os.environ.get("HARNESS_DISABLE_PLUGINS", ""), os.environ.get("HARNESS_PLUGINS", ""))
     registry = _cached(key)
@@ -246,6 +286,8 @@ def get_registry(strict: bool = True) -> Registry:
 
 
 def clear_cache() -> None:
-    """Forget loaded registries (after installing or removing a plugin)."""
+    """Forget loaded registries and plugin source digests (after installing, removing or
+    editing a plugin)."""
     _cached.cache_clear()
+    source_digest.cache_clear()
     importlib.invalidate_caches()

@@ -1,14 +1,25 @@
-"""Where the harness itself comes from: its version and, in a git checkout, the commit.
+"""Where the code of a run comes from: harness's git commit, and plugin source digests.
 
 Recorded with every run (plan-time provenance) so a result can be traced to the code that
-produced it. Cheap and cached: one ``git`` call per process, none outside a checkout.
+produced it. Cheap and cached: one ``git`` call per process, none outside a checkout; each
+plugin's source is hashed once per process (:func:`source_digest`, cleared by
+:func:`harness.plugins.clear_cache`).
+
+A plugin installed from a wheel is identified by its version. One installed editable or from a
+local directory (PEP 610 ``direct_url.json``), or loaded through ``HARNESS_PLUGINS``, can change
+without a new version, so the run id also hashes its Python source (see docs/plugin-guide.md).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
+import os
 import shutil
 import subprocess
+from collections.abc import Iterable
+from importlib.metadata import Distribution
 from pathlib import Path
 
 #: the folder holding the ``harness`` package (the checkout root for an editable install)
@@ -43,4 +54,65 @@ def git_commit() -> str | None:
     return f"{sha}-dirty" if sha and dirty else (sha or None)
 
 
-__all__ = ["git_commit"]
+#: ``HARNESS_SOURCE_DIGEST=0``: identify every plugin by its version only (as for a wheel install)
+DIGEST_SWITCH = "HARNESS_SOURCE_DIGEST"
+
+
+def digests_enabled() -> bool:
+    """False when ``HARNESS_SOURCE_DIGEST`` is ``0``/``off``/``false``/``no``."""
+    return os.environ.get(DIGEST_SWITCH, "").strip().lower() not in ("0", "off", "false", "no")
+
+
+def installed_from_source(dist: Distribution) -> bool:
+    """True when ``dist`` was installed editable or from a local directory or file (PEP 610),
+    or runs from a source tree.
+
+    pip writes ``direct_url.json`` for a direct-URL install: ``dir_info`` for a directory
+    (``"editable": true`` for ``pip install -e``), a ``file://`` url for a local path. A source
+    tree on ``sys.path`` (a checkout's root, ``setup.py develop``) is found through setuptools'
+    ``<name>.egg-info`` folder (``PKG-INFO``, no ``METADATA``). A wheel from an index has
+    neither: its version identifies its code.
+    """
+    try:
+        if dist.read_text("METADATA") is None and dist.read_text("PKG-INFO") is not None:
+            return True
+        text = dist.read_text("direct_url.json")
+        data = json.loads(text) if text else None
+    except (OSError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    url = data.get("url")
+    return isinstance(data.get("dir_info"), dict) or (isinstance(url, str) and url.startswith("file:"))
+
+
+def _python_files(root: Path) -> Iterable[tuple[str, Path]]:
+    """``(name, path)`` of every ``.py`` file of ``root`` (a folder, recursively, or one file);
+    names are relative to ``root``'s parent, so the digest does not depend on where it lives."""
+    if root.is_file():
+        yield root.name, root
+        return
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = Path(folder, name)
+                yield path.relative_to(root.parent).as_posix(), path
+
+
+@functools.cache
+def source_digest(roots: tuple[str, ...]) -> str:
+    """sha256 (16 hex digits) over the ``.py`` files under ``roots`` (folders or files): each
+    file's path relative to its root's parent, then its bytes. Cached per process."""
+    digest = hashlib.sha256()
+    files = sorted(item for root in roots for item in _python_files(Path(root)))
+    for name, path in files:
+        try:
+            content = path.read_bytes()
+        except OSError:  # removed while we walked: hash what is there
+            continue
+        digest.update(name.encode() + b"\0" + content + b"\0")
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["DIGEST_SWITCH", "digests_enabled", "git_commit", "installed_from_source", "source_digest"]

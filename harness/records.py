@@ -46,6 +46,10 @@ class PluginRef(_Frozen):
 
     distribution: str
     version: str
+    #: digest of the plugin's Python source when its version does not identify its code (an
+    #: editable or local-directory install, a ``HARNESS_PLUGINS`` module); None for a wheel
+    #: install, whose version is the identity (see :mod:`harness.provenance`)
+    source: str | None = None
 
     @property
     def pin(self) -> str:
@@ -73,13 +77,22 @@ class PlanProvenance(_Frozen):
     git_commit: str | None = None
 
     def id_versions(self) -> dict[str, str]:
-        """The versions that enter the run id (the layout every earlier run id was hashed with)."""
-        return {
+        """The versions that enter the run id (the layout every earlier run id was hashed with).
+
+        A plugin's source digest enters only when it has one, so the ids of plugins installed
+        from wheels are those of earlier harness versions.
+        """
+        versions = {
             "harness": self.harness,
             "task_plugin": self.task_plugin.pin,
             "arch_plugin": self.arch_plugin.pin,
             "data": self.data_version,
         }
+        if self.task_plugin.source is not None:
+            versions["task_plugin_source"] = self.task_plugin.source
+        if self.arch_plugin.source is not None:
+            versions["arch_plugin_source"] = self.arch_plugin.source
+        return versions
 
     def tags(self) -> dict[str, str]:
         """Flat ``name → version`` pairs, e.g. for MLflow tags ``version.<name>``."""

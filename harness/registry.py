@@ -22,9 +22,50 @@ class Provenance:
     plugin: str
     distribution: str
     version: str
+    #: where the plugin's Python source lives, when its version alone does not identify its code
+    #: (an editable or local-directory install, a ``HARNESS_PLUGINS`` module): the folders or
+    #: files whose ``.py`` files :func:`harness.provenance.source_digest` hashes into the run id.
+    #: Empty for a wheel install (the version is the identity). Not part of equality.
+    source: tuple[str, ...] = field(default=(), compare=False)
 
     def __str__(self) -> str:
         return f"{self.plugin} ({self.distribution} {self.version})"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """Two plugins registered one name: the later plugin's registration was refused.
+
+    The name stays with the plugin loaded first (``kept``: built-ins, then installed
+    distributions in alphabetical order, then ``HARNESS_PLUGINS`` modules in the order listed),
+    but a suite that uses it is refused (:meth:`Namespace.get`): which code it means is ambiguous.
+    """
+
+    kind: str
+    name: str
+    kept: Provenance
+    refused: Provenance
+
+    @property
+    def singular(self) -> str:
+        """``architecture``, ``task``, ... (the kind of the contested name)."""
+        return _SINGULAR[self.kind]
+
+    @property
+    def fix(self) -> str:
+        return (
+            f"set HARNESS_DISABLE_PLUGINS={self.refused.plugin} (or HARNESS_DISABLE_PLUGINS="
+            f"{self.kept.plugin} to use the other one), uninstall one of them, or rename one"
+        )
+
+    @property
+    def warning(self) -> str:
+        return (
+            f"plugin `{self.refused.plugin}` ({self.refused.distribution}) registers the "
+            f"{self.singular} name `{self.name}` that plugin {self.kept} registered first; "
+            f"its `{self.name}` is refused and its other names work. Suites that use `{self.name}` "
+            f"are refused until one plugin provides it: {self.fix}."
+        )
 
 
 #: what a namespace holds: a component class (architectures, tasks, reporters) or a MetricSpec
@@ -51,6 +92,8 @@ class Namespace(Generic[T]):
 
     kind: str
     entries: dict[str, Entry[T]] = field(default_factory=dict)
+    #: names registered by more than one plugin: name -> the refused registrations
+    contested: dict[str, list[Conflict]] = field(default_factory=dict)
 
     def conflict(self, name: str, obj: T, provenance: Provenance) -> str | None:
         """Why ``obj`` cannot be added under ``name`` (a duplicate naming both plugins), or ``None``."""
@@ -75,12 +118,27 @@ class Namespace(Generic[T]):
             raise PluginError(problem)
         self.entries.setdefault(name, Entry(name, obj, provenance))
 
+    def refuse(self, name: str, provenance: Provenance) -> Conflict:
+        """Record that ``provenance`` also registered ``name`` (already taken): it is not added,
+        and :meth:`get` refuses the name from now on."""
+        conflict = Conflict(self.kind, name, self.entries[name].provenance, provenance)
+        self.contested.setdefault(name, []).append(conflict)
+        return conflict
+
     def get(self, name: str, where: str = "") -> Entry[T]:
+        place = f" at {where}" if where else ""
+        if name in self.contested:
+            conflicts = self.contested[name]
+            others = " and by ".join(f"plugin {c.refused}" for c in conflicts)
+            raise PluginError(
+                f"The {_SINGULAR[self.kind]} `{name}`{place} is registered by two plugins: by plugin "
+                f"{conflicts[0].kept} and by {others}, so which one this suite means is ambiguous. "
+                f"To use it, {conflicts[0].fix}."
+            )
         try:
             return self.entries[name]
         except KeyError:
             pass
-        place = f" at {where}" if where else ""
         installed = ", ".join(sorted(self.entries)) or "none"
         raise UnknownNameError(
             f"Unknown {_SINGULAR[self.kind]} `{name}`{place}. {suggest(name, self.entries)}"
@@ -109,10 +167,15 @@ class PluginInfo:
     error: str | None = None
     #: True when the plugin loaded but was refused (an incompatible hook API range)
     refused: bool = False
+    #: its names refused because another plugin registered them first (the rest work)
+    conflicts: list[Conflict] = field(default_factory=list)
 
     @property
     def status(self) -> str:
-        return "refused" if self.refused else "failed" if self.error else "ok"
+        """``refused``, ``failed``, ``conflict`` (loaded; some names refused) or ``ok``."""
+        if self.error:
+            return "refused" if self.refused else "failed"
+        return "conflict" if self.conflicts else "ok"
 
 
 @dataclass
@@ -126,12 +189,15 @@ class Registry:
     metrics: Namespace[MetricSpec] = field(default_factory=lambda: Namespace("metrics"))
     reporters: Namespace[type[Reporter[Any]]] = field(default_factory=lambda: Namespace("reporters"))
     plugins: list[PluginInfo] = field(default_factory=list)
-    #: duplicate names between plugins (the later plugin registered nothing); see ``check()``
-    conflicts: list[str] = field(default_factory=list)
+
+    @property
+    def conflicts(self) -> list[Conflict]:
+        """Names registered by two plugins, in load order (the later registration was refused)."""
+        return [c for p in self.plugins for c in p.conflicts]
 
     @property
     def warnings(self) -> list[str]:
-        return [
+        failed = [
             (
                 f"plugin `{p.name}` ({p.distribution}) "
                 f"{'was refused' if p.refused else 'failed to load'}: {p.error}"
@@ -139,11 +205,16 @@ class Registry:
             for p in self.plugins
             if p.error
         ]
+        return failed + [c.warning for c in self.conflicts]
 
     def check(self) -> None:
-        """Raise :class:`PluginError` if two plugins registered the same name (suites would be ambiguous)."""
+        """Raise :class:`PluginError` if two plugins registered the same name.
+
+        Not called by the commands: a conflict refuses only the suites that use the name
+        (:meth:`Namespace.get`); this is for callers that want no ambiguity at all.
+        """
         if self.conflicts:
-            raise PluginError(" ".join(self.conflicts))
+            raise PluginError(" ".join(c.warning for c in self.conflicts))
 
     @overload
     def namespace(self, kind: Literal["architectures"]) -> Namespace[type[Architecture[Any]]]: ...

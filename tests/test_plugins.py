@@ -23,7 +23,6 @@ import pytest
 import harness
 from harness.errors import PluginError
 from harness.plugins import clear_cache, get_registry
-from harness.records import PluginRef
 from harness.registry import PluginInfo, Provenance, Registry
 from harness.tracking.results import ResultsFile
 from tests.helpers import make_record
@@ -218,39 +217,44 @@ def test_wrong_hook_arguments_are_a_warning(make_plugin: MakePlugin) -> None:
 def test_duplicate_of_a_builtin_names_both_plugins(make_plugin: MakePlugin, cli: Cli) -> None:
     module = make_plugin("my_lstm_plugin", ARCH_SOURCE.format(cls="MyLSTM", name="lstm"))
 
-    with pytest.raises(PluginError) as caught:
-        get_registry()
+    registry = get_registry()  # a conflict breaks nothing by itself
 
+    with pytest.raises(PluginError) as caught:
+        registry.architectures.get("lstm", where="suite.yaml:5 (architectures[0].name)")
     message = str(caught.value)
-    assert "`lstm`" in message
+    assert "`lstm` at suite.yaml:5 (architectures[0].name)" in message
     assert f"builtin_architectures (harness {harness.__version__})" in message
-    assert module in message
+    assert f"{module} (HARNESS_PLUGINS -)" in message
     assert f"HARNESS_DISABLE_PLUGINS={module}" in message  # ... and how to fix it
+    (warning,) = registry.warnings
+    assert "`lstm`" in warning and "builtin_architectures" in warning and module in warning
+    assert f"HARNESS_DISABLE_PLUGINS={module}" in warning
 
     for args in (("list", "architectures"), ("plugins",)):
         result = cli(*args)
-        _assert_clean_exit(result, 2)
-        assert "Error: Duplicate architecture name `lstm`" in result.output
+        _assert_clean_exit(result, 0)
+        assert "warning:" in result.output and f"HARNESS_DISABLE_PLUGINS={module}" in result.output
         assert "builtin_architectures" in result.output and module in result.output
-
-    traced = cli("--traceback", "list", "architectures")
-    assert isinstance(traced.exception, PluginError)
 
 
 def test_duplicate_between_two_extra_modules_names_both(make_plugin: MakePlugin) -> None:
     first = make_plugin("pool_plugin_a", ARCH_SOURCE.format(cls="PoolA", name="pool"))
     second = make_plugin("pool_plugin_b", ARCH_SOURCE.format(cls="PoolB", name="pool"))
 
-    with pytest.raises(PluginError) as caught:
-        get_registry()
+    registry = get_registry()
 
+    assert registry.architectures.entries["pool"].provenance.plugin == first  # the first loaded keeps it
+    assert _plugin(registry, second).status == "conflict" and _plugin(registry, second).registered == {}
+    with pytest.raises(PluginError) as caught:
+        registry.architectures.get("pool")
     assert first in str(caught.value) and second in str(caught.value)
+    with pytest.raises(PluginError, match="`pool`"):
+        get_registry(strict=True)  # for callers that want no ambiguity at all
 
 
 def test_disable_skips_an_extra_module(make_plugin: MakePlugin, monkeypatch: pytest.MonkeyPatch) -> None:
     module = make_plugin("dup_lstm_plugin", ARCH_SOURCE.format(cls="DupLSTM", name="lstm"))
-    with pytest.raises(PluginError):
-        get_registry()
+    assert [c.refused.plugin for c in get_registry().conflicts] == [module]
 
     monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", module)
 
@@ -381,14 +385,15 @@ def test_installed_plugin_duplicate_names_both(
     module = make_plugin("other_mean_pool", ARCH_SOURCE.format(cls="OtherMeanPool", name="mean_pool"))
 
     with pytest.raises(PluginError) as caught:
-        get_registry()
+        get_registry().architectures.get("mean_pool")
 
     message = str(caught.value)
     assert "`mean_pool`" in message
     assert f"example ({example_plugin} 0.1.0)" in message and module in message
     result = cli("list", "architectures")
-    _assert_clean_exit(result, 2)
+    _assert_clean_exit(result, 0)
     assert f"example ({example_plugin} 0.1.0)" in result.output and module in result.output
+    assert f"contested by {module}" in result.output
 
 
 def test_installed_plugin_imports_no_torch(example_plugin: str, tmp_path: Path) -> None:
@@ -486,7 +491,10 @@ def test_suite_with_installed_plugin_runs_end_to_end(
     assert 0.0 <= record.metrics["test_accuracy"] <= 1.0
     assert record.cost["epochs"] == 2.0
     # the plan names the installed distribution that registered the architecture
-    assert record.spec.provenance.arch_plugin == PluginRef(distribution=example_plugin, version="0.1.0")
+    ref = record.spec.provenance.arch_plugin
+    assert (ref.distribution, ref.version) == (example_plugin, "0.1.0")
+    # installed from a local folder: its source is part of its identity (issue 13)
+    assert ref.source is not None and len(ref.source) == 16
     assert (tmp_path / "mlflow.db").exists()
 
 
@@ -709,23 +717,127 @@ def test_two_classes_with_one_name_in_one_plugin_fail_that_plugin(make_plugin: M
     _assert_builtins_work(registry)
 
 
-def test_plugins_command_shows_the_table_before_a_duplicate_error(make_plugin: MakePlugin, cli: Cli) -> None:
+def test_plugins_command_shows_a_conflict_without_failing(make_plugin: MakePlugin, cli: Cli) -> None:
     module = make_plugin("lstm_again_plugin", ARCH_SOURCE.format(cls="LSTMAgain", name="lstm"))
 
-    registry = get_registry(strict=False)  # what `harness plugins` sees
+    registry = get_registry()  # what `harness plugins` sees
     info = _plugin(registry, module)
-    assert info.error is not None and "Duplicate architecture name `lstm`" in info.error
-    assert info.registered == {}
-    assert registry.architectures.get("lstm").provenance.plugin == "builtin_architectures"
-    assert registry.conflicts == [info.error]
+    assert info.error is None and info.status == "conflict" and info.registered == {}
+    assert registry.architectures.entries["lstm"].provenance.plugin == "builtin_architectures"
+    assert [(c.kind, c.name, c.kept.plugin, c.refused.plugin) for c in registry.conflicts] == [
+        ("architectures", "lstm", "builtin_architectures", module)
+    ]
 
     result = cli("plugins")
-    _assert_clean_exit(result, 2)
+    _assert_clean_exit(result, 0)
     lines = result.output.splitlines()
     assert any(line.startswith("│ builtin_architectures ") and "lstm" in line for line in lines)
     row = next(line for line in lines if line.startswith(f"│ {module} "))
-    assert "failed: Duplicate architecture name `lstm`" in row
-    assert "Error: Duplicate architecture name `lstm`" in result.output  # and the exit code says so
+    assert "refused architecture `lstm` (registered first by" in row
+    assert "Error" not in result.output
+
+
+RIVAL_SOURCE = """
+    from harness import Architecture, hookimpl
+
+    class RivalLSTM(Architecture):
+        name = "lstm"  # taken by the built-ins
+
+    class RivalPool(Architecture):
+        name = "rival_pool"
+
+    @hookimpl
+    def register_architectures(register):
+        register(RivalLSTM)
+        register(RivalPool)
+"""
+
+CONFLICT_SUITE = """
+name: {name}
+seeds: [0]
+tasks:
+  - name: digits
+architectures:
+  - name: {arch}
+trainer:
+  max_epochs: 1
+resources:
+  cpus: 1
+  gpus: 0
+"""
+
+
+@pytest.fixture
+def rival_distribution(clean_plugins: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An installed distribution ``harness-rival`` 0.3 (entry point ``rival`` in group ``harness``)
+    that registers ``lstm``, a name of the built-ins, and ``rival_pool``: its module and
+    ``.dist-info`` laid out as pip installs a wheel, in a folder put on ``sys.path``."""
+    site = tmp_path / "site"
+    info = site / "harness_rival-0.3.dist-info"
+    info.mkdir(parents=True)
+    (site / "harness_rival.py").write_text(textwrap.dedent(RIVAL_SOURCE), encoding="utf-8")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: harness-rival\nVersion: 0.3\n", encoding="utf-8"
+    )
+    (info / "entry_points.txt").write_text("[harness]\nrival = harness_rival\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(site))
+    clear_cache()
+    yield "harness-rival"
+    sys.modules.pop("harness_rival", None)
+    clear_cache()
+
+
+def test_a_conflicting_name_is_refused_and_everything_else_works(
+    rival_distribution: str, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13, defect 8: one plugin registering a taken name used to break every command."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    registry = get_registry()
+
+    info = _plugin(registry, "rival")
+    assert (info.distribution, info.version, info.status) == (rival_distribution, "0.3", "conflict")
+    assert info.registered == {"architectures": ["rival_pool"]}  # its other name works
+    assert registry.architectures.get("rival_pool").provenance == Provenance(
+        "rival", rival_distribution, "0.3"
+    )
+    assert registry.architectures.entries["lstm"].provenance.plugin == "builtin_architectures"
+    for builtin in ("builtin_architectures", "builtin_tasks", "builtin_metrics", "builtin_reporters"):
+        assert _plugin(registry, builtin).status == "ok"
+    (warning,) = registry.warnings
+    both = (f"builtin_architectures (harness {harness.__version__})", f"`rival` ({rival_distribution})")
+    assert all(name in warning for name in both) and "`lstm`" in warning
+    assert "HARNESS_DISABLE_PLUGINS=rival" in warning
+
+    for args in (("plugins",), ("list", "architectures"), ("list", "tasks")):
+        result = cli(*args)
+        _assert_clean_exit(result, 0)
+        assert "warning:" in result.output and "HARNESS_DISABLE_PLUGINS=rival" in result.output, args
+    plugins_row = next(line for line in cli("plugins").output.splitlines() if line.startswith("│ rival "))
+    assert "rival_pool" in plugins_row and "refused architecture `lstm`" in plugins_row
+
+    suites = {}
+    for name, arch in (("unrelated", "gru"), ("rival", "rival_pool"), ("contested", "lstm")):
+        suites[name] = tmp_path / f"{name}.yaml"
+        suites[name].write_text(CONFLICT_SUITE.format(name=name, arch=arch), encoding="utf-8")
+    for name in ("unrelated", "rival"):
+        result = cli("validate", str(suites[name]))
+        _assert_clean_exit(result, 0)
+        assert "Suite is valid" in result.output and "warning:" in result.output
+
+    for command in (("validate",), ("run", "--executor", "local")):  # only the suite using `lstm` fails
+        result = cli(command[0], str(suites["contested"]), *command[1:])
+        _assert_clean_exit(result, 2)
+        message = " ".join(result.output.split())
+        assert "architecture `lstm` at" in message and "architectures[0].name" in message
+        assert f"builtin_architectures (harness {harness.__version__})" in message
+        assert f"rival ({rival_distribution} 0.3)" in message and "HARNESS_DISABLE_PLUGINS=rival" in message
+    assert not (tmp_path / "results").exists()  # refused before anything ran
+
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "rival")  # the fix the messages name
+    result = cli("validate", str(suites["contested"]))
+    _assert_clean_exit(result, 0)
+    assert "warning:" not in result.output
 
 
 def test_rich_markup_in_an_error_is_printed_as_written(make_plugin: MakePlugin, cli: Cli) -> None:
@@ -818,8 +930,8 @@ def test_disable_builtin_tasks_and_replace_them(
             register(MyDigits)
         """,
     )
-    with pytest.raises(PluginError):
-        get_registry()
+    with pytest.raises(PluginError, match="`digits`"):  # contested while the built-ins are on
+        get_registry().tasks.get("digits")
 
     monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "builtin_tasks")
 

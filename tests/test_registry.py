@@ -229,12 +229,45 @@ def test_namespace_conflict_names_both_without_raising() -> None:
     assert namespace.conflict("pool", namespace.get("pool").obj, ALPHA) is None  # same object, same plugin
 
 
-def test_registry_check_raises_the_conflicts() -> None:
+def test_a_refused_name_is_contested_and_named_with_both_plugins() -> None:
+    """The later plugin's registration is refused; looking the name up names both plugins and the
+    fix (a suite using it fails); the other names of the namespace are untouched."""
+    namespace = _namespace("pool", "other")
+
+    conflict = namespace.refuse("pool", BETA)
+
+    assert (conflict.kind, conflict.name, conflict.kept, conflict.refused) == (
+        "architectures",
+        "pool",
+        ALPHA,
+        BETA,
+    )
+    assert namespace.entries["pool"].provenance == ALPHA and namespace.contested == {"pool": [conflict]}
+    assert namespace.get("other").provenance == ALPHA
+    with pytest.raises(PluginError) as caught:
+        namespace.get("pool", where="suite.yaml:4 (architectures[0].name)")
+    message = str(caught.value)
+    assert "architecture `pool` at suite.yaml:4 (architectures[0].name)" in message
+    assert "alpha_plugin (alpha-dist 1.0)" in message and "beta_plugin (beta-dist 2.3)" in message
+    assert (
+        "HARNESS_DISABLE_PLUGINS=beta_plugin" in message and "HARNESS_DISABLE_PLUGINS=alpha_plugin" in message
+    )
+    assert "pool" in namespace and [e.name for e in namespace] == ["other", "pool"]  # listed, not usable
+
+
+def test_registry_conflicts_are_warnings_and_check_raises_them() -> None:
     registry = Registry()
     registry.check()  # nothing to report
+    registry.architectures.add(Thing("pool"), ALPHA)  # type: ignore[arg-type]
+    beta = PluginInfo("beta_plugin", "beta-dist", "2.3")
+    beta.conflicts.append(registry.architectures.refuse("pool", BETA))
+    registry.plugins = [PluginInfo("alpha_plugin", "alpha-dist", "1.0"), beta]
 
-    registry.conflicts.append("Duplicate task name `x`: registered by plugin a and by plugin b.")
-    with pytest.raises(PluginError, match="Duplicate task name `x`"):
+    assert beta.status == "conflict" and registry.conflicts == beta.conflicts
+    (warning,) = registry.warnings
+    assert warning.startswith("plugin `beta_plugin` (beta-dist) registers the architecture name `pool`")
+    assert "alpha_plugin (alpha-dist 1.0)" in warning and "HARNESS_DISABLE_PLUGINS=beta_plugin" in warning
+    with pytest.raises(PluginError, match="`pool`"):
         registry.check()
 
 
