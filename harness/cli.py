@@ -153,7 +153,7 @@ def run(
     """
     from rich.text import Text
 
-    from harness.console import summary_table
+    from harness.console import summary_table, verdict_lines
     from harness.report.summary import summarize
     from harness.runner import RunOptions, SuiteInterrupted, plan_suite, run_plan
     from harness.tracking.mlflow_store import ui_link
@@ -180,7 +180,9 @@ def run(
         sys.exit(130)
     in_plan = {c.run_id for c in plan.cells}
     records = [r for r in outcome.records if r.run_id in in_plan]
-    console.print(summary_table(summarize(records), title=f"{plan.suite.spec.name}: mean over seeds"))
+    summary = summarize(records)
+    console.print(summary_table(summary, title=f"{plan.suite.spec.name}: primary test metric over seeds"))
+    console.print(verdict_lines(summary))
     for cell in outcome.skipped_cells:
         console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
     failed = outcome.failed
@@ -204,34 +206,65 @@ def run(
     type=click.FloatRange(min=0, min_open=True),
     help="CPUs per run, overriding the suite's resources.",
 )
-def validate(suite: str, only: tuple[str, ...], gpus: float | None, cpus: float | None) -> None:
-    """Check SUITE and print its plan (cells, skip reasons, counts) without running."""
+@click.option(
+    "--tracking-uri",
+    envvar="MLFLOW_TRACKING_URI",
+    help="MLflow store `harness run` would use (default: sqlite:///mlflow.db); read, never written.",
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False),
+    help="Results file `harness run` would use (default: results/<suite>.jsonl).",
+)
+@click.option("--rerun", is_flag=True, help="Count finished cells as to run, as `harness run --rerun` would.")
+def validate(
+    suite: str,
+    only: tuple[str, ...],
+    gpus: float | None,
+    cpus: float | None,
+    tracking_uri: str | None,
+    results: str | None,
+    rerun: bool,
+) -> None:
+    """Check SUITE and print its plan without running: each cell runs, is skipped (with the
+    reason), or is already done (finished before, in the results file or MLflow), exactly as
+    `harness run` with the same options would treat it."""
     from rich.table import Table
     from rich.text import Text
 
+    from harness.plan_status import finished_in_mlflow, plan_status, previous_records
     from harness.runner import plan_suite
 
     console = _console()
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
+    in_mlflow, problem = (set(), None) if rerun else finished_in_mlflow(plan, tracking_uri)
+    if problem:
+        console.print(Text.assemble(("warning: ", "yellow"), problem))
+    status = plan_status(plan, [] if rerun else previous_records(plan, results), in_mlflow, rerun)
     table = Table(title=f"{plan.suite.spec.name}: plan")
     for column in ("run id", "task", "architecture", "seed", "status"):
         table.add_column(column)
-    for cell in plan.cells:
+    for cell in status.cells:
+        shown = {"run": "run", "done": f"done: {cell.reason}", "skip": f"skip: {cell.reason}"}
         table.add_row(
-            cell.run_id,
-            Text(cell.task_label),
-            Text(cell.arch_label),
-            str(cell.seed),
-            Text(f"skip: {cell.skip_reason}" if cell.skip_reason else "run"),
+            cell.cell.run_id,
+            Text(cell.cell.task_label),
+            Text(cell.cell.arch_label),
+            str(cell.cell.seed),
+            Text(shown[cell.action], style="dim" if cell.action == "done" else ""),
         )
     console.print(table)
     spec = plan.suite.spec
+    done = len(status.done)
     console.print(
-        f"{len(plan.cells)} cells: {len(plan.runnable)} to run, {len(plan.skipped)} skipped "
-        f"({len(spec.tasks)} task entries × {len(spec.architectures)} architecture entries × "
+        f"{len(plan.cells)} cells: {len(status.to_run)} to run, {len(status.skipped)} skipped"
+        + (f", {done} already done" if done else "")
+        + f" ({len(spec.tasks)} task entries × {len(spec.architectures)} architecture entries × "
         f"grid × {len(spec.seeds)} seed(s)). Suite is valid."
     )
+    if done:
+        console.print(f"`harness run` skips the {done} finished cell(s); --rerun runs them again.")
 
 
 @main.command()
@@ -294,23 +327,28 @@ def plugins(ctx: click.Context) -> None:
 
     from harness.plugins import get_registry
 
-    registry = get_registry(strict=False)  # show every plugin, then report duplicates
+    registry = get_registry()
     console = _console()
     table = Table(title="harness plugins")
     for column in ("plugin", "distribution", "version", "registers"):
         table.add_column(column)
     for info in registry.plugins:
-        what = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items())
+        what = Text("; ".join(f"{kind}: {', '.join(names)}" for kind, names in info.registered.items()))
+        for conflict in info.conflicts:  # names another plugin registered first: refused
+            what.append(
+                f"{'; ' if what else ''}refused {conflict.singular} `{conflict.name}` "
+                f"(registered first by {conflict.kept})",
+                style="yellow",
+            )
         table.add_row(
             info.name,
             info.distribution,
             info.version,
-            Text(f"{info.status}: {info.error}", style="red") if info.error else Text(what),
+            Text(f"{info.status}: {info.error}", style="red") if info.error else what,
         )
     console.print(table)
-    for warning in registry.warnings:
+    for warning in registry.warnings:  # a contested name fails only the suites that use it
         console.print(Text.assemble(("warning: ", "yellow"), warning))
-    registry.check()  # two plugins registering one name: an error (exit 2) after the table
 
 
 @plugins.command(name="check")
@@ -432,8 +470,12 @@ def list_(kind: str, fmt: str) -> None:
     table = Table(title=f"harness {kind}", show_lines=True)
     for column in ("name", "provider", "description", "parameters"):
         table.add_column(column)
-    for entry in registry.namespace(kind):
-        table.add_row(entry.name, str(entry.provenance), entry.description, describe_params(entry.obj))
+    namespace = registry.namespace(kind)
+    for entry in namespace:
+        provider = str(entry.provenance)
+        for conflict in namespace.contested.get(entry.name, []):  # see the warning below the table
+            provider += f"\ncontested by {conflict.refused}: suites cannot use it"
+        table.add_row(entry.name, provider, entry.description, describe_params(entry.obj))
     console.print(table)
     _warn_plugins(console)
 
@@ -469,7 +511,8 @@ def report(
     """Write the report (index.html, report.md, results.csv) of a suite's runs.
 
     TARGET: a suite file or name (its results file: every run's latest record), a results
-    file, a parent run id (one invocation) or an MLflow experiment (its newest invocation).
+    file, a parent run id (one invocation, all its runs) or an MLflow experiment (every cell's
+    latest run, leaving out runs a --rerun superseded). An invocation without runs is an error.
     Output: <out>/<invocation>/ and a copy in <out>/latest/.
     """
     from pathlib import Path
@@ -502,6 +545,11 @@ def report(
 @click.option(
     "--fail-on-cost", is_flag=True, help="Exit 1 on cost regressions (throughput, latency, memory) too."
 )
+@click.option(
+    "--paired",
+    is_flag=True,
+    help="Pair runs by seed: a paired t-test over the seeds both sides ran (default: Welch's t-test).",
+)
 def compare(
     a: str,
     b: str,
@@ -509,24 +557,29 @@ def compare(
     tracking_uri: str | None,
     min_effect: float | None,
     fail_on_cost: bool,
+    paired: bool,
 ) -> None:
     """Compare two invocations of a suite (before → after): per-cell deltas and verdicts.
 
-    A and B: results files, suite names, or parent run ids. Verdicts come from the seed spread
-    (Welch t-test over seeds, α=0.05); one seed cannot be judged unless --min-effect is given.
+    A and B: results files, suite names (their latest runs), or parent run ids (one invocation
+    each; with --results, invocations of that file). Verdicts come from the seed spread (Welch
+    t-test over seeds, or with --paired a paired t-test over shared seeds; Holm-corrected over
+    cells, α=0.05); one seed cannot be judged unless --min-effect is given.
 
     Exit code 0: no regression; 1: the primary metric regressed in some cell (or a cost,
-    with --fail-on-cost); 2: bad input.
+    with --fail-on-cost); 2: bad input (a side without records, the same runs on both sides,
+    no cell in common).
     """
     from rich.table import Table
     from rich.text import Text
 
+    from harness.report.compare import check_comparable, environment_warnings
     from harness.report.compare import compare as compare_runs
-    from harness.report.compare import environment_warnings
     from harness.report.records import select
     from harness.report.tables import number
 
     before, after = select(a, results, tracking_uri), select(b, results, tracking_uri)
+    check_comparable(before.records, after.records, paired, names=(a, b))
     console = _console()
     if before.context.suite != after.context.suite:
         console.print(
@@ -534,7 +587,7 @@ def compare(
         )
     for warning in environment_warnings(before.records, after.records):
         console.print(f"[yellow]warning:[/] environments differ: {warning}")
-    deltas = compare_runs(before.records, after.records, min_effect)
+    deltas = compare_runs(before.records, after.records, min_effect, paired=paired)
     table = Table(
         title=f"{before.context.suite}: A {before.context.invocation} → B {after.context.invocation}"
     )
@@ -545,7 +598,7 @@ def compare(
         "A (mean, n)",
         "B (mean, n)",
         "Δ",
-        "p (Welch)",
+        "p (paired t, pairs)" if paired else "p (Welch)",
         "verdict",
     ):
         table.add_column(column)
@@ -558,7 +611,7 @@ def compare(
             f"{number(d.mean_a)} ({len(d.a)})",
             f"{number(d.mean_b)} ({len(d.b)})",
             number(d.delta),
-            number(d.pvalue, 2),
+            f"{number(d.pvalue, 2)} ({d.pairs} pairs)" if paired else number(d.pvalue, 2),
             Text(d.verdict, style=styles.get(d.verdict, "")),
         )
     console.print(table)
@@ -638,10 +691,40 @@ def ui(suite: str | None, port: int, tracking_uri: str | None) -> None:
     "--gpus", type=click.FloatRange(min=0), default=0, show_default=True, help="1: profile on the GPU."
 )
 @click.option(
-    "--steps", type=click.IntRange(min=1), default=5, show_default=True, help="Timed training steps."
+    "--steps",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Fewest timed training steps (more until the median is stable).",
 )
 @click.option(
-    "--rounds", type=click.IntRange(min=3), default=10, show_default=True, help="Timed inference rounds."
+    "--rounds",
+    type=click.IntRange(min=3),
+    default=10,
+    show_default=True,
+    help="Fewest timed inference rounds (more until the median is stable).",
+)
+@click.option(
+    "--max-time",
+    "max_time_s",
+    type=click.FloatRange(min=0),
+    default=2.0,
+    show_default=True,
+    help="Seconds of timed calls at most per figure.",
+)
+@click.option(
+    "--rel-error",
+    type=click.FloatRange(min=0, min_open=True),
+    default=0.02,
+    show_default=True,
+    help="Stop timing once the median's standard error is below this fraction of it.",
+)
+@click.option(
+    "--suite",
+    "suite_path",
+    type=click.Path(dir_okay=False),
+    help="Profile for this suite: rows are tagged with it, its reports show them "
+    "(default --arch: the suite's architectures).",
 )
 @click.option(
     "--out", "out_dir", type=click.Path(file_okay=False), default="results/profile", show_default=True
@@ -657,35 +740,55 @@ def profile(
     gpus: float,
     steps: int,
     rounds: int,
+    max_time_s: float,
+    rel_error: float,
+    suite_path: str | None,
     out_dir: str,
     tracking_uri: str | None,
 ) -> None:
     """Throughput, latency, memory and FLOPs of each architecture as the sequence grows.
 
-    No training to convergence: a few timed steps per (architecture, length). Writes
-    OUT/<task>.jsonl and logs to the MLflow experiment profile-<task>.
+    No training to convergence: each (architecture, length) is timed until its medians are
+    stable, and shown as median [IQR]. Appends to OUT/<task>.jsonl and logs to the MLflow
+    experiment profile-<task>.
     """
     from pathlib import Path
 
     from rich.table import Table
 
+    from harness.measure import NOISY_RATIO, noisy
     from harness.profile import parse_lengths, run_profile
 
     console = _console()
     names = [a.strip() for a in archs.split(",") if a.strip()] if archs else None
+    suite_name = suite_digest = None
+    if suite_path:
+        from harness.report.context import suite_hash
+        from harness.suite import load_suite
+
+        suite_spec = load_suite(suite_path).spec  # a missing or broken file: the usual located error
+        suite_name = suite_spec.name
+        suite_digest = suite_hash(Path(suite_path).read_text(encoding="utf-8"))
+        names = names or list(dict.fromkeys(a.name for a in suite_spec.architectures))
     table = Table(
         "arch",
         "T",
         "train samples/s",
-        "train steps/s",
+        "train timesteps/s",
         "infer samples/s",
-        "p50 ms",
+        "latency p50 ms",
         "p99 ms",
         "act. MB",
         "peak MB",
         "MFLOPs/sample",
         title=f"profile: {task_name}",
     )
+
+    def cell(r: dict[str, Any], key: str, digits: str) -> str:
+        from harness.measure import NOISE
+
+        text = f"{r[key]:{digits}} [{r[NOISE[key]]:{digits}}]"
+        return f"[yellow]{text} noisy[/]" if noisy(r, key) else text
 
     def show(r: dict[str, Any]) -> None:
         if "error" in r:
@@ -694,14 +797,14 @@ def profile(
         table.add_row(
             r["architecture"],
             str(r["length"]),
-            f"{r['train_samples_per_s']:.0f}",
-            f"{r['train_timesteps_per_s']:.3g}",
-            f"{r['infer_samples_per_s']:.0f}",
-            f"{r['latency_p50_ms']:.2f}",
-            f"{r['latency_p99_ms']:.2f}",
-            f"{r['activation_memory_mb']:.1f}",
-            f"{r['peak_memory_mb']:.1f}",
-            f"{r['flops_per_sample'] / 1e6:.2f}",
+            cell(r, "train_samples_per_s", ".3g"),
+            cell(r, "train_timesteps_per_s", ".3g"),
+            cell(r, "infer_samples_per_s", ".3g"),
+            cell(r, "latency_p50_ms", ".3g"),
+            f"{r['latency_p99_ms']:.3g}",
+            f"{r['activation_memory_mb']:.2f}",
+            f"{r['peak_memory_mb']:.2f}",
+            f"{r['flops_per_sample'] / 1e6:.3g}",
         )
 
     records = run_profile(
@@ -712,14 +815,26 @@ def profile(
         gpus=gpus,
         steps=steps,
         rounds=rounds,
+        max_time_s=max_time_s,
+        rel_error=rel_error,
+        suite=suite_name,
+        suite_hash=suite_digest,
         out_dir=Path(out_dir),
         tracking_uri=tracking_uri,
         on_record=show,
     )
     console.print(table)
     console.print(
-        f"{len(records)} records -> {Path(out_dir) / (task_name + '.jsonl')}; "
-        f"MLflow experiment profile-{task_name}"
+        f"median [IQR] of repeated timings (at least {steps} training steps / {rounds} inference "
+        f"rounds, more until the median is within {rel_error:.0%} or {max_time_s:g} s are spent); "
+        f"noisy: IQR above {NOISY_RATIO:.0%} of the median, not a reliable figure. "
+        "samples/s counts sequences, timesteps/s sequence positions (samples × T). "
+        "peak MB: tensor peak of a training step; act. MB: tensors saved for backward."
+    )
+    console.print(
+        f"{len(records)} records -> {Path(out_dir) / (task_name + '.jsonl')}"
+        + (f" (suite {suite_name})" if suite_name else "")
+        + f"; MLflow experiment profile-{task_name}"
     )
 
 

@@ -119,7 +119,9 @@ class Progress:
 
 
 def summary_table(table: SummaryTable, title: str) -> Table:
-    out = Table(title=title, show_lines=False)
+    """The primary metric per task × architecture, as the report computes it, with its legend
+    (``mean ± 95 % CI``) as the caption: a "±" on the console means what it means in the report."""
+    out = Table(title=title, show_lines=False, caption=table.legend, caption_justify="left")
     out.add_column("task (primary test metric)")
     for arch in table.architectures:
         out.add_column(Text(arch), justify="right")
@@ -130,3 +132,13 @@ def summary_table(table: SummaryTable, title: str) -> Table:
         ]
         out.add_row(Text(table.header(task)), *row)
     return out
+
+
+def verdict_lines(table: SummaryTable) -> Group:
+    """Per task, the report's verdict sentences (best, within noise, cheaper, failures)."""
+    lines: list[Any] = []
+    for task in table.tasks:
+        for i, sentence in enumerate(table.verdicts.get(task, [])):
+            lead = f"{task}: " if i == 0 else " " * (len(task) + 2)
+            lines.append(Text(lead, style="bold") + Text(sentence))
+    return Group(*lines)

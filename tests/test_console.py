@@ -84,3 +84,20 @@ def test_progress_prints_killed_cells_apart_from_failures() -> None:
     progress.finish(killed)
     assert "killed (killed): interrupted" in buffer.getvalue()
     assert "0 failed · 1 killed" in progress.status_line()
+
+
+def test_console_shows_the_reports_labelled_95_ci_not_a_std() -> None:
+    """One statistics vocabulary: the console's "±" is the report's 95 % CI half-width, labelled."""
+    from harness.report.analysis import analyze
+    from harness.report.markdown import render_markdown
+    from harness.report.stats import mean_ci
+
+    values = [0.90, 0.94, 0.95]
+    records = [make_record("digits", "gru", s, v, run_id=f"g{s}") for s, v in enumerate(values)]
+    records += [make_record("digits", "lstm", s, v, run_id=f"l{s}") for s, v in enumerate((0.7, 0.75, 0.72))]
+    text = _render(summary_table(summarize(records), title="t"))
+    half = mean_ci(values).half
+    assert half is not None and round(half, 2) == 0.07  # the std would be 0.026
+    assert "0.93 ± 0.066 (n=3)" in text
+    assert "mean ± 95 % CI" in text  # labelled on the console
+    assert "| gru | **0.93 ± 0.066 (n=3)** |" in render_markdown(analyze(records))  # the same figure

@@ -12,9 +12,24 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.measure import NOISY_RATIO, noisy
 from harness.records import RunRecord, latest_by_run
 from harness.report.context import ReportContext
-from harness.report.stats import ALPHA, Friedman, Interval, friedman, holm, mean_ci, paired_t
+from harness.report.stats import (
+    ALPHA,
+    INTERVAL_LABEL,
+    Friedman,
+    Interval,
+    cliques,
+    friedman,
+    holm,
+    mean_ci,
+    paired_t,
+)
+from harness.report.verdict import Verdict, verdict
+
+#: the critical-difference diagram needs at least this many tasks (data sets) to have power
+MIN_CD_TASKS = 5
 
 #: cost columns in table order: (key, column label); absent keys are not shown
 COSTS: list[tuple[str, str]] = [
@@ -82,7 +97,11 @@ class ArchRow:
     tied: dict[str, float] = field(default_factory=dict)  # metric → Holm p vs best, where not significant
     pvalues: dict[str, float | None] = field(default_factory=dict)
     failed: int = 0
+    #: failure kinds of the failed runs (``diverged``, ``nan``, ``exception``...), one per run
+    failed_kinds: list[str] = field(default_factory=list)
     skipped: str | None = None
+    #: cost keys whose figure was too noisy to report as data in some run (:func:`harness.measure.noisy`)
+    noisy: set[str] = field(default_factory=set)
     history: list[list[Mapping[str, Any]]] = field(default_factory=list)  # one per finished seed
 
     @property
@@ -116,6 +135,13 @@ class Ranking:
     tasks: list[str]
     friedman: Friedman | None
     note: str
+    #: whether the Nemenyi test can separate anything: ≥ MIN_CD_TASKS tasks and CD shorter than
+    #: the rank axis (k − 1); only then is the CD diagram drawn and the table marked
+    powered: bool = False
+    #: groups the Nemenyi test cannot separate (indices into ``archs``), when powered
+    cliques: list[list[int]] = field(default_factory=list)
+    #: task → "primary metric ↑/↓", for the table header
+    metrics: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,11 +152,16 @@ class Analysis:
     problems: list[dict[str, Any]]  # failed/skipped/killed cells with their causes
     provenance: dict[str, Any]
     records: list[RunRecord]
+    #: one per task, in table order: the answer to "who won", stated first in every report
+    verdicts: list[Verdict] = field(default_factory=list)
     test_note: str = (
-        f"Mean ± 95 % t-interval over seeds (n = finished seeds; n=1: no interval). Bold: best mean. "
-        f"≈: not significantly different from the best (paired t-test over seeds, runs paired by "
-        f"seed, Holm-corrected, α={ALPHA}); needs ≥ 2 shared seeds. Tasks do not store "
-        "per-example predictions, so no per-example bootstrap is done."
+        f"Cells: {INTERVAL_LABEL} (Student t over seeds; n = finished seeds; n=1: no interval). "
+        f"Bold: best mean. ≈: not significantly different from the best (paired t-test over seeds, "
+        f"runs paired by seed, Holm-corrected, α={ALPHA}); needs ≥ 2 shared seeds. Costs are means "
+        f"over the finished runs; ~: a noisy timing (IQR/median above {NOISY_RATIO:.0%} over its "
+        "repetitions), indicative only. Failed runs (diverged ones included) are left out of every "
+        "mean, interval, rank and Pareto front and listed under Failed and skipped cells. Tasks do "
+        "not store per-example predictions, so no per-example bootstrap is done."
     )
 
 
@@ -148,6 +179,7 @@ def _table(task: str, recs: list[RunRecord]) -> TaskTable:
             continue
         if not r.finished:
             row.failed += 1
+            row.failed_kinds.append(r.failure.kind if r.failure is not None else r.status)
             continue
         directions.update(r.directions)
         seed: Any = r.spec.seed
@@ -157,6 +189,7 @@ def _table(task: str, recs: list[RunRecord]) -> TaskTable:
             slot = seed if seed not in per_seed else (seed, len(per_seed))  # a repeated seed is not paired
             per_seed[slot] = value
         cost = normalize_cost(r.cost)
+        row.noisy.update(k for k, _ in COSTS if noisy(cost, k))
         for key, value in cost.items():
             if math.isfinite(value):
                 costs.setdefault(row.arch, {}).setdefault(key, []).append(value)
@@ -213,24 +246,41 @@ def _ranking(tables: list[TaskTable]) -> Ranking:
     ]
     dropped = sorted({r.arch for t in usable for r in t.rows} - set(archs))
     note = f" Left out (no result on every task): {', '.join(dropped)}." if dropped else ""
+    metrics = {t.task: f"{t.primary} {'↑' if t.direction == 'max' else '↓'}" for t in usable}
     if len(usable) < 2 or len(archs) < 2:
         return Ranking(
             archs,
             [t.task for t in usable],
             None,
             "Average ranks need ≥ 2 tasks and ≥ 2 architectures with results on all of them." + note,
+            metrics=metrics,
         )
     rows = [[t.row(a).intervals[t.primary].mean for a in archs] for t in usable]  # type: ignore[union-attr]
     result = friedman(rows, [t.direction == "max" for t in usable])
-    verdict = "differ significantly" if result.pvalue < ALPHA else "do not differ significantly"
+    differ = "differ significantly" if result.pvalue < ALPHA else "do not differ significantly"
+    axis = result.k - 1  # average ranks lie in [1, k]
+    powered = result.n >= MIN_CD_TASKS and result.cd < axis
+    if powered:
+        cd_note = (
+            f"Nemenyi critical difference CD={result.cd:.3g} (Demšar 2006): architectures joined by a "
+            "bar in the diagram are not significantly different; ≈ in the table: within CD of the best."
+        )
+    else:
+        why = f"only {result.n} tasks (it needs ≥ {MIN_CD_TASKS})" if result.n < MIN_CD_TASKS else ""
+        if result.cd >= axis:
+            why += (" and " if why else "") + (
+                f"its critical difference CD={result.cd:.3g} is at least as wide as the whole rank axis "
+                f"(1–{result.k}), so it could not separate any two architectures"
+            )
+        cd_note = f"No critical-difference diagram: the Nemenyi test has no power here with {why}."
     note = (
-        f"Ranks of the mean primary metric per task (1 = best, ties share the mean rank), averaged over "
-        f"{len(usable)} tasks. Friedman χ²={result.chi2:.3g}, "
+        f"Rank of each architecture's mean test primary metric per task (1 = best, ties share the mean "
+        f"rank), averaged over {len(usable)} tasks. Friedman χ²={result.chi2:.3g}, "
         f"Iman–Davenport F={result.iman_davenport:.3g}, "
-        f"p={result.pvalue:.3g}: the architectures {verdict} (α={ALPHA}). Nemenyi critical difference "
-        f"CD={result.cd:.3g} (Demšar 2006); with few tasks the test has little power." + note
+        f"p={result.pvalue:.3g}: the architectures {differ} (α={ALPHA}). {cd_note}" + note
     )
-    return Ranking(archs, [t.task for t in usable], result, note)
+    groups = cliques(result.avg_ranks, result.cd) if powered else []
+    return Ranking(archs, [t.task for t in usable], result, note, powered, groups, metrics)
 
 
 def _problems(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
@@ -303,12 +353,21 @@ def analyze(records: Iterable[RunRecord], context: ReportContext | None = None) 
     for r in rows:
         by_task.setdefault(r.spec.task_label, []).append(r)
     tables = [_table(task, recs) for task, recs in by_task.items()]
-    return Analysis(context, tables, _ranking(tables), _problems(rows), _provenance(rows, context), rows)
+    return Analysis(
+        context,
+        tables,
+        _ranking(tables),
+        _problems(rows),
+        _provenance(rows, context),
+        rows,
+        [verdict(t) for t in tables],
+    )
 
 
 __all__ = [
     "ALIASES",
     "COSTS",
+    "MIN_CD_TASKS",
     "Analysis",
     "ArchRow",
     "Ranking",

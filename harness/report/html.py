@@ -13,7 +13,11 @@ from harness.report.tables import Table, problems_table, provenance_rows, rankin
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
-color:#222;padding:0 1em}
+color:#222;padding:0 1em;overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%;margin:.5em 0 1em}.scroll table{margin:0}
+.verdict{border-left:4px solid #2c7a2c;background:#f6fbf6;padding:.4em 1em;margin:.6em 0}
+.verdict h3{margin:.2em 0}.verdict ul{margin:.2em 0;padding-left:1.2em}
+td.noisy{color:#999;font-style:italic}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
 h3{margin-bottom:.3em}
 table{border-collapse:collapse;margin:.5em 0 1em;font-variant-numeric:tabular-nums}
@@ -21,9 +25,10 @@ th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right;vertical-align:t
 th:first-child,td:first-child{text-align:left}th{background:#f5f5f5}
 td.best{font-weight:bold;background:#eef7ee}td.tied{background:#f6fbf6}td.muted{color:#999}
 .note{color:#555;font-size:.9em;max-width:60em}
-figure{display:inline-block;margin:.5em 1em 1em 0;vertical-align:top}
+figure{display:inline-block;margin:.5em 1em 1em 0;vertical-align:top;max-width:100%}
 figcaption{font-size:.85em;color:#444;max-width:36em}figure svg{max-width:100%;height:auto}
-table.kv td{text-align:left}code{background:#f5f5f5;padding:0 .2em}
+table.kv td{text-align:left}th,td{overflow-wrap:normal}td{white-space:nowrap}table.kv td{white-space:normal}
+th{min-width:4em}code{background:#f5f5f5;padding:0 .2em}
 """
 
 
@@ -42,7 +47,8 @@ def _table(table: Table, cls: str = "") -> str:
             + "</tr>"
         )
     out.append("</tbody></table>")
-    return "".join(out)
+    # a wide table scrolls inside its own box; the page itself never scrolls sideways
+    return '<div class="scroll">' + "".join(out) + "</div>"
 
 
 def _figures(figures: list[tuple[str, str]]) -> str:
@@ -61,6 +67,16 @@ def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | 
             f"generated {escape(ctx.generated_at)}. {len(analysis.records)} runs.</p>"
         ),
     ]
+    parts.append('<h2 id="verdict">Verdict</h2>')
+    if not analysis.verdicts:
+        parts.append("<p>No results.</p>")
+    for verdict in analysis.verdicts:
+        items = "".join(f"<li>{escape(line)}</li>" for line in verdict.lines)
+        parts.append(
+            f'<div class="verdict"><h3>{escape(verdict.task)} <small>(test {escape(verdict.metric)}, '
+            f"{'higher' if verdict.direction == 'max' else 'lower'} is better)</small></h3>"
+            f"<ul>{items}</ul></div>"
+        )
     parts.append("<h2>Results per task</h2>")
     parts.append(f'<p class="note">{escape(analysis.test_note)}</p>')
     if not analysis.tables:

@@ -14,7 +14,10 @@ def _table(table: Table) -> list[str]:
     header, rows = table
     lines = ["| " + " | ".join(_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [f"**{_escape(t)}**" if style == "best" else _escape(t) for t, style in row]
+        cells = [
+            f"**{_escape(t)}**" if style == "best" else f"_{_escape(t)}_" if style == "noisy" else _escape(t)
+            for t, style in row
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -31,13 +34,20 @@ def render_markdown(analysis: Analysis) -> str:
         + (f", {other} other" if other else "")
         + ".",
         "",
-        f"_{analysis.test_note}_",
+        "## Verdict",
         "",
     ]
+    for verdict in analysis.verdicts:
+        arrow = "higher" if verdict.direction == "max" else "lower"
+        lines += [f"**{verdict.task}** (test {verdict.metric}, {arrow} is better)", ""]
+        lines += [f"- {line}" for line in verdict.lines] + [""]
+    if not analysis.verdicts:
+        lines += ["No results.", ""]
+    lines += ["## Results per task", "", f"_{analysis.test_note}_", ""]
     for table in analysis.tables:
         lines += [
             (
-                f"## {table.task} (primary: test {table.primary}, "
+                f"### {table.task} (primary: test {table.primary}, "
                 f"{'higher' if table.direction == 'max' else 'lower'} is better)"
             ),
             "",

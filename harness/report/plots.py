@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import io
 import math
-import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.records import RunRecord
 from harness.report.analysis import Analysis, Ranking, TaskTable
-from harness.report.stats import pareto_front
+from harness.report.stats import mean_ci, pareto_front, spans_decades
 
 if TYPE_CHECKING:
     import matplotlib.figure
@@ -42,8 +41,33 @@ def _svg(fig: matplotlib.figure.Figure) -> str:
     return text[text.index("<svg") :]
 
 
-def learning_curves(table: TaskTable) -> list[Figure]:
-    """Validation primary metric per epoch: mean over seeds, band = min..max over seeds."""
+def _legend_outside(ax: Any) -> None:
+    """Legend right of the axes: it never covers data or tick labels, and names each point."""
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+
+
+def _short_ticks(axis: Any, log: bool) -> None:
+    """Short engineering labels (20k, 1.5M) on major ticks only: log axes' minor labels collide."""
+    from matplotlib.ticker import EngFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    axis.set_major_formatter(EngFormatter(sep=""))
+    if log:
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=8))
+        axis.set_minor_formatter(NullFormatter())
+    else:
+        axis.set_major_locator(MaxNLocator(nbins=5))
+
+
+def _metric_scale(ax: Any, values: Sequence[float]) -> bool:
+    """Log y axis where the metric spans ≥ 2 decades (an error metric near 0 for most models)."""
+    log = spans_decades(values)
+    if log:
+        ax.set_yscale("log")
+    return log
+
+
+def learning_curves_figure(table: TaskTable) -> tuple[str, matplotlib.figure.Figure] | None:
+    """Validation primary metric per epoch: mean over seeds, band = its 95 % CI where n ≥ 2."""
     key = f"val_{table.primary}"
     series = []
     for row in table.rows:
@@ -56,36 +80,50 @@ def learning_curves(table: TaskTable) -> list[Figure]:
         if per_epoch:
             series.append((row.arch, sorted(per_epoch.items())))
     if not series:
-        return []
+        return None
     _use_agg()
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    means: list[float] = []
     for arch, points in series:
         epochs = [e for e, _ in points]
-        mean = [statistics.fmean(v) for _, v in points]
+        intervals = [mean_ci(v) for _, v in points]
+        mean = [i.mean for i in intervals]
+        means += mean
         (line,) = ax.plot(epochs, mean, marker="o", markersize=2.5, label=arch)
-        ax.fill_between(
-            epochs,
-            [min(v) for _, v in points],
-            [max(v) for _, v in points],
-            color=line.get_color(),
-            alpha=0.18,
-            linewidth=0,
-        )
+        banded = [(e, i) for e, i in zip(epochs, intervals) if i.low is not None and i.high is not None]
+        if banded:
+            ax.fill_between(
+                [e for e, _ in banded],
+                [i.low or 0.0 for _, i in banded],
+                [i.high or 0.0 for _, i in banded],
+                color=line.get_color(),
+                alpha=0.18,
+                linewidth=0,
+            )
+    log = _metric_scale(ax, means)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{key} ({'↑' if table.direction == 'max' else '↓'})")
-    ax.legend(fontsize=7, frameon=False)
-    return [(f"{table.task}: learning curves (mean, band = min–max over seeds)", _svg(fig))]
+    _legend_outside(ax)
+    scale = ", log scale" if log else ""
+    return (f"{table.task}: learning curves (mean over seeds, band = 95 % CI{scale})", fig)
 
 
-def pareto(table: TaskTable) -> list[Figure]:
-    """Quality vs throughput (higher is cheaper) and vs parameters, non-dominated points joined."""
+def learning_curves(table: TaskTable) -> list[Figure]:
+    made = learning_curves_figure(table)
+    return [] if made is None else [(made[0], _svg(made[1]))]
+
+
+#: the cost axes of the quality-vs-cost plots: (cost key, label, lower is better)
+PARETO_AXES = (("train_samples_per_s", "train samples/s", False), ("num_params", "parameters", True))
+
+
+def pareto_figures(table: TaskTable) -> list[tuple[str, matplotlib.figure.Figure]]:
+    """Quality vs throughput and vs parameters: one marker per architecture (named in the legend,
+    not on the point), 95 % CI error bars over seeds, non-dominated points joined in red."""
     figures = []
-    for cost, cost_label, lower in (
-        ("train_samples_per_s", "train samples/s", False),
-        ("num_params", "parameters", True),
-    ):
+    for cost, cost_label, lower in PARETO_AXES:
         rows = [
             r for r in table.rows if cost in r.costs and table.primary in r.intervals and r.costs[cost] > 0
         ]
@@ -97,59 +135,119 @@ def pareto(table: TaskTable) -> list[Figure]:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(4.6, 3.2))
-        ax.scatter([p[0] for p in points], [p[1] for p in points], color="#888", zorder=2)
-        for r, (x, y) in zip(rows, points):
-            ax.annotate(r.arch, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
         line = sorted(points[i] for i in front)
         ax.plot(
             [p[0] for p in line],
             [p[1] for p in line],
             color="#d62728",
-            marker="o",
-            zorder=3,
+            linestyle="--",
+            linewidth=1,
+            zorder=1,
             label="Pareto front",
         )
-        ax.set_xscale("log")
+        bars = False
+        for i, (r, (x, y)) in enumerate(zip(rows, points)):
+            half = r.intervals[table.primary].half
+            container = ax.errorbar(
+                [x],
+                [y],
+                yerr=None if half is None else [[half], [half]],
+                fmt=_MARKERS[i % len(_MARKERS)],
+                markersize=5,
+                capsize=3,
+                zorder=3,
+                label=r.arch + (" *" if r.arch in {rows[j].arch for j in front} else ""),
+            )
+            if half is not None:
+                bars = True
+                for part in (*container.lines[1], *container.lines[2]):
+                    part.set_gid("ci-errorbar")
+        log_x = spans_decades([p[0] for p in points], 1.0)
+        if log_x:
+            ax.set_xscale("log")
+        _short_ticks(ax.xaxis, log_x)
+        log_y = _metric_scale(ax, [p[1] for p in points])
         ax.set_xlabel(f"{cost_label} ({'↓' if lower else '↑'} is better)")
         ax.set_ylabel(f"test {table.primary} ({'↑' if table.direction == 'max' else '↓'})")
-        ax.legend(fontsize=7, frameon=False)
-        figures.append((f"{table.task}: {table.primary} vs {cost_label}", _svg(fig)))
+        _legend_outside(ax)
+        notes = ["* on the front"]
+        if bars:
+            notes.append("error bars: 95 % CI over seeds")
+        if log_y:
+            notes.append("log scale")
+        title = f"{table.task}: {table.primary} vs {cost_label} ({'; '.join(notes)})"
+        figures.append((title, fig))
     return figures
 
 
-def cd_diagram(ranking: Ranking) -> list[Figure]:
-    """Average ranks on a line, with the Nemenyi critical difference drawn as a bar."""
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def pareto(table: TaskTable) -> list[Figure]:
+    return [(title, _svg(fig)) for title, fig in pareto_figures(table)]
+
+
+def cd_figure(ranking: Ranking) -> tuple[str, matplotlib.figure.Figure] | None:
+    """Demšar's critical-difference diagram: average ranks on an axis (1 = best, on the right),
+    names in two columns (better half right, worse half left), thick bars joining the groups the
+    Nemenyi test cannot separate. None where the test has no power (see :class:`Ranking`)."""
     result = ranking.friedman
-    if result is None:
-        return []
+    if result is None or not ranking.powered:
+        return None
     _use_agg()
     import matplotlib.pyplot as plt
 
     k = result.k
-    order = sorted(zip(result.avg_ranks, ranking.archs))
-    fig, ax = plt.subplots(figsize=(6, 1.2 + 0.22 * k))
-    ax.set_xlim(k + 0.3, 0.7)  # rank 1 (best) on the right, as in Demšar's figures
-    ax.set_ylim(-1.0 - 0.5 * k, 1.6)
-    ax.axhline(0, color="black", linewidth=1)
+    order = sorted(range(k), key=lambda j: result.avg_ranks[j])
+
+    def x_of(rank: float) -> float:  # rank k at 0.25, rank 1 at 0.75
+        return 0.25 + 0.5 * (k - rank) / (k - 1)
+
+    right = order[: (k + 1) // 2]
+    left = list(reversed(order[(k + 1) // 2 :]))
+    rows = max(len(right), len(left))
+    bottom = -0.75 - 0.45 * rows - 0.2 * len(ranking.cliques)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * (1.6 - bottom)))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(bottom, 1.6)
+    ax.plot([x_of(k), x_of(1)], [0, 0], color="black", linewidth=1)
     for r in range(1, k + 1):
-        ax.plot([r, r], [0, 0.15], color="black", linewidth=0.8)
-        ax.text(r, 0.3, str(r), ha="center", fontsize=8)
-    for i, (rank, arch) in enumerate(order):
-        y = -0.5 - 0.5 * i
-        ax.plot([rank, rank], [0, y], color="#1f77b4", linewidth=0.8)
-        ax.text(
-            rank,
-            y - 0.05,
-            f" {arch} ({rank:.2f})",
-            fontsize=8,
-            va="top",
-            ha="left" if rank < (k + 1) / 2 else "right",
-        )
-    if math.isfinite(result.cd):
-        ax.plot([1, 1 + result.cd], [1.1, 1.1], color="#d62728", linewidth=2)
-        ax.text(1 + result.cd / 2, 1.25, f"CD = {result.cd:.2f}", ha="center", fontsize=8, color="#d62728")
+        ax.plot([x_of(r)] * 2, [0, 0.12], color="black", linewidth=0.8)
+        ax.text(x_of(r), 0.22, str(r), ha="center", va="bottom", fontsize=8)
+    top = 0.25 + 0.2 * len(ranking.cliques)
+    for c, group in enumerate(ranking.cliques):
+        ranks = [result.avg_ranks[j] for j in group]
+        y = -0.25 - 0.2 * c
+        (bar,) = ax.plot([x_of(max(ranks)), x_of(min(ranks))], [y, y], color="black", linewidth=4)
+        bar.set_gid("clique")
+    for side, names in (("right", right), ("left", left)):
+        for i, j in enumerate(names):
+            rank = result.avg_ranks[j]
+            y = -top - 0.55 - 0.45 * i
+            end = 0.8 if side == "right" else 0.2
+            ax.plot([x_of(rank)] * 2 + [end], [0, y, y], color="#1f77b4", linewidth=0.8)
+            ax.text(
+                end + (0.01 if side == "right" else -0.01),
+                y,
+                f"{ranking.archs[j]} ({rank:.2f})",
+                ha="left" if side == "right" else "right",
+                va="center",
+                fontsize=8,
+            )
+    cd_end = x_of(1 + result.cd)
+    ax.plot([cd_end, x_of(1)], [1.05, 1.05], color="#d62728", linewidth=2)
+    ax.text((cd_end + x_of(1)) / 2, 1.15, f"CD = {result.cd:.2f}", ha="center", fontsize=8, color="#d62728")
     ax.axis("off")
-    return [(f"Critical difference (Nemenyi, α=0.05) over {result.n} tasks", _svg(fig))]
+    title = (
+        f"Critical difference (Nemenyi, α=0.05) over {result.n} tasks: "
+        "architectures joined by a bar are not significantly different"
+    )
+    return (title, fig)
+
+
+def cd_diagram(ranking: Ranking) -> list[Figure]:
+    made = cd_figure(ranking)
+    return [] if made is None else [(made[0], _svg(made[1]))]
 
 
 def gradient_flow(records: Sequence[RunRecord]) -> list[Figure]:
@@ -236,4 +334,14 @@ def all_figures(analysis: Analysis) -> dict[str, list[Figure]]:
     }
 
 
-__all__ = ["all_figures", "cd_diagram", "gradient_flow", "learning_curves", "pareto", "profiles"]
+__all__ = [
+    "all_figures",
+    "cd_diagram",
+    "cd_figure",
+    "gradient_flow",
+    "learning_curves",
+    "learning_curves_figure",
+    "pareto",
+    "pareto_figures",
+    "profiles",
+]

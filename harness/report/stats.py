@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 ALPHA = 0.05
+#: what every "±" of the console and the reports means (one vocabulary: see :func:`mean_ci`)
+INTERVAL_LABEL = "mean ± 95 % CI"
 #: what paired values are paired by (a run's seed)
 Key = TypeVar("Key", bound=Hashable)
 
@@ -44,6 +46,24 @@ class Interval:
     @property
     def high(self) -> float | None:
         return None if self.half is None else self.mean + self.half
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    """A figure as every report and the console print it (— for missing or NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if 1e3 <= abs(value) < 1e9:
+        return f"{value:,.0f}"
+    if abs(value) >= 1e9 or (value != 0 and abs(value) < 1e-3):
+        return f"{value:.{max(digits - 1, 1)}e}"
+    return f"{value:.{digits}g}"
+
+
+def interval_text(interval: Interval) -> str:
+    """``mean ± half (n=k)``: the half-width of the 95 % CI (:data:`INTERVAL_LABEL`), never a std."""
+    if interval.half is None:
+        return f"{number(interval.mean)} (n=1)"
+    return f"{number(interval.mean)} ± {number(interval.half, 2)} (n={interval.n})"
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:
@@ -157,6 +177,33 @@ def friedman(
     return friedman_from_ranks(avg, len(ranks), alpha)
 
 
+def cliques(avg_ranks: Sequence[float], cd: float) -> list[list[int]]:
+    """Groups the Nemenyi test cannot separate: maximal runs of architectures (in rank order)
+    whose average ranks all lie within ``cd`` of each other, as indices into ``avg_ranks``.
+
+    These are the thick bars of Demšar's critical-difference diagram; groups of one are left
+    out (an architecture alone is significantly different from every other one).
+    """
+    order = sorted(range(len(avg_ranks)), key=lambda j: avg_ranks[j])
+    spans: list[tuple[int, int]] = []
+    for i in range(len(order)):
+        j = i
+        while j + 1 < len(order) and avg_ranks[order[j + 1]] - avg_ranks[order[i]] < cd:
+            j += 1
+        if j > i and not any(a <= i and j <= b for a, b in spans):
+            spans.append((i, j))
+    return [order[a : b + 1] for a, b in spans]
+
+
+def spans_decades(values: Sequence[float], decades: float = 2.0) -> bool:
+    """Whether the positive finite ``values`` span at least ``decades`` orders of magnitude
+    (and none is zero or negative): the case for a log axis."""
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < 2 or min(finite) <= 0:
+        return False
+    return math.log10(max(finite) / min(finite)) >= decades
+
+
 def pareto_front(
     points: Sequence[tuple[float, float]], cost_lower: bool = True, quality_higher: bool = True
 ) -> list[int]:
@@ -179,15 +226,20 @@ def pareto_front(
 
 __all__ = [
     "ALPHA",
+    "INTERVAL_LABEL",
     "Friedman",
     "Interval",
+    "cliques",
     "friedman",
     "friedman_from_ranks",
     "holm",
+    "interval_text",
     "mean_ci",
     "nemenyi_q",
+    "number",
     "paired_t",
     "pareto_front",
     "rank_rows",
+    "spans_decades",
     "welch",
 ]

@@ -1,7 +1,9 @@
-"""Results records → a task × architecture table of the primary metric.
+"""Results records → a task × architecture table of the primary metric (the console's summary).
 
-Public API for reporter plugins: :func:`summarize` returns a
-:class:`SummaryTable`; reporters only render it.
+Public API for reporter plugins: :func:`summarize` returns a :class:`SummaryTable`; reporters
+only render it. The numbers come from :func:`harness.report.analysis.analyze`, the code the
+reports use, so a "±" means the same everywhere: the half-width of the 95 % Student-t interval
+over seeds (:data:`LEGEND`), never a standard deviation.
 """
 
 from __future__ import annotations
@@ -10,7 +12,15 @@ import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from harness.records import RunRecord, latest_by_run
+from harness.records import RunRecord
+from harness.report.stats import ALPHA, INTERVAL_LABEL, Interval, interval_text
+
+#: what the cells mean; the console prints it under the table
+LEGEND = (
+    f"{INTERVAL_LABEL} over seeds (Student t; n = finished seeds; n=1: no interval) — the same "
+    f"figures as the report. Bold: best mean; ≈: not significantly different from the best "
+    f"(paired t-test over seeds, Holm, α={ALPHA})."
+)
 
 
 @dataclass
@@ -19,26 +29,26 @@ class SummaryCell:
     failed: int = 0
     skipped: str | None = None
     errors: list[str] = field(default_factory=list)
+    #: the report's interval of the primary metric (None without a finished run)
+    interval: Interval | None = None
+    #: not significantly different from the best (the report's ≈)
+    tied: bool = False
 
     @property
     def mean(self) -> float | None:
-        return statistics.fmean(self.values) if self.values else None
+        return self.interval.mean if self.interval is not None else None
 
     @property
     def std(self) -> float | None:
+        """Sample standard deviation over seeds (for reference; the table shows the 95 % CI)."""
         return statistics.stdev(self.values) if len(self.values) > 1 else None
 
-    def text(self, digits: int = 4) -> str:
-        if self.skipped and not self.values:
+    def text(self) -> str:
+        if self.skipped and self.interval is None:
             return "skipped"
         parts = []
-        if self.values:
-            mean = self.mean
-            assert mean is not None
-            text = f"{mean:.{digits}g}"
-            if self.std is not None:
-                text += f" ± {self.std:.2g} (n={len(self.values)})"
-            parts.append(text)
+        if self.interval is not None:
+            parts.append(("≈ " if self.tied else "") + interval_text(self.interval))
         if self.failed:
             parts.append(f"{self.failed} failed")
         return ", ".join(parts) or "—"
@@ -50,6 +60,9 @@ class SummaryTable:
     architectures: list[str]
     cells: dict[tuple[str, str], SummaryCell]
     metric: dict[str, tuple[str, str]]  # task → (primary metric, direction)
+    #: per task, the report's verdict sentences (best, within noise, cheaper, failures)
+    verdicts: dict[str, list[str]] = field(default_factory=dict)
+    legend: str = LEGEND
 
     def best(self, task: str) -> str | None:
         """The architecture with the best mean on ``task`` (None without results)."""
@@ -85,27 +98,27 @@ class SummaryTable:
         return out
 
 
-def _order(seen: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(seen))
-
-
 def summarize(records: Iterable[RunRecord]) -> SummaryTable:
-    """Aggregate result records (last record per run id wins) over seeds."""
-    rows = latest_by_run(records)
-    tasks = _order(r.spec.task_label for r in rows)
-    archs = _order(r.spec.arch_label for r in rows)
+    """Aggregate result records (last record per run id wins) over seeds, with the report's analysis."""
+    from harness.report.analysis import analyze
+
+    analysis = analyze(records)
+    tasks = [t.task for t in analysis.tables]
+    archs = list(dict.fromkeys(r.spec.arch_label for r in analysis.records))
     cells: dict[tuple[str, str], SummaryCell] = {}
-    metric: dict[str, tuple[str, str]] = {}
-    for r in rows:
-        key = (r.spec.task_label, r.spec.arch_label)
-        cell = cells.setdefault(key, SummaryCell())
-        metric.setdefault(key[0], (r.spec.primary_metric, r.spec.direction))
-        if r.status == "finished":
-            if r.primary_value is not None:
-                cell.values.append(r.primary_value)
-        elif r.status == "failed":
-            cell.failed += 1
-            cell.errors.append(r.error)
-        elif r.status == "skipped":
-            cell.skipped = r.error or "skipped"
-    return SummaryTable(tasks, archs, cells, metric)
+    for table in analysis.tables:
+        for row in table.rows:
+            values = row.values.get(table.primary, {})
+            cells[(table.task, row.arch)] = SummaryCell(
+                values=list(values.values()),
+                failed=row.failed,
+                skipped=row.skipped,
+                interval=row.intervals.get(table.primary),
+                tied=table.primary in row.tied,
+            )
+    for r in analysis.records:
+        if not r.finished and r.status != "skipped":
+            cells[(r.spec.task_label, r.spec.arch_label)].errors.append(r.error)
+    metric = {t.task: (t.primary, t.direction) for t in analysis.tables}
+    verdicts = {v.task: v.lines for v in analysis.verdicts}
+    return SummaryTable(tasks, archs, cells, metric, verdicts)

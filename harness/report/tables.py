@@ -1,7 +1,8 @@
 """Analysis → plain tables (header + rows of cells) that HTML and Markdown both render.
 
-A cell is ``(text, style)`` with style in {"", "best", "tied", "muted"}; the renderers map the
-style to bold / a ≈ mark / grey, so both formats show the same decisions.
+A cell is ``(text, style)`` with style in {"", "best", "tied", "muted", "noisy"}; the renderers
+map the style to bold / a ≈ mark / grey, so both formats show the same decisions. A noisy cost
+figure (:func:`harness.measure.noisy`) reads ``~1,234`` and is greyed, never plain data.
 """
 
 from __future__ import annotations
@@ -13,26 +14,10 @@ from collections.abc import Sequence
 
 from harness.records import RunRecord
 from harness.report.analysis import COSTS, Analysis, ArchRow, TaskTable, normalize_cost
-from harness.report.stats import Interval
+from harness.report.stats import interval_text, number
 
 Cell = tuple[str, str]
 Table = tuple[list[str], list[list[Cell]]]
-
-
-def number(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    if 1e3 <= abs(value) < 1e9:
-        return f"{value:,.0f}"
-    if abs(value) >= 1e9 or (value != 0 and abs(value) < 1e-3):
-        return f"{value:.{max(digits - 1, 1)}e}"
-    return f"{value:.{digits}g}"
-
-
-def interval_text(interval: Interval) -> str:
-    if interval.half is None:
-        return f"{number(interval.mean)} (n=1)"
-    return f"{number(interval.mean)} ± {number(interval.half, 2)} (n={interval.n})"
 
 
 def _metric_cell(table: TaskTable, row: ArchRow, metric: str) -> Cell:
@@ -51,6 +36,21 @@ def _metric_cell(table: TaskTable, row: ArchRow, metric: str) -> Cell:
     return (text, "")
 
 
+def _cost_cell(row: ArchRow, key: str) -> Cell:
+    if key not in row.costs:
+        return ("—", "")
+    text = number(row.costs[key], 3)
+    return (f"~{text}", "noisy") if key in row.noisy else (text, "")
+
+
+def target_label(table: TaskTable) -> str:
+    """The time-to-target column header, stating the target (``steps to val accuracy ≥ 0.9``)."""
+    if table.target is None:
+        return "steps to target (target not recorded)"
+    bound = "≥" if table.direction == "max" else "≤"
+    return f"steps to val {table.primary} {bound} {number(table.target)}"
+
+
 def task_table(table: TaskTable) -> Table:
     arrows = {m: "↑" if table.direction_of(m) == "max" else "↓" for m in table.metrics}
     header = [
@@ -59,13 +59,12 @@ def task_table(table: TaskTable) -> Table:
         *[dict(COSTS)[k] for k in table.cost_keys],
     ]
     if table.has_ttt:
-        bound = f" (≥/≤ {number(table.target)})" if table.target is not None else ""
-        header.append("time-to-target steps" + bound)
+        header.append(target_label(table))
     rows = []
     for row in table.rows:
         cells: list[Cell] = [(row.arch, "")]
         cells += [_metric_cell(table, row, m) for m in table.metrics]
-        cells += [(number(row.costs.get(k), 3) if k in row.costs else "—", "") for k in table.cost_keys]
+        cells += [_cost_cell(row, k) for k in table.cost_keys]
         if table.has_ttt:
             steps = number(row.ttt_steps, 3) if row.ttt_steps is not None else "—"
             cells.append((f"{steps} (reached {row.ttt_reached}/{row.ttt_runs})", ""))
@@ -77,13 +76,19 @@ def ranking_table(analysis: Analysis) -> Table | None:
     result = analysis.ranking.friedman
     if result is None:
         return None
-    header = ["architecture", "average rank", *analysis.ranking.tasks]
+    ranking = analysis.ranking
+    header = [
+        "architecture",
+        "average rank",
+        *[f"{task}: test {ranking.metrics.get(task, '?')}" for task in ranking.tasks],
+    ]
     order = sorted(range(result.k), key=lambda j: result.avg_ranks[j])
     best = result.avg_ranks[order[0]]
     rows = []
     for j in order:
         arch = analysis.ranking.archs[j]
-        style = "best" if j == order[0] else ("tied" if result.avg_ranks[j] - best <= result.cd else "")
+        within = ranking.powered and result.avg_ranks[j] - best < result.cd
+        style = "best" if j == order[0] else ("tied" if within else "")
         per_task = []
         for t in analysis.tables:
             if t.task in analysis.ranking.tasks:
@@ -211,6 +216,7 @@ __all__ = [
     "problems_table",
     "provenance_rows",
     "ranking_table",
+    "target_label",
     "task_table",
     "tidy_csv",
 ]

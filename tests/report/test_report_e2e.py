@@ -18,6 +18,7 @@ from helpers import CHROMIUM, TINY_ADDING, chromium, console_messages, write_sui
 
 from harness.records import RunRecord
 from harness.tracking.results import ResultsFile
+from tests.report.test_layout import assert_fits, layout
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS = str(Path(sys.executable).with_name("harness"))
@@ -101,15 +102,33 @@ def test_html_report_renders_in_headlesschromium(suite_run: Path, tmp_path: Path
     dom = chromium("--dump-dom", index.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert dom.stdout.count("<table") >= 5  # 2 tasks, ranks, failures, provenance
-    assert dom.stdout.count("<svg") >= 7  # CD diagram, 2 learning curves, 4 Pareto plots
-    assert "Critical difference" in dom.stdout and "Pareto" in dom.stdout
+    assert dom.stdout.count("<svg") >= 6  # 2 learning curves, 4 Pareto plots
+    assert "Pareto" in dom.stdout and 'id="ci-errorbar' in dom.stdout  # two seeds: 95 % CI bars
+    # two tasks give the Nemenyi test no power: no CD diagram, and the page says why
+    assert "Critical difference (Nemenyi" not in dom.stdout
+    assert "No critical-difference diagram" in dom.stdout and "only 2 tasks" in dom.stdout
+    assert "digits: test accuracy ↑" in dom.stdout and "adding: test mse ↓" in dom.stdout
     assert console_messages(dom.stderr) == [], console_messages(dom.stderr)
+    # layout: the verdict first, then the tables; no page overflow sideways at 1,024 or 1,440 px
+    for width in (1024, 1440):
+        facts = layout(_copy(index, tmp_path), width)
+        assert_fits(facts, width)
+        assert isinstance(facts["h2"], list) and facts["h2"][:2] == ["Verdict", "Results per task"], facts
+    verdict = dom.stdout[dom.stdout.index('id="verdict"') : dom.stdout.index("Results per task")]
+    assert "Best: " in verdict and "mean ± 95 % CI" in verdict and "(n=2)" in verdict
     shot = tmp_path / "report.png"
-    taken = chromium(f"--screenshot={shot}", "--window-size=1300,2400", index.as_uri())
+    taken = chromium(f"--screenshot={shot}", "--window-size=1024,2400", index.as_uri())
     assert taken.returncode == 0 and shot.stat().st_size > 10_000, taken.stderr[-2000:]
     artifacts = REPO / "reports" / "test-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, artifacts / "report-e2e.png")
+
+
+def _copy(page: Path, folder: Path) -> Path:
+    """A copy of ``page`` to probe (the probe writes a script into a sibling file)."""
+    out = folder / "index.html"
+    shutil.copy(page, out)
+    return out
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed (apt-get install chromium)")
@@ -160,13 +179,22 @@ def test_compare_flags_an_injected_regression_in_real_records(suite_run: Path, t
     cell = [r.metrics["test_mse"] for r in records if injected(r)]
     assert len(cell) == 2
     shift = 100 * (max(cell) - min(cell)) + 1.0
-    worse = tmp_path / "worse.jsonl"
-    with worse.open("w") as handle:
-        for r in records:
-            if injected(r):
-                r = r.model_copy(update={"metrics": {**r.metrics, "test_mse": r.metrics["test_mse"] + shift}})
-            handle.write(json.dumps(r.to_json()) + "\n")
-    same = _harness(suite_run, "compare", "results/tinyreport.jsonl", "results/tinyreport.jsonl", check=False)
+
+    def rewrite(path: Path, change: float) -> Path:
+        """The records as another invocation would record them: every metric × (1 + 1e-4) (noise
+        far inside the seed spread), plus ``change`` on the injected cell."""
+        with path.open("w") as handle:
+            for r in records:
+                metrics = {k: v * (1 + 1e-4) for k, v in r.metrics.items()}
+                if injected(r):
+                    metrics["test_mse"] += change
+                r = r.model_copy(update={"metrics": metrics, "parent_run_id": "another-invocation"})
+                handle.write(json.dumps(r.to_json()) + "\n")
+        return path
+
+    worse = rewrite(tmp_path / "worse.jsonl", shift)
+    noise = rewrite(tmp_path / "noise.jsonl", 0.0)
+    same = _harness(suite_run, "compare", "results/tinyreport.jsonl", str(noise), check=False)
     assert same.returncode == 0 and "0 regressed" in same.stdout, same.stdout + same.stderr
     flagged = _harness(suite_run, "compare", "results/tinyreport.jsonl", str(worse), check=False)
     assert flagged.returncode == 1, flagged.stdout + flagged.stderr

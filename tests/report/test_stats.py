@@ -9,6 +9,7 @@ from scipy.stats import t
 
 from harness.pytest_plugin import harness_registry, register_plugin  # noqa: F401  (the kit's fixtures)
 from harness.report.stats import (
+    cliques,
     friedman,
     friedman_from_ranks,
     holm,
@@ -17,6 +18,7 @@ from harness.report.stats import (
     paired_t,
     pareto_front,
     rank_rows,
+    spans_decades,
     welch,
 )
 
@@ -127,3 +129,19 @@ def test_metric_directions_come_from_the_registry(register_plugin, harness_regis
     assert metric_direction("brier_score", "accuracy", "max") == "min"
     assert metric_direction("accuracy", "accuracy", "max") == "max"
     assert metric_direction("wer", "accuracy", "max") == "min"
+
+
+def test_cliques_are_the_maximal_groups_within_the_critical_difference() -> None:
+    # Demšar's ranks 3.143, 2.000, 2.893, 1.964: with his CD 1.25 one group holds all four
+    # (3.143 − 1.964 = 1.18); with CD 1.0, {1.964, 2.000, 2.893} and {2.893, 3.143}
+    assert cliques([3.143, 2.000, 2.893, 1.964], 1.25) == [[3, 1, 2, 0]]
+    assert cliques([3.143, 2.000, 2.893, 1.964], 1.0) == [[3, 1, 2], [2, 0]]
+    assert cliques([1.0, 2.5, 2.5, 4.0], 1.05) == [[1, 2]]  # singletons are left out
+    assert cliques([1.0, 2.0, 3.0], 5.0) == [[0, 1, 2]]
+
+
+def test_spans_decades_decides_log_axes() -> None:
+    assert spans_decades([1e-4, 1e-3, 0.17])  # an error metric near 0 for most models
+    assert not spans_decades([0.90, 0.95, 0.97])
+    assert not spans_decades([0.0, 1e-3, 0.2])  # a zero cannot go on a log axis
+    assert spans_decades([1000.0, 20000.0], 1.0) and not spans_decades([1000.0, 2000.0], 1.0)

@@ -50,7 +50,7 @@ def test_mean_std_and_best_follow_the_metric_direction() -> None:
     assert lstm.mean == pytest.approx(0.92) and lstm.std == pytest.approx(0.0282842712)
     assert table.best("digits") == "gru"  # higher accuracy wins
     assert table.best("adding") == "gru"  # lower mse wins
-    assert table.cells[("digits", "gru")].text() == "0.95, 1 failed"
+    assert table.cells[("digits", "gru")].text() == "0.95 (n=1), 1 failed"
     assert table.cells[("adding", "birnn")].text() == "skipped"
     assert table.counts == {"finished": 5, "failed": 1, "skipped": 1}
 
