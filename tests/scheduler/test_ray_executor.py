@@ -101,7 +101,9 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
         )
     if CHROMIUM is not None:
         dom = chromium("--dump-dom", (tmp_path / "reports" / "quickstart" / "latest" / "index.html").as_uri())
-        assert dom.returncode == 0 and dom.stdout.count("<table") >= 4 and dom.stdout.count("<svg") >= 7
+        # 2 learning curves, 2 quality-vs-cost, 2 cost plots; no CD diagram with 2 tasks (no power): said why
+        assert dom.returncode == 0 and dom.stdout.count("<table") >= 4 and dom.stdout.count("<svg") >= 6
+        assert "No critical-difference diagram" in dom.stdout and ">Verdict<" in dom.stdout
         assert console_messages(dom.stderr) == []
 
 
