@@ -128,6 +128,11 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def iqr(values: Sequence[float]) -> float:
+    """Interquartile range (NaN for no values)."""
+    return percentile(values, 75) - percentile(values, 25) if values else float("nan")
+
+
 def to_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
     return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
 

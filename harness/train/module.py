@@ -188,6 +188,8 @@ class HistoryCallback(pl.Callback):
         self.train_batch_time = 0.0
         self.train_samples = 0
         self.train_timesteps = 0
+        #: (seconds, samples, time steps) of every training batch: the spread of the training rates
+        self.batches: list[tuple[float, int, int]] = []
         self.monitor, self.target, self.direction = monitor, target, direction
         #: ``{"ttt_steps", "ttt_samples", "ttt_time_s"}`` once the target is reached
         self.reached: dict[str, float] | None = None
@@ -207,11 +209,27 @@ class HistoryCallback(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         _cuda_sync(pl_module)
-        self.train_batch_time += time.perf_counter() - self._batch_start
-        self.train_samples += len(batch["y"])
+        seconds = time.perf_counter() - self._batch_start
+        samples = len(batch["y"])
         lengths = batch.get("lengths") if isinstance(batch, Mapping) else None
         # the real (unpadded) time steps; .sum() stays on the device: one small sync per batch
-        self.train_timesteps += int(lengths.sum()) if lengths is not None else 0
+        timesteps = int(lengths.sum()) if lengths is not None else 0
+        self.train_batch_time += seconds
+        self.train_samples += samples
+        self.train_timesteps += timesteps
+        self.batches.append((seconds, samples, timesteps))
+
+    def rate_spread(self) -> dict[str, float]:
+        """IQR of the per-batch samples/s and time steps/s (absent below 4 batches)."""
+        from harness.measure.timing import iqr
+
+        timed = [b for b in self.batches if b[0] > 0]
+        if len(timed) < 4:
+            return {}
+        out = {"train_samples_per_s_iqr": iqr([n / s for s, n, _ in timed])}
+        if self.train_timesteps:
+            out["train_timesteps_per_s_iqr"] = iqr([t / s for s, _, t in timed])
+        return out
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.reached is not None or self.target is None or trainer.sanity_checking or not self.monitor:

@@ -178,7 +178,6 @@ def _fit_and_test(
     import pytorch_lightning as pl
 
     from harness.measure.memory import PeakMemory
-    from harness.measure.throughput import BatchRates
 
     monitor = f"val_{parts.info.primary_metric}"
     with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
@@ -186,7 +185,6 @@ def _fit_and_test(
             dirpath=ckpt_dir, monitor=monitor, mode=parts.info.direction, save_top_k=1, save_weights_only=True
         )
         callbacks = _callbacks(spec, parts, history, checkpoint)
-        callbacks.append(BatchRates())  # after the history callback: it syncs CUDA around each batch
         trainer = _trainer(spec, callbacks, ckpt_dir, overrides)
         peak = PeakMemory(_device(spec.accelerator))
         peak.start()
@@ -236,7 +234,7 @@ def _train(
     gradient_flow = probe.result() if probe is not None else None
     cost = {
         "train_time_s": fitted.train_time,
-        **_train_rates(history, fitted.callbacks),
+        **_train_rates(history),
         **measured,
         "peak_memory_mb": fitted.peak_mb,
         "num_params": float(sum(p.numel() for p in parts.module.parameters())),
@@ -302,17 +300,15 @@ def _check_tbptt(arch: Any) -> None:
         raise RunFailure(f"{reason}; remove trainer.tbptt for this architecture")
 
 
-def _train_rates(history: Any, callbacks: list[Any]) -> dict[str, float]:
+def _train_rates(history: Any) -> dict[str, float]:
     """Training samples/s and time steps/s over the time spent inside training batches, and the
-    IQR of the per-batch rates (:mod:`harness.measure.throughput`)."""
-    from harness.measure.throughput import train_rate_spread
-
+    IQR of the per-batch rates."""
     if not history.train_batch_time:
         return {"train_samples_per_s": float("nan"), "train_timesteps_per_s": float("nan")}
     return {
         "train_samples_per_s": history.train_samples / history.train_batch_time,
         "train_timesteps_per_s": history.train_timesteps / history.train_batch_time,
-        **train_rate_spread(callbacks),
+        **history.rate_spread(),
     }
 
 
