@@ -61,6 +61,18 @@ def clean_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
+def fault_workdir(clean_plugins: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """``tmp_path`` as the working directory, with the ``fault`` test plugin (tests/fault_plugin.py)
+    loaded, a private data cache and MLflow in ``./mlflow.db``."""
+    monkeypatch.setenv("HARNESS_PLUGINS", "tests.fault_plugin")
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    _clear_registry()
+    return tmp_path
+
+
+@pytest.fixture
 def builtins_only(clean_plugins: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Only the built-in plugins: installed third-party plugins are disabled (``*``).
 

@@ -11,8 +11,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from harness.tracking.results import ResultsFile
 from tests.helpers import mlflow_runs, write_suite
 
@@ -26,19 +24,8 @@ SUITE: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def fault_plugin(clean_plugins: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from harness.plugins import clear_cache
-
-    monkeypatch.setenv("HARNESS_PLUGINS", "tests.fault_plugin")
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    clear_cache()
-
-
 def test_finished_runs_found_only_in_mlflow_are_not_run_again(
-    fault_plugin: None, cli: Any, tmp_path: Path
+    fault_workdir: Path, cli: Any, tmp_path: Path
 ) -> None:
     suite = write_suite(tmp_path, SUITE)
     first = cli("run", str(suite), "--executor", "local")
@@ -71,7 +58,7 @@ def test_finished_runs_found_only_in_mlflow_are_not_run_again(
 
 
 def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(
-    fault_plugin: None, cli: Any, tmp_path: Path
+    fault_workdir: Path, cli: Any, tmp_path: Path
 ) -> None:
     suite = write_suite(tmp_path, {**SUITE, "execution": {"deadline": 0.001}})
     out = cli("run", str(suite), "--executor", "local")

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from harness.plugins import clear_cache
 from tests.helpers import mlflow_runs, write_suite
 
 SUITE: dict[str, Any] = {
@@ -25,16 +24,6 @@ SUITE: dict[str, Any] = {
 }
 
 
-@pytest.fixture
-def workdir(clean_plugins: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    monkeypatch.setenv("HARNESS_PLUGINS", "tests.fault_plugin")
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(tmp_path)
-    clear_cache()
-    return tmp_path
-
-
 def _parents(db: Path) -> list[str]:
     """Parent run ids of the suite's invocations, oldest first."""
     _, parents, _ = mlflow_runs(db, "history")
@@ -42,10 +31,10 @@ def _parents(db: Path) -> list[str]:
 
 
 def test_rerun_keeps_the_earlier_invocation_reportable_and_comparable(
-    workdir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+    fault_workdir: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    suite = write_suite(workdir, SUITE)
-    db = workdir / "mlflow.db"
+    suite = write_suite(fault_workdir, SUITE)
+    db = fault_workdir / "mlflow.db"
     first = cli("run", str(suite), "--executor", "local")
     assert first.exit_code == 0, first.output
     forced = cli("run", str(suite), "--executor", "local", "--rerun")
@@ -75,7 +64,7 @@ def test_rerun_keeps_the_earlier_invocation_reportable_and_comparable(
     resumed = _parents(db)[-1]
 
     # through MLflow alone (no results file in this folder)
-    elsewhere = workdir / "elsewhere"
+    elsewhere = fault_workdir / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
     uri = f"sqlite:///{db}"
