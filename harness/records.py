@@ -160,6 +160,9 @@ class RunSpec(_Frozen):
     attempt: int = 1
     #: data cache folder the worker uses (None: its own node's default)
     cache_dir: str | None = None
+    #: ``best``: the worker returns the best-validation network (``RunRecord.model``) for the
+    #: driver to log as an MLflow model (``tracking.log_model``; not part of the run id)
+    log_model: Literal["best", "none"] = "none"
 
     @property
     def label(self) -> str:
@@ -212,6 +215,11 @@ class RunRecord(BaseModel):
     #: the invocation (MLflow parent run) that recorded it, and its own MLflow run
     parent_run_id: str | None = None
     mlflow_run_id: str | None = None
+    #: samples per data split the run used (``train``, ``val``, ``test``): the dataset MLflow shows
+    data_sizes: dict[str, int] = Field(default_factory=dict)
+    #: the best-validation network, serialized by the worker when ``spec.log_model == "best"``
+    #: (see :mod:`harness.tracking.models`); travels to the driver, never into the results file
+    model: bytes | None = Field(default=None, exclude=True, repr=False)
 
     @field_validator("metrics", "cost", mode="before")
     @classmethod

@@ -42,6 +42,8 @@ class RunOptions:
     results: str | None = None
     rerun: bool = False
     report_dir: str | None = None
+    #: start the local Ray instance with its dashboard (on 127.0.0.1) and print its URL
+    dashboard: bool = False
 
 
 @dataclass
