@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +23,58 @@ def _clock(seconds: float) -> str:
     return str(timedelta(seconds=int(max(0.0, seconds))))
 
 
+def _duration(seconds: float) -> str:
+    """``12.3 s`` under a minute, ``0:03:25`` above."""
+    return f"{max(0.0, seconds):.1f} s" if seconds < 60 else _clock(seconds)
+
+
+def _shorten(label: str, width: int = 56) -> str:
+    """Cut a long label in the middle, so both the task and the `· seed N` end stay visible."""
+    if len(label) <= width:
+        return label
+    tail = width // 3
+    return f"{label[: width - tail - 1]}…{label[-tail:]}"
+
+
+@dataclass
+class _Cell:
+    """What the display knows of one running cell: its last streamed epoch row."""
+
+    label: str
+    max_epochs: int | None
+    metric: str
+    started: float
+    epochs: int = 0  # epochs done (the row's 0-based epoch + 1)
+    step: int | None = None
+    train_loss: float | None = None
+    val_loss: float | None = None
+    val_metric: float | None = None
+    milestone: int = 0  # quarter milestones of max_epochs already printed (piped output)
+
+    def epoch_text(self) -> str:
+        total = "?" if self.max_epochs is None else str(self.max_epochs)
+        text = f"epoch {self.epochs}/{total}"
+        return text if self.step is None else f"{text}  step {self.step}"
+
+    def losses_text(self) -> str:
+        parts = [
+            f"{name} {value:.4g}"
+            for name, value in (
+                ("train_loss", self.train_loss),
+                ("val_loss", self.val_loss),
+                (f"val_{self.metric}", self.val_metric),
+            )
+            if value is not None
+        ]
+        return "  ".join(parts)
+
+    def eta(self, elapsed: float) -> float | None:
+        """Seconds left at the pace so far (an upper bound when early stopping cuts it short)."""
+        if self.max_epochs is None or not 0 < self.epochs < self.max_epochs:
+            return None
+        return elapsed / self.epochs * (self.max_epochs - self.epochs)
+
+
 class Progress:
     """Live progress: counts done / running / failed, the running cells, recent failures, an ETA.
 
@@ -28,6 +82,11 @@ class Progress:
     runs) only failures get a line (at most ``max_failure_lines``, then a count), plus a progress
     line every tenth of the suite, so the terminal stays readable; the live block shows at most
     ``max_running`` running cells and the last ``max_recent`` failures.
+
+    Each running cell line shows the epoch row it streamed last (:meth:`update`): epochs done,
+    step, losses, its elapsed time and its own ETA. When the console is not a live terminal
+    (piped to a file or CI log: rich's ``Live`` shows nothing there), small suites instead print
+    a plain line per cell as it passes 25 %, 50 % and 75 % of its ``max_epochs``.
     """
 
     quiet_above = 50
@@ -35,19 +94,34 @@ class Progress:
     max_recent = 3
     max_failure_lines = 50
 
-    def __init__(self, console: Console, total: int, capacity: int) -> None:
+    #: milestones per cell in piped output: a line at each quarter of max_epochs (100 % excluded:
+    #: the finish line follows)
+    milestones = 4
+
+    def __init__(
+        self,
+        console: Console,
+        total: int,
+        capacity: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.console = console
+        self.clock = clock
         self.total = total
         self.capacity = max(1, capacity)
         self.done = 0
         self.failed = 0
         self.killed = 0
-        self.running: dict[str, str] = {}
+        #: run id → progress of the cells running now
+        self.cells: dict[str, _Cell] = {}
         self.recent: deque[str] = deque(maxlen=self.max_recent)
         self.quiet = total > self.quiet_above
         self._failure_lines = 0
         self._next_milestone = 1
-        self.started = time.monotonic()
+        # rich's Live draws only on an interactive terminal (or Jupyter); elsewhere it prints nothing
+        self.piped = not (console.is_jupyter or (console.is_terminal and console.is_interactive))
+        self.started = clock()
         self._live = Live(self, console=console, refresh_per_second=2, transient=True)
 
     def __enter__(self) -> Progress:
@@ -58,11 +132,56 @@ class Progress:
         self._live.__exit__(*exc)
 
     def start(self, spec: RunSpec) -> None:
-        self.running[spec.run_id] = spec.label
+        """A cell starts (or starts again, on a retry: its progress starts over)."""
+        self.cells[spec.run_id] = _Cell(
+            label=spec.label,
+            max_epochs=spec.trainer.max_epochs,
+            metric=spec.primary_metric,
+            started=self.clock(),
+        )
+
+    def update(self, run_id: str, row: Mapping[str, float]) -> None:
+        """A running cell streamed an epoch row (``epoch`` 0-based, ``step``, losses, metrics).
+
+        Cheap (no I/O) except the plain milestone line in piped output; a row for a cell that is
+        not running (it finished already) is ignored.
+        """
+        cell = self.cells.get(run_id)
+        if cell is None:
+            return
+        if "epoch" in row:
+            cell.epochs = int(row["epoch"]) + 1
+        if "step" in row:
+            cell.step = int(row["step"])
+        cell.train_loss = row.get("train_loss", cell.train_loss)
+        cell.val_loss = row.get("val_loss", cell.val_loss)
+        cell.val_metric = row.get(f"val_{cell.metric}", cell.val_metric)
+        if self.piped and not self.quiet and cell.max_epochs is not None:
+            reached = cell.epochs * self.milestones // cell.max_epochs
+            if reached > cell.milestone and cell.epochs < cell.max_epochs:
+                cell.milestone = reached
+                self.console.print(Text(self._milestone_line(cell)), soft_wrap=True)
+
+    def _milestone_line(self, cell: _Cell) -> str:
+        parts = [f"  · {cell.label}", cell.epoch_text(), cell.losses_text()]
+        elapsed = _duration(self.clock() - cell.started)
+        return "  ".join(part for part in parts if part) + f"  ({elapsed})"
+
+    def _cell_line(self, cell: _Cell, now: float) -> Text:
+        elapsed = now - cell.started
+        parts = [f"  … {_shorten(cell.label)}", cell.epoch_text()]
+        if cell.epochs == 0:
+            parts.append("starting")
+        eta = cell.eta(elapsed)
+        parts.append(_duration(elapsed) + ("" if eta is None else f" · ETA {_duration(eta)}"))
+        parts.append(cell.losses_text())
+        line = "  ".join(part for part in parts if part)
+        return Text(line, style="dim", no_wrap=True, overflow="ellipsis")
 
     def finish(self, record: RunRecord) -> None:
+        cell = self.cells.pop(record.run_id, None)
         # labels carry grid points like `ucr[dataset=GunPoint]`, which are not rich markup
-        label = escape(self.running.pop(record.run_id, record.spec.label))
+        label = escape(cell.label if cell is not None else record.spec.label)
         self.done += 1
         wall = record.wall_time_s
         if record.finished:
@@ -94,13 +213,13 @@ class Progress:
             self.console.print(self.status_line())
 
     def status_line(self) -> str:
-        elapsed = time.monotonic() - self.started
+        elapsed = self.clock() - self.started
         eta = "?"
         if self.done:
             eta = _clock(elapsed / self.done * (self.total - self.done))
         killed = f" · {self.killed} killed" if self.killed else ""
         return (
-            f"cells {self.done}/{self.total} done · {len(self.running)} running · "
+            f"cells {self.done}/{self.total} done · {len(self.cells)} running · "
             f"{self.failed} failed{killed} · "
             f"elapsed {_clock(elapsed)} · ETA {eta}"
         )
@@ -108,8 +227,10 @@ class Progress:
     def __rich__(self) -> Group:
         lines: list[Any] = [Text(self.status_line(), style="bold")]
         shown = min(self.max_running, self.capacity)
-        running = list(self.running.values())
-        lines += [Text(f"  … {label}", style="dim") for label in running[:shown]]
+        # a snapshot: Live renders from its refresh thread while the driver updates the cells
+        running = list(self.cells.values())
+        now = self.clock()
+        lines += [self._cell_line(cell, now) for cell in running[:shown]]
         if len(running) > shown:
             lines.append(Text(f"  … and {len(running) - shown} more running", style="dim"))
         if self.quiet and self.recent:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 
 from harness import __version__
 from harness.matrix import Plan, build_plan
@@ -27,11 +28,16 @@ from harness.provenance import git_commit
 from harness.records import RunRecord, RunSpec, latest_by_run
 from harness.settings import ResourcesSpec
 from harness.suite import check_accelerator, load_suite
+from harness.tracking.live import LiveLogger, per_child
 from harness.tracking.results import ResultsFile, default_results_path
 
 if TYPE_CHECKING:
     from harness.scheduler.base import Executor
     from harness.tracking.mlflow_store import MlflowTracker
+
+
+#: how long the end of a suite waits for MLflow to take what was queued for it
+FLUSH_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -104,35 +110,40 @@ def _cache_dir() -> str | None:
 
 
 class _Recorder:
-    """Records each finished cell once: MLflow child run (best effort), then the results file."""
+    """Records each cell once: its MLflow child run opens when it starts and grows while it trains
+    (:class:`~harness.tracking.live.LiveLogger`, best effort); its record goes to the results file
+    when it ends."""
 
     def __init__(
         self,
-        tracker: MlflowTracker,
+        live: LiveLogger,
         results_file: ResultsFile,
         parent: str,
         in_mlflow: dict[str, list[str]],
-        console: Console,
     ) -> None:
-        self.tracker, self.results_file, self.parent = tracker, results_file, parent
-        self.in_mlflow, self.console = in_mlflow, console
+        self.live, self.results_file, self.parent = live, results_file, parent
+        self.in_mlflow = in_mlflow
         self.results: list[RunRecord] = []
         self._logged_finished: set[str] = set()
+
+    def start(self, spec: RunSpec) -> None:
+        self.live.open(spec)
+
+    def rows(self, run_id: str, rows: list[dict[str, float]]) -> None:
+        self.live.rows(run_id, rows)
 
     def __call__(self, record: RunRecord) -> bool:
         """Record ``record``; False when it was a second finished record of a run id (dropped)."""
         record.parent_run_id = self.parent
         rid = record.run_id
         if record.finished and rid in self._logged_finished:
+            self.live.discard(rid, "a second finished result of this run id was dropped")
             return False  # never two FINISHED child runs (or records) for one run id
-        try:
-            child = record.mlflow_run_id = self.tracker.log_child(record)
-            if record.finished:
-                self._logged_finished.add(rid)
-                if self.in_mlflow.get(rid):  # --rerun: the new run supersedes (tags) the earlier ones
-                    self.tracker.supersede(self.in_mlflow.pop(rid), by_parent=self.parent, by_run=child)
-        except Exception as exc:  # the results file still gets it
-            self.console.print(f"[yellow]warning:[/] could not log run {rid} to MLflow: {exc}")
+        # --rerun: the new run supersedes (tags) the earlier finished ones
+        supersede = self.in_mlflow.pop(rid, None) if record.finished else None
+        record.mlflow_run_id = self.live.close(record, supersede)
+        if record.finished:
+            self._logged_finished.add(rid)
         self.results_file.append(record)
         self.results.append(record)
         return True
@@ -144,12 +155,21 @@ def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, conso
 
     with Progress(console, len(todo), executor.capacity) as progress:
 
+        def on_start(spec: RunSpec) -> None:
+            recorder.start(spec)
+            progress.start(spec)
+
+        def on_progress(run_id: str, rows: list[dict[str, float]]) -> None:
+            recorder.rows(run_id, rows)
+            for row in rows:
+                progress.update(run_id, row)
+
         def on_result(record: RunRecord) -> None:
             if recorder(record):
                 progress.finish(record)
 
         try:
-            executor.run(todo, progress.start, on_result)
+            executor.run(todo, on_start, on_result, on_progress)
         except KeyboardInterrupt:
             raise SuiteInterrupted(recorder.results, executor.unscheduled) from None
     if executor.deadline_hit:
@@ -162,6 +182,25 @@ def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, conso
     return "FINISHED" if all(r.finished for r in recorder.results) else "FAILED"
 
 
+def _log_model(uri: str, run_id: str, record: RunRecord) -> None:
+    from harness.tracking.models import log_model
+
+    log_model(uri, run_id, record)
+
+
+def _stop_logging(live: LiveLogger, console: Console) -> dict[str, float]:
+    """Wait for MLflow to have everything queued; the driver's logging cost per child run."""
+    if not live.stop(timeout=FLUSH_TIMEOUT_S):
+        console.print(
+            f"[yellow]warning:[/] MLflow logging did not finish within {FLUSH_TIMEOUT_S:g} s; "
+            "the results file has every record (see `harness report`)."
+        )
+    return {
+        "driver_logging_s_per_child": per_child(live.caller_s, live.closed),
+        "mlflow_thread_s_per_child": per_child(live.busy_s, live.closed),
+    }
+
+
 def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     from harness.scheduler import make_executor
     from harness.tracking.mlflow_store import MlflowTracker, resolve_uri
@@ -171,8 +210,10 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     results_file = ResultsFile(options.results or spec.tracking.results or default_results_path(spec.name))
     previous = results_file.read()
     uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
-    executor = make_executor(options.executor, options.address)
+    executor = make_executor(options.executor, options.address, dashboard=options.dashboard)
     executor.start(spec.resources, spec.execution)  # refuses infeasible requests before anything is recorded
+    if executor.dashboard_url:
+        console.print(f"Ray dashboard: {executor.dashboard_url}")
     try:
         tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
         tracker.connect()
@@ -191,7 +232,13 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
                 f"Resuming: {resumed} finished run(s) found in {results_file.path} or MLflow are skipped "
                 "(--rerun to redo)."
             )
-        recorder = _Recorder(tracker, results_file, parent, in_mlflow, console)
+        live = LiveLogger(
+            tracker,
+            lambda message: console.print(f"[yellow]warning:[/] {escape(message)}"),
+            source=str(plan.suite.path),
+            model_logger=_log_model if spec.tracking.log_model == "best" else None,
+        )
+        recorder = _Recorder(live, results_file, parent, in_mlflow)
         status = "FAILED"
         try:
             status = _execute(executor, todo, recorder, console)
@@ -199,9 +246,11 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
             status = "KILLED"
             raise
         finally:
+            costs = _stop_logging(live, console)
             finished = sum(1 for r in recorder.results if r.finished)
             tracker.finish_parent(
-                status, {"runs_finished": finished, "runs_failed": len(recorder.results) - finished}
+                status,
+                {"runs_finished": finished, "runs_failed": len(recorder.results) - finished, **costs},
             )
     finally:
         executor.close()
@@ -239,6 +288,8 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
 def _start_parent(
     tracker: MlflowTracker, plan: Plan, executor: str, command: str, todo: list[RunSpec], resumed: int
 ) -> str:
+    from harness.tracking.mlflow_store import system_tags
+
     spec = plan.suite.spec
     commit = git_commit()
     return tracker.start_parent(
@@ -252,6 +303,7 @@ def _start_parent(
             "harness.host": socket.gethostname(),
             "harness.python": platform.python_version(),
             **({"harness.git_commit": commit} if commit else {}),
+            **system_tags(str(plan.suite.path), commit),
         },
         params={
             "seeds": spec.seeds,

@@ -74,7 +74,7 @@ def test_smoke_suite_runs_every_task_on_ray_into_mlflow(tmp_path: Path) -> None:
     for task, child in by_task.items():
         assert child.info.status == "FINISHED", task
         primary = child.data.tags["harness.primary_metric"]
-        assert f"test_{primary}" in child.data.metrics, (task, sorted(child.data.metrics))
+        assert f"test/{primary}" in child.data.metrics, (task, sorted(child.data.metrics))
     for task, artifact in TASK_ARTIFACTS.items():
         if task in by_task:
             run_id = by_task[task].info.run_id

@@ -13,14 +13,18 @@ if TYPE_CHECKING:
 EXECUTORS = ("ray", "local")
 
 
-def make_executor(name: str, address: str | None = None) -> Executor:
+def make_executor(name: str, address: str | None = None, dashboard: bool = False) -> Executor:
     if name == "ray":
         from harness.scheduler.ray_executor import RayExecutor
 
-        return RayExecutor(address)
+        return RayExecutor(address, dashboard=dashboard)
     if name == "local":
         if address:
             raise HarnessError("--address joins a Ray cluster and needs --executor ray; drop one of them.")
+        if dashboard:
+            raise HarnessError(
+                "--dashboard starts the Ray dashboard and needs --executor ray; drop one of them."
+            )
         from harness.scheduler.local import LocalExecutor
 
         return LocalExecutor()

@@ -10,6 +10,8 @@ from harness.settings import ExecutionSpec, ResourcesSpec
 
 OnStart = Callable[[RunSpec], None]
 OnResult = Callable[[RunRecord], None]
+#: epoch rows a running cell streamed since the last call: (run id, rows)
+OnProgress = Callable[[str, list[dict[str, float]]], None]
 
 
 class Executor(Protocol):
@@ -20,6 +22,8 @@ class Executor(Protocol):
     unscheduled: int
     #: whether ``execution.deadline`` stopped the suite
     deadline_hit: bool
+    #: the Ray dashboard's address when ``--dashboard`` started one (else None)
+    dashboard_url: str | None
 
     def start(self, resources: ResourcesSpec, execution: ExecutionSpec) -> None:
         """Acquire compute for runs of ``resources`` each; raise ResourceError if no node can host one.
@@ -27,8 +31,15 @@ class Executor(Protocol):
         ``execution`` is the suite's ``execution:`` section (``max_retries``, ``deadline``).
         """
 
-    def run(self, specs: Sequence[RunSpec], on_start: OnStart, on_result: OnResult) -> None:
-        """Run every spec; call ``on_result`` once per spec, in finishing order.
+    def run(
+        self,
+        specs: Sequence[RunSpec],
+        on_start: OnStart,
+        on_result: OnResult,
+        on_progress: OnProgress | None = None,
+    ) -> None:
+        """Run every spec; call ``on_result`` once per spec, in finishing order, and ``on_progress``
+        with the epoch rows of running cells as they arrive (from the scheduling loop's thread).
 
         On KeyboardInterrupt: cancel what runs, report each as ``killed`` and re-raise.
         """

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from harness.errors import ResourceError
 from harness.records import RunSpec
-from harness.scheduler.base import OnResult, OnStart, describe_request
+from harness.scheduler.base import OnProgress, OnResult, OnStart, describe_request
 from harness.settings import ExecutionSpec, ResourcesSpec
 from harness.train.failures import failed_record
 
@@ -21,6 +21,7 @@ class LocalExecutor:
     capacity = 1
 
     def __init__(self) -> None:
+        self.dashboard_url: str | None = None
         self.unscheduled = 0
         self.deadline_hit = False
         self.deadline: float | None = None
@@ -45,7 +46,13 @@ class LocalExecutor:
                 "or run on a machine or Ray cluster with GPUs."
             )
 
-    def run(self, specs: Sequence[RunSpec], on_start: OnStart, on_result: OnResult) -> None:
+    def run(
+        self,
+        specs: Sequence[RunSpec],
+        on_start: OnStart,
+        on_result: OnResult,
+        on_progress: OnProgress | None = None,
+    ) -> None:
         from harness.train.trial import run_trial
 
         suite_start = time.monotonic()
@@ -57,8 +64,16 @@ class LocalExecutor:
             on_start(spec)
             history: list[dict[str, float]] = []
             started = time.time()
+
+            def on_epoch(
+                row: dict[str, float], run_id: str = spec.run_id, history: list[dict[str, float]] = history
+            ) -> None:
+                history.append(row)
+                if on_progress is not None:
+                    on_progress(run_id, [row])
+
             try:
-                record = run_trial(spec, on_epoch=history.append)
+                record = run_trial(spec, on_epoch=on_epoch)
             except KeyboardInterrupt:
                 on_result(
                     failed_record(

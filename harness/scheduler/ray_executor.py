@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.errors import HarnessError, ResourceError
 from harness.records import FailureKind, RunRecord, RunSpec, Status
-from harness.scheduler.base import OnResult, OnStart, describe_request
+from harness.scheduler.base import OnProgress, OnResult, OnStart, describe_request
 from harness.settings import ExecutionSpec, ResourcesSpec
 from harness.train.failures import failed_record
 
@@ -67,8 +67,10 @@ class _Running:
 class RayExecutor:
     name = "ray"
 
-    def __init__(self, address: str | None = None) -> None:
+    def __init__(self, address: str | None = None, dashboard: bool = False) -> None:
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.dashboard = dashboard
+        self.dashboard_url: str | None = None
         self.capacity = 1
         self.unscheduled = 0
         self.deadline_hit = False
@@ -82,10 +84,13 @@ class RayExecutor:
         self.execution = execution
         if not ray.is_initialized():
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+            # the dashboard only for a local instance we start: a cluster has its own
+            dashboard = self.dashboard and not self.address
             try:
-                ray.init(
+                context = ray.init(
                     address=self.address,
-                    include_dashboard=False,
+                    include_dashboard=dashboard,
+                    dashboard_host="127.0.0.1",  # never on other interfaces
                     log_to_driver=False,
                     logging_level=logging.ERROR,  # keep start-up chatter (auth notice) off the console
                     runtime_env={"env_vars": env} if env and self.address else None,
@@ -98,6 +103,8 @@ class RayExecutor:
                     "with token auth needs RAY_AUTH_MODE=token here too), or use --executor local."
                 ) from None
             self._owned = True
+            url = getattr(context, "dashboard_url", None) if dashboard else None
+            self.dashboard_url = f"http://{url}" if url else None
         nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
         workers = resources.workers
         slots = _capacity(nodes, resources.cpus, resources.gpus)
@@ -164,7 +171,33 @@ class RayExecutor:
             node_id=left.get("node_id"),
         )
 
-    def run(self, specs: Sequence[RunSpec], on_start: OnStart, on_result: OnResult) -> None:
+    def _poll(self, poll: Any, on_progress: OnProgress | None) -> Any:
+        """Hand the epoch rows the recorder collected to ``on_progress``; the next poll's ref.
+
+        Never waits: a poll still in flight is left for the next turn of the loop.
+        """
+        if on_progress is None or self.recorder is None:
+            return None
+        import ray
+
+        if poll is not None:
+            ready, _ = ray.wait([poll], timeout=0)
+            if not ready:
+                return poll
+            try:
+                for run_id, rows in ray.get(poll).items():
+                    on_progress(run_id, rows)
+            except Exception:  # noqa: BLE001 - live progress is best effort; records carry the history
+                pass
+        return self.recorder.drain.remote()
+
+    def run(
+        self,
+        specs: Sequence[RunSpec],
+        on_start: OnStart,
+        on_result: OnResult,
+        on_progress: OnProgress | None = None,
+    ) -> None:
         import ray
 
         from harness.scheduler.ray_tasks import ray_trial
@@ -177,6 +210,7 @@ class RayExecutor:
         max_retries, deadline = self.execution.max_retries, self.execution.deadline
         suite_start = time.monotonic()
         self.unscheduled = 0
+        poll: Any = None
 
         def stop_all(kind: FailureKind, message: str) -> None:
             for ref, run in pending.items():
@@ -218,6 +252,7 @@ class RayExecutor:
                         )
                         run.stopped = ("timeout", message, "failed")
                         ray.cancel(ref, force=True)
+                poll = self._poll(poll, on_progress)
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
                     run = pending.pop(ref)

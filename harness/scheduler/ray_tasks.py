@@ -19,15 +19,29 @@ class HistoryRecorder:
     def __init__(self) -> None:
         self.rows: dict[str, list[dict[str, float]]] = {}
         self.where: dict[str, dict[str, Any]] = {}
+        #: run id → how many of its rows the driver has seen (``drain``)
+        self.seen: dict[str, int] = {}
 
     def started(self, run_id: str, node_id: str, pid: int, attempt: int) -> None:
         self.rows[run_id] = []  # a retry starts its history afresh
+        self.seen[run_id] = 0
         self.where[run_id] = {"node_id": node_id, "pid": pid, "attempt": attempt}
 
     def add(self, run_id: str, row: dict[str, float]) -> None:
         self.rows.setdefault(run_id, []).append(row)
 
+    def drain(self) -> dict[str, list[dict[str, float]]]:
+        """The rows added since the last drain, per run id (the driver's live view)."""
+        out: dict[str, list[dict[str, float]]] = {}
+        for run_id, rows in self.rows.items():
+            seen = self.seen.get(run_id, 0)
+            if len(rows) > seen:
+                out[run_id] = rows[seen:]
+                self.seen[run_id] = len(rows)
+        return out
+
     def take(self, run_id: str) -> dict[str, Any]:
+        self.seen.pop(run_id, None)
         return {"history": self.rows.pop(run_id, []), **self.where.pop(run_id, {})}
 
 

@@ -1,12 +1,23 @@
 """MLflow layout: experiment = suite, a parent run per invocation, a child run per cell.
 
-Only the driver talks to MLflow: workers return plain results and the driver
-logs them (with the original per-epoch timestamps). A sqlite store therefore
-works on a cluster too, and no two processes write to it at once.
+Only the driver talks to MLflow: workers stream epoch rows and return plain results, and the
+driver logs them (through :class:`harness.tracking.live.LiveLogger`, off the scheduling loop).
+A sqlite store therefore works on a cluster too, and no two processes write to it at once.
+
+A child run is opened RUNNING when its cell starts (:meth:`MlflowTracker.open_child`: params,
+plan-time tags, MLflow's system tags), receives its epoch rows as they arrive
+(:meth:`MlflowTracker.log_rows`), and is closed with the record (:meth:`MlflowTracker.close_child`:
+final metrics, dataset, artifacts, status FINISHED / FAILED / KILLED).
+
+Metric names are sectioned for the MLflow UI's chart view: ``test/<metric>``, ``val/<metric>``,
+``train/loss``, ``cost/<figure>`` (see :func:`mlflow_key`); runs logged before with flat names
+(``test_accuracy``, ``train_time_s``) are still read (:func:`harness.tracking.query`).
 """
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import json
 import logging
 import math
@@ -17,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.records import RunRecord
+from harness.records import RunRecord, RunSpec
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 _BATCH = 100
@@ -28,6 +39,42 @@ CHILD_STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED", 
 #: of the invocation that replaced it, and the replacing child run's id (nothing is ever deleted)
 SUPERSEDED_BY = "harness.superseded_by"
 SUPERSEDED_BY_RUN = "harness.superseded_by_run"
+#: the sections of a child run's metric names (the MLflow UI groups charts by the part before "/")
+TEST, VAL, TRAIN, COST = "test/", "val/", "train/", "cost/"
+
+
+def mlflow_key(key: str, section: str | None = None) -> str:
+    """The MLflow metric name of a record key: ``test_accuracy`` → ``test/accuracy``,
+    ``val_loss`` → ``val/loss``, ``train_loss`` → ``train/loss``; a cost figure (``section`` =
+    ``cost``) → ``cost/<key>`` whatever its name (``train_time_s`` is a cost, not a curve)."""
+    if section == "cost":
+        return COST + key
+    for prefix, name in (("test_", TEST), ("val_", VAL), ("train_", TRAIN)):
+        if key.startswith(prefix):
+            return name + key[len(prefix) :]
+    return key
+
+
+def record_key(name: str) -> tuple[str, str]:
+    """(section, record key) of an MLflow metric name, sectioned or flat (runs before sectioning).
+
+    Sections: ``test`` (``test_<metric>``), ``history`` (per-epoch ``val_*`` / ``train_loss``),
+    ``cost``. A flat name that is neither a test metric nor an epoch metric is a cost.
+    """
+    for prefix, section, lead in (
+        (TEST, "test", "test_"),
+        (VAL, "history", "val_"),
+        (TRAIN, "history", "train_"),
+    ):
+        if name.startswith(prefix):
+            return section, lead + name[len(prefix) :]
+    if name.startswith(COST):
+        return "cost", name[len(COST) :]
+    if name.startswith("test_"):
+        return "test", name
+    if name.startswith("val_") or name == "train_loss":
+        return "history", name
+    return "cost", name
 
 
 def artifact_location(uri: str) -> str | None:
@@ -63,17 +110,27 @@ def flatten(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
         yield prefix, json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
 
 
-def child_tags(record: RunRecord) -> dict[str, str]:
-    """The tags of a cell's child run: what it is, how it ended, and both provenances.
+def system_tags(source: str, commit: str | None) -> dict[str, str]:
+    """MLflow's own tags, which fill the UI's Source, User and Version columns."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (a container without a passwd entry)
+        user = "unknown"
+    tags = {"mlflow.source.name": source, "mlflow.source.type": "LOCAL", "mlflow.user": user}
+    if commit:  # MLflow's column takes a commit hash; harness.git_commit keeps the "-dirty" mark
+        tags["mlflow.source.git.commit"] = commit.removesuffix("-dirty")
+    return tags
 
-    ``version.<name>`` holds a version: ``harness``, the distributions of the plugins that
-    registered the task and the architecture, and the worker's python, torch, lightning and
-    torchmetrics; ``harness.task_plugin`` / ``harness.arch_plugin`` pin those plugins,
-    ``harness.data_version`` is the task's data version, ``harness.git_commit`` the harness
-    checkout's commit.
+
+def spec_tags(spec: RunSpec) -> dict[str, str]:
+    """The tags a cell's child run carries from its start: what it is and the plan's provenance.
+
+    ``version.<name>`` holds a version (``harness``, the distributions of the plugins that
+    registered the task and the architecture); ``harness.task_plugin`` / ``harness.arch_plugin``
+    pin those plugins, ``harness.data_version`` is the task's data version, ``harness.git_commit``
+    the harness checkout's commit (also MLflow's ``mlflow.source.git.commit``).
     """
-    spec, plan = record.spec, record.spec.provenance
-    runtime = record.runtime
+    plan = spec.provenance
     tags = {
         "harness.run_id": spec.run_id,
         "harness.task": spec.task,
@@ -83,16 +140,33 @@ def child_tags(record: RunRecord) -> dict[str, str]:
         "harness.seed": str(spec.seed),
         "harness.primary_metric": spec.primary_metric,
         "harness.direction": spec.direction,
-        "harness.status": record.status,
-        "harness.host": runtime.host if runtime else "",
-        "harness.device": runtime.device if runtime else "",
         "harness.task_plugin": plan.task_plugin.pin,
         "harness.arch_plugin": plan.arch_plugin.pin,
         "harness.data_version": plan.data_version,
-        "harness.attempts": str(record.attempts),
+        "harness.attempts": str(spec.attempt),
+        "version.harness": plan.harness,
+        f"version.{plan.task_plugin.distribution}": plan.task_plugin.version,
+        f"version.{plan.arch_plugin.distribution}": plan.arch_plugin.version,
     }
     if plan.git_commit:
         tags["harness.git_commit"] = plan.git_commit
+    return tags
+
+
+def child_tags(record: RunRecord) -> dict[str, str]:
+    """Every tag of a finished cell's child run: :func:`spec_tags`, how it ended, where it ran
+    (host, device, node) and the worker's python, torch, lightning and torchmetrics versions."""
+    spec, runtime = record.spec, record.runtime
+    tags = spec_tags(spec)
+    tags.update(
+        {
+            "harness.status": record.status,
+            "harness.host": runtime.host if runtime else "",
+            "harness.device": runtime.device if runtime else "",
+            "harness.attempts": str(record.attempts),
+        }
+    )
+    plan = spec.provenance
     versions = {
         **(runtime.versions if runtime else {}),
         "harness": plan.harness,
@@ -106,6 +180,59 @@ def child_tags(record: RunRecord) -> dict[str, str]:
     if runtime is not None and runtime.node_id:
         tags["harness.node_id"] = runtime.node_id
     return tags
+
+
+def child_params(spec: RunSpec) -> dict[str, str]:
+    """What the MLflow UI compares: ``task``, ``architecture``, their labels and ``seed`` (the
+    compare page's parallel-coordinates axes), then every resolved setting (``task.*``, ``arch.*``,
+    ``trainer.*``, ``resources.*``)."""
+    params = {
+        "task": spec.task,
+        "architecture": spec.architecture,
+        "task_label": spec.task_label,
+        "arch_label": spec.arch_label,
+        "seed": str(spec.seed),
+    }
+    params.update(flatten("task", spec.task_params))
+    params.update(flatten("arch", spec.arch_params))
+    params.update(flatten("trainer", spec.trainer.model_dump(mode="json")))
+    params.update(flatten("resources", spec.resources.model_dump(mode="json")))
+    return params
+
+
+def dataset_entity(record: RunRecord) -> Any:
+    """The task's data as an MLflow dataset (the UI's Dataset column): named after the task, a
+    digest of what makes the data (task, params, data version, seed), split sizes as its profile."""
+    from mlflow.entities import Dataset
+
+    spec = record.spec
+    source = {
+        "task": spec.task,
+        "params": spec.task_params,
+        "data_version": spec.provenance.data_version,
+        "seed": spec.seed,
+    }
+    text = json.dumps(source, sort_keys=True, default=str)
+    return Dataset(
+        name=spec.task_label,
+        digest=hashlib.sha256(text.encode()).hexdigest()[:12],
+        source_type="harness",
+        source=text,
+        profile=json.dumps({"splits": record.data_sizes, "num_rows": sum(record.data_sizes.values())}),
+    )
+
+
+def row_metrics(row: Mapping[str, float], started: float) -> list[Any]:
+    """MLflow metrics of one epoch row (step = epoch, timestamp = when the epoch ended)."""
+    from mlflow.entities import Metric
+
+    stamp = int((started + row.get("elapsed_s", 0.0)) * 1000)
+    step = int(row.get("epoch", 0))
+    return [
+        Metric(mlflow_key(k), float(v), stamp, step)
+        for k, v in row.items()
+        if k not in HISTORY_SKIP and not math.isnan(float(v))
+    ]
 
 
 def _chunks(items: list[Any], size: int = _BATCH) -> Iterable[list[Any]]:
@@ -177,37 +304,70 @@ class MlflowTracker:
     def finish_parent(self, status: str, summary: Mapping[str, float]) -> None:
         if not self.parent_id:
             return
-        self._log(self.parent_id, metrics={k: (v, 0) for k, v in summary.items()})
+        self._log(self.parent_id, metrics={f"suite/{k}": (v, 0) for k, v in summary.items()})
         self.client.set_terminated(self.parent_id, status=status)
 
-    def log_child(self, record: RunRecord) -> str:
-        from mlflow.entities import Metric
-
-        spec = record.spec
-        started = record.started_at or time.time()
-        end = int((record.finished_at or time.time()) * 1000)
+    def open_child(self, spec: RunSpec, source: str = "harness", started: float | None = None) -> str:
+        """Create the child run of a cell that starts now: RUNNING, with its params and tags."""
         run = self.client.create_run(
             self.experiment_id,
-            start_time=int(started * 1000),
-            tags={**child_tags(record), "mlflow.parentRunId": self.parent_id},
+            start_time=int((started or time.time()) * 1000),
+            tags={
+                **spec_tags(spec),
+                **system_tags(source, spec.provenance.git_commit),
+                "mlflow.parentRunId": self.parent_id,
+            },
             run_name=f"{spec.task_label}/{spec.arch_label}/seed{spec.seed}",
         )
         run_id: str = run.info.run_id
-        params = dict(flatten("task", spec.task_params))
-        params.update(flatten("arch", spec.arch_params))
-        params.update(flatten("trainer", spec.trainer.model_dump(mode="json")))
-        params.update(flatten("resources", spec.resources.model_dump(mode="json")))
-        params["seed"] = str(spec.seed)
-        metrics: list[Metric] = []
-        for row in record.history:
-            stamp = int((started + row.get("elapsed_s", 0.0)) * 1000)
-            step = int(row.get("epoch", 0))
-            metrics += [Metric(k, float(v), stamp, step) for k, v in row.items() if k not in HISTORY_SKIP]
-        for values in (record.metrics, record.cost):
-            metrics += [Metric(k, float(v), end, 0) for k, v in values.items() if not math.isnan(v)]
-        self._log(run_id, params=params, metric_objs=metrics)
+        self._log(run_id, params=child_params(spec))
+        return run_id
+
+    def log_rows(self, run_id: str, rows: Iterable[Mapping[str, float]], started: float) -> None:
+        """Log epoch rows of a running child run (one batch)."""
+        metrics = [m for row in rows for m in row_metrics(row, started)]
+        self._log(run_id, metric_objs=metrics)
+
+    def close_child(
+        self,
+        run_id: str,
+        record: RunRecord,
+        logged_epochs: set[int] | None = None,
+        model_logger: Any = None,
+    ) -> None:
+        """Finish a child run with ``record``: the epoch rows not logged live (``logged_epochs``:
+        the epochs that were), final test metrics and costs, the dataset, artifacts, the model
+        (``model_logger(uri, run_id, record)`` when the record carries one), then its status."""
+        from mlflow.entities import DatasetInput, InputTag, Metric
+
+        started = record.started_at or time.time()
+        end = int((record.finished_at or time.time()) * 1000)
+        logged = logged_epochs or set()
+        metrics = [
+            m
+            for row in record.history
+            if int(row.get("epoch", -1)) not in logged
+            for m in row_metrics(row, started)
+        ]
+        metrics += [
+            Metric(mlflow_key(k), float(v), end, 0) for k, v in record.metrics.items() if not math.isnan(v)
+        ]
+        metrics += [
+            Metric(mlflow_key(k, "cost"), float(v), end, 0)
+            for k, v in record.cost.items()
+            if not math.isnan(v)
+        ]
+        tags = child_tags(record)
+        self._log(run_id, metric_objs=metrics, tags=tags)
+        if record.data_sizes:
+            self.client.log_inputs(
+                run_id,
+                datasets=[
+                    DatasetInput(dataset_entity(record), tags=[InputTag("mlflow.data.context", "train")])
+                ],
+            )
         # the whole spec: `harness report` and `compare` read it back from MLflow exactly
-        self.client.log_dict(run_id, {"spec": spec.model_dump(mode="json")}, "config.json")
+        self.client.log_dict(run_id, {"spec": record.spec.model_dump(mode="json")}, "config.json")
         self.client.log_dict(run_id, {"history": record.history}, "history.json")
         if record.gradient_flow:  # the probe's per-step norms: a heatmap in the report
             self.client.log_dict(run_id, record.gradient_flow, "gradient_flow.json")
@@ -215,8 +375,30 @@ class MlflowTracker:
             self.client.log_text(run_id, record.failure.traceback, "error.txt")
         for name, text in record.artifacts.items():
             self.client.log_text(run_id, text, f"task/{name}")
+        if record.model is not None and model_logger is not None:
+            model_logger(self.uri, run_id, record)
         self.client.set_terminated(run_id, status=CHILD_STATUS[record.status], end_time=end)
+
+    def log_child(self, record: RunRecord, source: str = "harness") -> str:
+        """Create, fill and close a cell's child run in one go (a record logged after the fact)."""
+        run_id = self.open_child(record.spec, source, started=record.started_at or None)
+        self.close_child(run_id, record)
         return run_id
+
+    def retire_child(self, run_id: str, by_run: str, message: str) -> None:
+        """Close the child run of an attempt whose worker died (the retry has its own child run):
+        FAILED, kind ``infrastructure``, tagged superseded by the retry's child run."""
+        self._log(
+            run_id,
+            tags={
+                "harness.status": "failed",
+                "harness.failure_kind": "infrastructure",
+                "harness.error": message[:4000],
+                SUPERSEDED_BY: self.parent_id,
+                SUPERSEDED_BY_RUN: by_run,
+            },
+        )
+        self.client.set_terminated(run_id, status="FAILED")
 
     def finished_children(self) -> dict[str, list[str]]:
         """``harness.run_id`` → MLflow run ids of this experiment's current FINISHED child runs.
@@ -261,12 +443,15 @@ class MlflowTracker:
         params: Mapping[str, str] | None = None,
         metrics: Mapping[str, tuple[float, int]] | None = None,
         metric_objs: list[Any] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        from mlflow.entities import Metric, Param
+        from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
         for chunk in _chunks([Param(k, str(v)[:6000]) for k, v in (params or {}).items()]):
             self.client.log_batch(run_id, params=chunk)
+        for chunk in _chunks([RunTag(k, str(v)) for k, v in (tags or {}).items()]):
+            self.client.log_batch(run_id, tags=chunk)
         objs = list(metric_objs or []) + [
             Metric(k, float(v), now, s) for k, (v, s) in (metrics or {}).items()
         ]

@@ -15,11 +15,23 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.records import RunRecord, RunSpec, latest_by_run
-from harness.tracking.mlflow_store import SUPERSEDED_BY
+from harness.tracking.mlflow_store import SUPERSEDED_BY, record_key
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-#: per-epoch metrics and final test metrics; every other metric of a child run is a cost
-_NOT_COST = re.compile(r"^(test_|val_|train_loss$|val_loss$)")
+
+
+def _sections(metrics: dict[str, float]) -> tuple[dict[str, float], dict[str, float]]:
+    """(test metrics, costs) of a child run's latest metric values, as record keys: sectioned
+    names (``test/accuracy``, ``cost/train_time_s``) and the flat names of older runs alike."""
+    tests: dict[str, float] = {}
+    costs: dict[str, float] = {}
+    for name, value in metrics.items():
+        section, key = record_key(name)
+        if section == "test":
+            tests[key] = value
+        elif section == "cost":
+            costs[key] = value
+    return tests, costs
 
 
 def _client(uri: str) -> Any:
@@ -44,7 +56,8 @@ def _artifact(client: Any, run_id: str, name: str) -> str | None:
 
 def _record(client: Any, run: Any, suite: str) -> RunRecord:
     """A child run back as a record: its spec from ``config.json`` (older runs: from the tags)."""
-    tags, metrics = run.data.tags, run.data.metrics
+    tags = run.data.tags
+    tests, costs = _sections(run.data.metrics)
     history_text = _artifact(client, run.info.run_id, "history.json")
     status = tags.get("harness.status") or ("finished" if run.info.status == "FINISHED" else "failed")
     flat: dict[str, Any] = {
@@ -58,8 +71,8 @@ def _record(client: Any, run: Any, suite: str) -> RunRecord:
         "status": status,
         "primary_metric": tags.get("harness.primary_metric", ""),
         "direction": tags.get("harness.direction"),
-        "metrics": {k: v for k, v in metrics.items() if k.startswith("test_")},
-        "cost": {k: v for k, v in metrics.items() if not _NOT_COST.match(k)},
+        "metrics": tests,
+        "cost": costs,
         "history": json.loads(history_text).get("history", []) if history_text else [],
         "versions": {k[len("version.") :]: v for k, v in tags.items() if k.startswith("version.")},
         "device": tags.get("harness.device", ""),
@@ -148,6 +161,8 @@ def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str
                 for run in _search_all(client, parent.info.experiment_id, "tags.mlflow.parentRunId != ''")
                 if SUPERSEDED_BY not in run.data.tags
             ]
+        # a cell still running (or whose driver died) has no result yet
+        children = [run for run in children if run.info.status != "RUNNING"]
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - any store failure becomes a user-facing error

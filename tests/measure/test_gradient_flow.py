@@ -68,7 +68,7 @@ def test_transformer_is_probed_at_its_input_embeddings(tmp_path: Path) -> None:
     run_id = tracker.log_child(result)
     stored = tracker.client.download_artifacts(run_id, "gradient_flow.json", str(tmp_path))
     assert json.loads(Path(stored).read_text())["probes"][0]["per_step_norm"] == first["per_step_norm"]
-    assert tracker.client.get_run(run_id).data.metrics["gradflow_ratio"] == pytest.approx(
+    assert tracker.client.get_run(run_id).data.metrics["cost/gradflow_ratio"] == pytest.approx(
         result.gradient_flow["ratio"]
     )
 

@@ -120,7 +120,7 @@ def test_cells_spread_over_both_nodes_and_a_nan_cell_is_classified(
     assert sorted(c.data.tags.get("harness.failure_kind", "-") for c in children) == ["-"] * 4 + ["nan"] * 4
     for child in children:  # per-epoch metrics logged once each: no lost or duplicated rows
         if child.info.status == "FINISHED":
-            history = client.get_metric_history(child.info.run_id, "val_accuracy")
+            history = client.get_metric_history(child.info.run_id, "val/accuracy")
             assert [m.step for m in history] == [0, 1]
 
 
@@ -140,7 +140,7 @@ def test_two_worker_ddp_run_finishes_with_one_set_of_metrics(
     assert 0.0 <= record.metrics["test_accuracy"] <= 1.0 and len(record.history) == 2
     client, _, children = mlflow_runs(tmp_path / "mlflow.db", "ddp")
     assert len(children) == 1 and children[0].info.status == "FINISHED"
-    assert [m.step for m in client.get_metric_history(children[0].info.run_id, "val_accuracy")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(children[0].info.run_id, "val/accuracy")] == [0, 1]
 
 
 def test_a_worker_killed_mid_run_is_retried_to_completion(

@@ -39,7 +39,7 @@ def test_child_runs_carry_params_history_final_metrics_tags_and_artifacts(workdi
     client, parents, children = mlflow_runs(workdir / "mlflow.db", "tracked")
     assert len(parents) == 1 and len(children) == 4
     parent = parents[0]
-    assert parent.data.params["cells"] == "4" and parent.data.metrics["runs_finished"] == 4
+    assert parent.data.params["cells"] == "4" and parent.data.metrics["suite/runs_finished"] == 4
     assert "suite.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
     records = {r.run_id: r for r in ResultsFile(workdir / "results" / "tracked.jsonl").read()}
     for child in children:
@@ -58,10 +58,10 @@ def test_child_runs_carry_params_history_final_metrics_tags_and_artifacts(workdi
         assert tags[f"version.{plan.task_plugin.distribution}"] == plan.task_plugin.version
         assert params["seed"] == tags["harness.seed"] and params["trainer.max_epochs"] == "2"
         assert params["task.test_fraction"] == "0.2"
-        for key in ("test_accuracy", "test_f1", "test_auroc", "train_time_s", "num_params"):
+        for key in ("test/accuracy", "test/f1", "test/auroc", "cost/train_time_s", "cost/num_params"):
             assert key in metrics
-        assert metrics["test_accuracy"] == pytest.approx(record.metrics["test_accuracy"])
-        losses = client.get_metric_history(child.info.run_id, "train_loss")
+        assert metrics["test/accuracy"] == pytest.approx(record.metrics["test_accuracy"])
+        losses = client.get_metric_history(child.info.run_id, "train/loss")
         assert [m.step for m in losses] == [0, 1]
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"config.json", "history.json"} <= artifacts
@@ -153,7 +153,7 @@ def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: 
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 2  # parent + one child
     child = next(r for r in runs if "mlflow.parentRunId" in r.data.tags)
-    assert child.data.metrics["test_accuracy"] > 0
+    assert child.data.metrics["test/accuracy"] > 0
     assert not (workdir / "mlflow.db").exists()
 
 

@@ -93,7 +93,7 @@ def test_ui_serves_nested_child_runs_and_stops_its_process_group(tmp_path: Path)
             assert tag["mlflow.parentRunId"] == parent_id
             assert tag["harness.task"] == "digits" and tag["harness.architecture"] == "gru"
             metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
-            assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["num_params"] > 0
+            assert 0.0 <= metrics["test/accuracy"] <= 1.0 and metrics["cost/num_params"] > 0
     finally:
         ui.send_signal(signal.SIGINT)  # Ctrl-C
         try:
