@@ -74,17 +74,26 @@ def check_mlflow(db: Path, cells: int) -> dict[str, Any]:
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     per_id = Counter(c.data.tags["harness.run_id"] for c in children if c.info.status == "FINISHED")
+    # the driver's own account (parent run metrics): seconds per child run spent by the scheduling
+    # loop on MLflow (queueing, waiting for a child's id) and by the background writer thread
+    driver = {
+        key: round(parents[-1].data.metrics.get(f"suite/{key}", float("nan")), 5)
+        for key in ("driver_logging_s_per_child", "mlflow_thread_s_per_child")
+    }
     return {
         "children": len(children),
+        "running_children": sum(1 for c in children if c.info.status == "RUNNING"),
         "finished_run_ids": len(per_id),
         "duplicated_run_ids": sum(1 for n in per_id.values() if n > 1),
         "lost": cells - len(per_id),
         "parents": len(parents),
+        **driver,
     }
 
 
 def logging_cost(results: Path, samples: int = 50) -> float:
-    """Seconds the driver spends logging one child run (into a scratch sqlite store)."""
+    """Seconds one child run's MLflow logging takes, done synchronously (a scratch sqlite store):
+    what the driver's scheduling loop paid per child before logging moved to a writer thread."""
     from harness.tracking.mlflow_store import MlflowTracker
     from harness.tracking.results import ResultsFile
 

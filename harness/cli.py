@@ -7,10 +7,13 @@ them.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
+from click.shell_completion import BashComplete, CompletionItem, add_completion_class, split_arg_string
 
 from harness import __version__
 from harness.scheduler import EXECUTORS
@@ -62,6 +65,24 @@ def _resources(gpus: float | None, cpus: float | None) -> dict[str, float]:
     return {k: v for k, v in (("gpus", gpus), ("cpus", cpus)) if v is not None}
 
 
+def _check_dashboard(dashboard: bool, executor: str, address: str | None, console: Any) -> None:
+    """--dashboard needs a Ray instance of our own; refuse or explain before anything starts."""
+    from harness.errors import HarnessError
+
+    if not dashboard:
+        return
+    if executor != "ray":
+        raise HarnessError(
+            f"--dashboard shows the Ray dashboard, but --executor {executor} runs the cells in this "
+            "process, without Ray. Drop --dashboard, or use --executor ray (the default)."
+        )
+    if address:
+        console.print(
+            f"note: --dashboard: joining the Ray cluster at {address}, so no local dashboard is "
+            "started; use the cluster's own dashboard (served by its head node, by default on port 8265)."
+        )
+
+
 def _report_summary(paths: list[Any]) -> str:
     """``reports/S/latest/index.html (+ report.md, results.csv; this invocation: reports/S/<id>/)``."""
     if not paths:
@@ -83,6 +104,199 @@ def _warn_plugins(console: Any) -> None:
         console.print(f"[yellow]warning:[/] {warning}")
 
 
+# --- shell completion -------------------------------------------------------------------------
+# `eval "$(_HARNESS_COMPLETE=bash_source harness)"` (zsh_source, fish_source): click calls the
+# callbacks below at every <TAB>. They never raise (a traceback would land in the prompt), keep
+# stdout clean (it is the reply) and read only the suite YAML or the plugin registry (no torch).
+
+#: the keys `--only` offers; `architecture=` is accepted as well, but not offered next to `arch=`
+ONLY_OFFERED = {"task": "a task of the suite (name or label)", "arch": "an architecture (name or label)"}
+#: grid points offered per suite entry at most (a big grid would flood the prompt)
+MAX_GRID_LABELS = 50
+
+
+def _quietly(names: Callable[[], list[str]]) -> list[str]:
+    """``names()``, or [] on any error; plugin chatter on stdout/stderr and warnings are dropped."""
+    import contextlib
+    import io
+    import warnings
+
+    try:
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            return names()
+    except BaseException:  # completion must never fail (SystemExit from a plugin too)
+        return []
+
+
+def _suite_names(path: str, kind: str) -> list[str]:
+    """Names and labels of the suite's tasks or architectures, as ``--only`` accepts them."""
+    from harness.matrix import _grid_points, _label  # the labels `harness validate` shows
+    from harness.suite import load_suite
+
+    spec = load_suite(path).spec
+    names: list[str] = []
+    for entry in spec.tasks if kind == "task" else spec.architectures:
+        names += [entry.name, entry.label or entry.name]
+        names += [_label(entry, point) for point in _grid_points(entry)[:MAX_GRID_LABELS] if point]
+    # --only splits its value at commas, so a label with one cannot be given
+    return [n for n in dict.fromkeys(names) if "," not in n]
+
+
+def _names(ctx: click.Context, kind: str) -> list[str]:
+    """The suite's names when a readable suite is on the command line, else the registry's."""
+    # completing an option's value stops click's parsing before the positional arguments: the
+    # suite is then among the leftover ctx.args rather than in ctx.params
+    given = [ctx.params.get("suite"), ctx.params.get("suite_path"), *ctx.args]
+    suites = [s for s in given if isinstance(s, str) and s.endswith((".yaml", ".yml"))]
+    if kind in ("task", "arch") and suites:
+        names = _quietly(lambda: _suite_names(suites[0], kind))
+        if names:
+            return names
+
+    def registered() -> list[str]:
+        from harness.plugins import get_registry
+
+        namespace = {"task": "tasks", "arch": "architectures"}.get(kind, kind)
+        return [entry.name for entry in get_registry().namespace(namespace)]
+
+    return _quietly(registered)
+
+
+def _complete_list(ctx: click.Context, incomplete: str, kind: str, head: str = "") -> list[CompletionItem]:
+    """``kind`` names for the comma-separated list ``incomplete`` (its last item completes)."""
+    done, comma, current = incomplete.rpartition(",")
+    chosen = set(done.split(",")) if comma else set()
+    prefix = head + done + comma
+    return [
+        CompletionItem(prefix + name)
+        for name in _names(ctx, kind)
+        if name.startswith(current) and name not in chosen
+    ]
+
+
+def _complete_only(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """``--only``: the keys (``task=``, ``arch=``), then the suite's names after ``KEY=``."""
+    try:
+        key, sep, value = incomplete.partition("=")
+        if not sep:
+            return [CompletionItem(f"{k}=", help=h) for k, h in ONLY_OFFERED.items() if k.startswith(key)]
+        if key not in ONLY_KEYS:
+            return []
+        return _complete_list(ctx, value, ONLY_KEYS[key], head=f"{key}=")
+    except Exception:  # never a traceback at the prompt
+        return []
+
+
+def _completer(kind: str) -> Callable[[click.Context, click.Parameter, str], list[CompletionItem]]:
+    """Completion of a (comma-separated) list of registered ``kind`` names."""
+
+    def complete(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+        try:
+            return _complete_list(ctx, incomplete, kind)
+        except Exception:  # never a traceback at the prompt
+            return []
+
+    return complete
+
+
+def _complete_file(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    """A file path, completed by the shell (for arguments that also take names or ids)."""
+    return [CompletionItem(incomplete, type="file")]
+
+
+class _BashComplete(BashComplete):
+    """click's bash completion, fixed for ``--only task=NAME``.
+
+    bash splits the word being completed at the characters of COMP_WORDBREAKS (``=`` and ``:``
+    among them): ``task=di`` reaches us as ``task``, ``=``, ``di``, and bash replaces only the
+    text after the last break with the reply. So the words are joined again for click, and each
+    reply loses what bash keeps; values ending in ``=`` get no trailing space.
+    """
+
+    # click's script, plus COMP_WORDBREAKS passed on and `nospace` after a value ending in `=`
+    source_template = """\
+%(complete_func)s() {
+    local IFS=$'\\n'
+    local response
+
+    response=$(env COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD=$COMP_CWORD \\
+COMP_WORDBREAKS="$COMP_WORDBREAKS" %(complete_var)s=bash_complete $1)
+
+    for completion in $response; do
+        IFS=',' read type value <<< "$completion"
+
+        if [[ $type == 'dir' ]]; then
+            COMPREPLY=()
+            compopt -o dirnames
+        elif [[ $type == 'file' ]]; then
+            COMPREPLY=()
+            compopt -o default
+        elif [[ $type == 'plain' ]]; then
+            COMPREPLY+=($value)
+            [[ $value == *= ]] && compopt -o nospace
+        fi
+    done
+
+    return 0
+}
+
+%(complete_func)s_setup() {
+    complete -o nosort -F %(complete_func)s %(prog_name)s
+}
+
+%(complete_func)s_setup;
+"""
+
+    @staticmethod
+    def _breaks() -> str:
+        return "".join(c for c in os.environ.get("COMP_WORDBREAKS", "=:") if c not in " \t\n\"'")
+
+    def get_completion_args(self) -> tuple[list[str], str]:
+        words = split_arg_string(os.environ["COMP_WORDS"])
+        cword = int(os.environ["COMP_CWORD"])
+        breaks = self._breaks()
+        joined: list[str] = []
+        glue = False
+        for word in words[1 : cword + 1]:
+            is_break = bool(word) and all(c in breaks for c in word)
+            if joined and (is_break or glue):
+                joined[-1] += word
+                glue = is_break
+            else:
+                joined.append(word)
+                glue = False
+        if cword >= len(words) or not joined:  # the cursor after a space: a new, empty word
+            return joined, ""
+        return joined[:-1], joined[-1]
+
+    def complete(self) -> str:
+        args, incomplete = self.get_completion_args()
+        # click completes the value of `--opt=value` on its own; bash keeps the text up to the break
+        split = "=" in incomplete and incomplete[:1] in ("-", "=")
+        value = incomplete.partition("=")[2] if split else incomplete
+        kept = incomplete[: len(incomplete) - len(value)]
+        cut = max((incomplete.rfind(c) for c in self._breaks()), default=-1) + 1
+        out = []
+        try:
+            items = self.get_completions(args, incomplete)
+        except Exception:  # never a traceback at the prompt
+            items = []
+        for item in items:
+            full = kept + str(item.value)
+            if item.type == "plain" and cut and full[:cut] == incomplete[:cut]:
+                item.value = full[cut:]
+            out.append(self.format_completion(item))
+        return "\n".join(out)
+
+
+add_completion_class(_BashComplete, "bash")
+
+
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="harness")
 @click.option("--traceback", is_flag=True, help="Show the full traceback of errors (for bug reports).")
@@ -96,7 +310,11 @@ def main(ctx: click.Context, traceback: bool) -> None:
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
 @click.option(
-    "--only", multiple=True, metavar="task=NAME|arch=NAME", help="Run only matching cells (repeatable)."
+    "--only",
+    multiple=True,
+    metavar="task=NAME|arch=NAME",
+    shell_complete=_complete_only,
+    help="Run only matching cells (repeatable).",
 )
 @click.option(
     "--executor",
@@ -106,6 +324,13 @@ def main(ctx: click.Context, traceback: bool) -> None:
     help="ray (local instance or --address) or local (in-process).",
 )
 @click.option("--address", envvar="RAY_ADDRESS", help="Ray cluster to join (default: start a local one).")
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Start the local Ray instance with its dashboard on 127.0.0.1 and print its URL (off by "
+    "default: it adds start-up time). Not with --executor local; with --address the cluster's own "
+    "dashboard is used.",
+)
 @click.option(
     "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///mlflow.db)."
 )
@@ -139,6 +364,7 @@ def run(
     only: tuple[str, ...],
     executor: str,
     address: str | None,
+    dashboard: bool,
     tracking_uri: str | None,
     results: str | None,
     rerun: bool,
@@ -159,9 +385,18 @@ def run(
     from harness.tracking.mlflow_store import ui_link
 
     console = _console()
+    _check_dashboard(dashboard, executor, address, console)
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
-    options = RunOptions(executor, address, tracking_uri, results, rerun, report_dir)
+    options = RunOptions(
+        executor=executor,
+        address=address,
+        tracking_uri=tracking_uri,
+        results=results,
+        rerun=rerun,
+        report_dir=report_dir,
+        dashboard=dashboard and not address,  # a cluster serves its own dashboard
+    )
     console.print(
         f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
         f"({len(plan.skipped)} skipped) on executor `{executor}`"
@@ -199,7 +434,13 @@ def run(
 
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
-@click.option("--only", multiple=True, metavar="task=NAME|arch=NAME", help="Show only matching cells.")
+@click.option(
+    "--only",
+    multiple=True,
+    metavar="task=NAME|arch=NAME",
+    shell_complete=_complete_only,
+    help="Show only matching cells.",
+)
 @click.option("--gpus", type=click.FloatRange(min=0), help="GPUs per run, overriding the suite's resources.")
 @click.option(
     "--cpus",
@@ -270,7 +511,11 @@ def validate(
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
 @click.option(
-    "--only", multiple=True, metavar="task=NAME|arch=NAME", help="Prepare only matching cells' tasks."
+    "--only",
+    multiple=True,
+    metavar="task=NAME|arch=NAME",
+    shell_complete=_complete_only,
+    help="Prepare only matching cells' tasks.",
 )
 @click.option(
     "--cache-dir",
@@ -481,7 +726,12 @@ def list_(kind: str, fmt: str) -> None:
 
 
 @main.command()
-@click.argument("target", required=False, metavar="[SUITE | RESULTS.jsonl | RUN_ID | EXPERIMENT]")
+@click.argument(
+    "target",
+    required=False,
+    metavar="[SUITE | RESULTS.jsonl | RUN_ID | EXPERIMENT]",
+    shell_complete=_complete_file,
+)
 @click.option(
     "--results",
     type=click.Path(dir_okay=False),
@@ -498,6 +748,7 @@ def list_(kind: str, fmt: str) -> None:
     "--reporter",
     "reporters",
     multiple=True,
+    shell_complete=_completer("reporters"),
     help="Only these reporters (repeatable; default: all installed).",
 )
 def report(
@@ -533,8 +784,8 @@ def report(
 
 
 @main.command()
-@click.argument("a", metavar="A")
-@click.argument("b", metavar="B")
+@click.argument("a", metavar="A", shell_complete=_complete_file)
+@click.argument("b", metavar="B", shell_complete=_complete_file)
 @click.option("--results", type=click.Path(dir_okay=False), help="Results file holding both invocations.")
 @click.option("--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store for run-id targets.")
 @click.option(
@@ -637,7 +888,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 @main.command()
-@click.argument("suite", required=False)
+@click.argument("suite", required=False, shell_complete=_complete_file)
 @click.option("--port", type=int, default=0, help="Port (default: a free one).")
 @click.option(
     "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db here)."
@@ -678,13 +929,21 @@ def ui(suite: str | None, port: int, tracking_uri: str | None) -> None:
 
 @main.command()
 @click.option(
-    "--task", "task_name", required=True, help="Task with a length parameter (e.g. adding, copy_memory)."
+    "--task",
+    "task_name",
+    required=True,
+    shell_complete=_completer("task"),
+    help="Task with a length parameter (e.g. adding, copy_memory).",
 )
 @click.option(
     "--lengths", default="50,100,200,400,800", show_default=True, help="Sequence lengths, comma-separated."
 )
 @click.option(
-    "--arch", "archs", default=None, help="Architectures, comma-separated (default: every one that fits)."
+    "--arch",
+    "archs",
+    default=None,
+    shell_complete=_completer("arch"),
+    help="Architectures, comma-separated (default: every one that fits).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option(
@@ -839,4 +1098,4 @@ def profile(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    main(prog_name="harness")  # `python -m harness.cli` answers to _HARNESS_COMPLETE too

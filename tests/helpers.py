@@ -258,3 +258,12 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
 def console_messages(stderr: str) -> list[str]:
     """The page's console messages (errors included) from chromium's stderr log."""
     return [line for line in stderr.splitlines() if re.search(r"CONSOLE[(:]", line)]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -176,7 +176,67 @@ def test_a_worker_killed_mid_run_is_retried_to_completion(
     assert record.status == "finished" and record.attempts == 2 and record.spec.attempt == 2
     assert sorted(p.read_text() for p in pids.glob("*") if p.name.isdigit()) == ["again", "first"]
     _, _, children = mlflow_runs(tmp_path / "mlflow.db", "killed")
-    assert len(children) == 1 and children[0].data.tags["harness.attempts"] == "2"
+    # the dead attempt's child run is closed FAILED, superseded by the retry's: one FINISHED, none RUNNING
+    by_status = {c.info.status: c for c in children}
+    assert sorted(by_status) == ["FAILED", "FINISHED"] and len(children) == 2
+    retry, dead = by_status["FINISHED"], by_status["FAILED"]
+    assert retry.data.tags["harness.attempts"] == "2"
+    assert dead.data.tags["harness.failure_kind"] == "infrastructure"
+    assert dead.data.tags["harness.superseded_by_run"] == retry.info.run_id
+
+
+@pytest.mark.parametrize("store", ["sqlite", "server"])
+def test_child_runs_are_running_with_epoch_metrics_while_their_cell_trains(
+    cluster: tuple[str, dict[str, str]], tmp_path: Path, store: str, request: pytest.FixtureRequest
+) -> None:
+    """Three 20-epoch cells: MLflow shows a RUNNING child with logged epoch metrics before that cell
+    ends (a sqlite store and a real `mlflow server`), then exactly one FINISHED child per run id."""
+    from mlflow.tracking import MlflowClient
+
+    server = store == "server"
+    uri = request.getfixturevalue("mlflow_server") if server else f"sqlite:///{tmp_path / 'live.db'}"
+    name = f"live-{store}"
+    tasks = [{"name": "fault", "params": {"mode": "sleep", "sleep_s": 0.03}}]
+    suite = _suite(tmp_path, name, tasks, seeds=[0, 1, 2], trainer={"max_epochs": 20, "batch_size": 32})
+    address, env = cluster
+    client = MlflowClient(tracking_uri=uri)
+    client.search_experiments()  # creates the sqlite store's tables before the driver opens it
+    log = (tmp_path / "out.txt").open("w")
+    proc = subprocess.Popen(
+        [*HARNESS, "run", str(suite), "--address", address, "--tracking-uri", uri],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: dict[str, int] = {}  # child run id -> epochs logged while it was RUNNING
+    try:
+        end = time.time() + 240
+        while proc.poll() is None and time.time() < end and not seen:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is not None:
+                for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'"):
+                    if "mlflow.parentRunId" in run.data.tags and "val/accuracy" in run.data.metrics:
+                        steps = client.get_metric_history(run.info.run_id, "val/accuracy")
+                        seen[run.info.run_id] = len(steps)
+                        assert run.data.params["architecture"] == "instant"
+            time.sleep(0.2)
+        assert proc.wait(timeout=240) == 0, (tmp_path / "out.txt").read_text()
+    finally:
+        proc.kill()
+        log.close()
+    assert seen, "no RUNNING child run with an epoch metric was ever seen"
+    experiment = client.get_experiment_by_name(name)
+    children = [
+        r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags
+    ]
+    assert sorted(c.info.status for c in children) == ["FINISHED"] * 3  # no orphan RUNNING child
+    assert set(_finished_per_run_id(children).values()) == {1}
+    for run_id, epochs in seen.items():
+        assert 1 <= epochs < 20  # seen mid-cell; the finished run has all 20, each epoch logged once
+        history = client.get_metric_history(run_id, "val/accuracy")
+        assert [m.step for m in history] == list(range(20))
 
 
 def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(

@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -19,7 +12,7 @@ from click.testing import CliRunner
 from harness.cli import main
 from harness.records import RunSpec, finished_ids
 from harness.tracking.results import ResultsFile
-from tests.helpers import make_record, mlflow_runs, tiny_suite, write_suite
+from tests.helpers import free_port, make_record, mlflow_runs, tiny_suite, write_suite
 
 
 @pytest.fixture()
@@ -86,58 +79,6 @@ def test_results_file_survives_a_truncated_last_line(tmp_path: Path) -> None:
     assert math.isnan(records[0].metrics["test_accuracy"])
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture()
-def mlflow_server(tmp_path: Path) -> str:
-    port = _free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
-        [
-            str(mlflow),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("mlflow server did not start")
-            time.sleep(0.5)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's workers live in its process group
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
 @pytest.mark.slow
 def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: str) -> None:
     from mlflow.tracking import MlflowClient
@@ -163,7 +104,7 @@ def test_unreachable_tracking_server_is_bad_input_and_records_nothing(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     suite = write_suite(workdir, tiny_suite(name="nowhere", tasks=["digits"]))
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local", "--tracking-uri", url])
     assert result.exit_code == 2, result.output
     assert "Cannot use the MLflow tracking store" in result.output and "mlflow server" in result.output
