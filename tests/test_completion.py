@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -183,6 +184,47 @@ def test_bash_script_is_valid_bash() -> None:
     script = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env).stdout
     proc = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+# --- the module ----------------------------------------------------------------------------------
+
+
+def test_cli_registers_our_bash_class() -> None:
+    from click.shell_completion import get_completion_class
+
+    from harness.completion import HarnessBashComplete
+
+    assert get_completion_class("bash") is HarnessBashComplete
+
+
+def test_bash_words_are_joined_at_the_breaks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.completion import HarnessBashComplete
+
+    monkeypatch.setenv("COMP_WORDS", "harness run s.yaml --only task = ad")
+    monkeypatch.setenv("COMP_CWORD", "6")
+    bash = HarnessBashComplete(main, {}, "harness", "_HARNESS_COMPLETE")
+    assert bash.get_completion_args() == (["run", "s.yaml", "--only"], "task=ad")
+
+
+def test_callbacks_without_a_suite() -> None:
+    from harness.completion import complete_file, complete_only
+
+    ctx = click.Context(main)
+    param = click.Option(["--only"])
+    assert [i.value for i in complete_only(ctx, param, "t")] == ["task="]
+    assert complete_only(ctx, param, "seed=x") == []
+    assert [(i.type, i.value) for i in complete_file(ctx, param, "sui")] == [("file", "sui")]
+
+
+def test_importing_completion_stays_light() -> None:
+    code = (
+        "import sys, harness.completion; "
+        "print(','.join(m for m in ('harness.suite', 'harness.matrix', 'harness.plugins', 'yaml', "
+        "'torch', 'ray', 'mlflow', 'lightning') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
 
 
 # --- run --dashboard ------------------------------------------------------------------------------
