@@ -312,6 +312,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                                 provenance=provenance,
                                 skip_reason=reason,
                                 grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
+                                log_model=spec.tracking.log_model,
                             )
                         )
                         origins.append(a_base)

@@ -9,7 +9,7 @@ YAML path and line (``tasks[1].params.length (line 12)``) and the fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
@@ -57,6 +57,10 @@ class TrackingSpec(Strict):
     experiment: str | None = None
     #: JSON-lines results file; default: results/<suite name>.jsonl
     results: str | None = None
+    #: ``best``: log each finished run's best-validation network as an MLflow PyTorch model
+    #: named ``model`` on its child run (see docs/models.md); ``none`` (default): log no model.
+    #: Not part of the run id: switching it does not re-run finished cells.
+    log_model: Literal["best", "none"] = "none"
 
 
 def _non_empty_axis(values: list[Any]) -> list[Any]:

@@ -375,7 +375,7 @@ def test_generated_plugin_installs_passes_its_tests_and_checks_and_runs_on_ray(
     assert child.info.status == "FINISHED"
     assert child.data.tags["harness.architecture"] == E2E and child.data.tags["harness.task"] == "digits"
     assert 0.0 <= child.data.metrics["test/accuracy"] <= 1.0
-    assert child.data.params["arch.hidden_size"] == "32"
+    assert child.data.params["architecture.hidden_size"] == "32"
 
     if missing:
         pytest.skip("; ".join(missing) + " (the other steps passed)")

@@ -183,18 +183,23 @@ def child_tags(record: RunRecord) -> dict[str, str]:
 
 
 def child_params(spec: RunSpec) -> dict[str, str]:
-    """What the MLflow UI compares: ``task``, ``architecture``, their labels and ``seed`` (the
-    compare page's parallel-coordinates axes), then every resolved setting (``task.*``, ``arch.*``,
-    ``trainer.*``, ``resources.*``)."""
+    """What the MLflow UI compares: ``task``, ``architecture``, ``seed`` and the suite's labels
+    (``label.task``, ``label.architecture``), then every resolved setting (``task.*``,
+    ``architecture.*``, ``trainer.*``, ``resources.*``).
+
+    The names are chosen for the compare page: its parallel-coordinates plot starts with the first
+    three differing params in alphabetical order, so a comparison of architectures opens with
+    ``architecture`` as its first axis (``arch.*`` would sort before it).
+    """
     params = {
         "task": spec.task,
         "architecture": spec.architecture,
-        "task_label": spec.task_label,
-        "arch_label": spec.arch_label,
         "seed": str(spec.seed),
+        "label.task": spec.task_label,
+        "label.architecture": spec.arch_label,
     }
     params.update(flatten("task", spec.task_params))
-    params.update(flatten("arch", spec.arch_params))
+    params.update(flatten("architecture", spec.arch_params))
     params.update(flatten("trainer", spec.trainer.model_dump(mode="json")))
     params.update(flatten("resources", spec.resources.model_dump(mode="json")))
     return params

@@ -84,13 +84,34 @@ class _Outcome:
     cost: dict[str, float]
     artifacts: dict[str, str]
     gradient_flow: dict[str, Any] | None
+    #: samples per split (see :func:`data_sizes`)
+    data_sizes: dict[str, int]
+    #: the serialized best-validation network (``spec.log_model == "best"``), else None
+    model: bytes | None
+
+
+def build_data(spec: RunSpec, task: Task[Any] | None = None) -> pl.LightningDataModule:
+    """The run's data module, made as the worker makes it: the task (``spec``'s, unless given)
+    with the run's batch size, seed and cache folder, after seeding every RNG with the run's seed.
+    """
+    import pytorch_lightning as pl
+
+    from harness.interfaces import DataConfig
+
+    if task is None:
+        from harness.plugins import get_registry
+
+        task = get_registry().tasks.get(spec.task).obj(spec.task_params)
+    pl.seed_everything(spec.seed, workers=True, verbose=False)
+    cache_dir = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
+    return task.datamodule(
+        DataConfig(batch_size=spec.trainer.batch_size, seed=spec.seed, cache_dir=cache_dir)
+    )
 
 
 def _build(spec: RunSpec) -> _Parts:
-    import pytorch_lightning as pl
     import torch
 
-    from harness.interfaces import DataConfig
     from harness.plugins import get_registry
     from harness.train.module import build_module
 
@@ -100,11 +121,7 @@ def _build(spec: RunSpec) -> _Parts:
     arch = registry.architectures.get(spec.architecture).obj(spec.arch_params)
     metrics = {name: registry.metrics.get(name).obj for name in spec.metrics}
     info = task.cached_info()
-    pl.seed_everything(spec.seed, workers=True, verbose=False)
-    cache_dir = Path(spec.cache_dir) if spec.cache_dir else default_cache_dir()
-    data = task.datamodule(
-        DataConfig(batch_size=spec.trainer.batch_size, seed=spec.seed, cache_dir=cache_dir)
-    )
+    data = build_data(spec, task)
     module = build_module(task, arch, spec.trainer, metrics)
     if spec.trainer.tbptt is not None and arch.trainable:
         _check_tbptt(arch)
@@ -160,6 +177,18 @@ def _trainer(spec: RunSpec, callbacks: list[Any], root: str, overrides: dict[str
             **(overrides or {}),
         }
     )
+
+
+def evaluation_trainer(spec: RunSpec, root: str, accelerator: str = "cpu") -> pl.Trainer:
+    """A trainer that tests a module of the run as the run's own trainer did, on one device of
+    ``accelerator`` (see :func:`harness.tracking.models.evaluate`)."""
+    _quiet()
+    overrides = {
+        "accelerator": accelerator,
+        "devices": 1,
+        "deterministic": "warn" if accelerator == "gpu" else True,
+    }
+    return _trainer(spec, [], root, overrides)
 
 
 @dataclass
@@ -246,7 +275,40 @@ def _train(
     }
     directions: dict[str, Direction] = {name: metric.direction for name, metric in parts.metrics.items()}
     directions.update({parts.info.primary_metric: parts.info.direction, "loss": "min"})
-    return _Outcome(metrics, directions, cost, {str(k): str(v) for k, v in artifacts.items()}, gradient_flow)
+    model = None
+    if spec.log_model == "best" and fitted.trainer.global_rank == 0:
+        model = _serialized_model(parts)
+    return _Outcome(
+        metrics,
+        directions,
+        cost,
+        {str(k): str(v) for k, v in artifacts.items()},
+        gradient_flow,
+        _data_sizes(parts.data),
+        model,
+    )
+
+
+def _data_sizes(data: Any) -> dict[str, int]:
+    from harness.train.export import data_sizes
+
+    return data_sizes(data)
+
+
+def _serialized_model(parts: _Parts) -> bytes:
+    """The tested (best-validation) network and an input example, for ``tracking.log_model: best``."""
+    from harness.errors import RunFailure
+
+    try:
+        from harness.train.export import serialize_model
+
+        return serialize_model(parts.module, next(iter(parts.data.test_dataloader())))
+    except Exception as exc:
+        raise RunFailure(
+            f"tracking.log_model is `best` but the trained network could not be serialized "
+            f"({type(exc).__name__}: {exc}); make the architecture's and the task's modules "
+            "picklable, or set tracking.log_model: none"
+        ) from exc
 
 
 def divergence(info: TaskInfo, metrics: Mapping[str, float]) -> str | None:
@@ -479,6 +541,8 @@ def run_trial(
         history=list(history),
         gradient_flow=outcome.gradient_flow,
         artifacts=outcome.artifacts,
+        data_sizes=outcome.data_sizes,
+        model=outcome.model,
         runtime=runtime_info(spec.accelerator),
         attempts=spec.attempt,
         started_at=started,

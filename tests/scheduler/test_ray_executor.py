@@ -56,7 +56,9 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
     for child in children:
         assert child.info.status == "FINISHED"
         assert child.data.params[
-            "arch.hidden_size" if "arch.hidden_size" in child.data.params else "arch.d_model"
+            "architecture.hidden_size"
+            if "architecture.hidden_size" in child.data.params
+            else "architecture.d_model"
         ]
         assert child.data.params["trainer.lr"] == "0.003"
         cost_keys = {
