@@ -168,8 +168,10 @@ def _values(records: Sequence[RunRecord]) -> dict[tuple[str, str], _Cell]:
     return cells
 
 
-def _identity(records: Sequence[RunRecord]) -> set[tuple[str, str | None, str | None]]:
-    return {(r.run_id, r.parent_run_id, r.mlflow_run_id) for r in records}
+def _identity(records: Sequence[RunRecord]) -> set[tuple[str, str | None]]:
+    """A run's identity whether it was read from a results file or from MLflow: its run id and
+    invocation (a results-file record may lack its MLflow child run's id, see ``LiveLogger.close``)."""
+    return {(r.run_id, r.parent_run_id) for r in records}
 
 
 def check_comparable(

@@ -2,9 +2,11 @@
 
 The driver's scheduling loop only puts work on a queue (:class:`LiveLogger`); one background
 thread drains it and talks to MLflow, batching: the epoch rows that arrived for a child run
-since the last drain go out in one ``log_batch``. The loop never waits on the tracking store,
-except, when a cell ends, for the id of its child run (created long before, as a rule) so that
-the results file can name it.
+since the last drain go out in one ``log_batch``. The loop never waits on the tracking store.
+Opening a child run goes before any other queued work, so a cell's child run exists within
+moments of its start; a record whose child run did not exist yet when the cell ended (cells of
+well under a second, a slow store) goes to the results file without ``mlflow_run_id`` — the
+content-hash run id (tag ``harness.run_id``) and the invocation still link the two.
 
 Each run id has at most one open child run per invocation. A retry after a worker died opens
 a new child run and closes the dead attempt's one as FAILED, superseded by the new one; a
@@ -15,9 +17,11 @@ child run; the results file still gets every record.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -28,8 +32,8 @@ from harness.records import RunRecord, RunSpec
 if TYPE_CHECKING:
     from harness.tracking.mlflow_store import MlflowTracker
 
-#: how long a cell's end waits for its child run to exist before the record is written without it
-CHILD_ID_WAIT_S = 10.0
+#: queue priorities: opening a child run first, then everything else in order, stopping last
+_OPEN, _WORK, _STOP = 0, 1, 2
 
 
 @dataclass
@@ -63,7 +67,8 @@ class LiveLogger:
         model_logger: Callable[[str, str, RunRecord], Any] | None = None,
     ) -> None:
         self.tracker, self.warn, self.source, self.model_logger = tracker, warn, source, model_logger
-        self._queue: queue.Queue[_Op | None] = queue.Queue()
+        self._queue: queue.PriorityQueue[tuple[int, int, _Op | None]] = queue.PriorityQueue()
+        self._seq = itertools.count()
         self._open: dict[str, _Child] = {}
         self._thread = threading.Thread(target=self._work, name="harness-mlflow", daemon=True)
         #: seconds the background thread spent talking to MLflow, and child runs it closed
@@ -80,10 +85,10 @@ class LiveLogger:
         child = _Child(spec, time.time())
         earlier = self._open.get(spec.run_id)
         self._open[spec.run_id] = child
-        self._queue.put(_Op("open", child))
+        self._put(_Op("open", child))
         if earlier is not None:
             message = f"worker died; retried as attempt {spec.attempt}"
-            self._queue.put(_Op("retire", earlier, extra=(child, message)))
+            self._put(_Op("retire", earlier, extra=(child, message)))
         self.caller_s += time.perf_counter() - t0
 
     def rows(self, run_id: str, rows: list[dict[str, float]]) -> None:
@@ -91,11 +96,11 @@ class LiveLogger:
         t0 = time.perf_counter()
         child = self._open.get(run_id)
         if child is not None and rows:
-            self._queue.put(_Op("rows", child, rows=list(rows)))
+            self._put(_Op("rows", child, rows=list(rows)))
         self.caller_s += time.perf_counter() - t0
 
     def close(self, record: RunRecord, supersede: list[str] | None = None) -> str | None:
-        """A cell ended: queue its final logging; the child run's id (waits for its creation).
+        """A cell ended: queue its final logging; the child run's id if it exists yet (no waiting).
 
         ``supersede``: MLflow ids of earlier FINISHED child runs of this run id (``--rerun``),
         tagged as superseded by this one once it is closed.
@@ -104,12 +109,9 @@ class LiveLogger:
         child = self._open.pop(record.run_id, None)
         if child is None:  # a record for a cell never opened (stopped before it started)
             child = _Child(record.spec, record.started_at or time.time())
-            self._queue.put(_Op("open", child))
-        self._queue.put(_Op("close", child, record=record, extra=supersede))
-        try:
-            run_id = child.run_id.result(timeout=CHILD_ID_WAIT_S)
-        except Exception:  # noqa: BLE001 - a slow or failed store: the record is written without it
-            run_id = None
+            self._put(_Op("open", child))
+        self._put(_Op("close", child, record=record, extra=supersede))
+        run_id = child.run_id.result() if child.run_id.done() else None
         self.caller_s += time.perf_counter() - t0
         return run_id
 
@@ -117,20 +119,23 @@ class LiveLogger:
         """Close the open child run of ``run_id`` as superseded without a record (a duplicate)."""
         child = self._open.pop(run_id, None)
         if child is not None:
-            self._queue.put(_Op("retire", child, extra=(_Child(child.spec, child.started), message)))
+            self._put(_Op("retire", child, extra=(_Child(child.spec, child.started), message)))
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything queued so far is in MLflow; False if ``timeout`` ran out."""
         done = threading.Event()
-        self._queue.put(_Op("flush", extra=done))
+        self._put(_Op("flush", extra=done))
         return done.wait(timeout)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Flush, then end the thread; False if ``timeout`` ran out first."""
         flushed = self.flush(timeout)
-        self._queue.put(None)
+        self._queue.put((_STOP, next(self._seq), None))
         self._thread.join(1.0 if not flushed else timeout)
         return flushed
+
+    def _put(self, op: _Op) -> None:
+        self._queue.put((_OPEN if op.kind == "open" else _WORK, next(self._seq), op))
 
     @property
     def running(self) -> int:
@@ -138,55 +143,66 @@ class LiveLogger:
 
     # -- the background thread ------------------------------------------------------------------
     def _work(self) -> None:
+        """Apply queued work in order, except that a child run is opened as soon as its opening is
+        queued (checked before every other operation); epoch rows of a child run that piled up
+        are sent in one batch, before that child run's next other operation."""
+        work: deque[_Op | None] = deque()
+        rows: dict[int, tuple[_Child, list[dict[str, float]]]] = {}
         while True:
-            first = self._queue.get()
-            batch = [first]
-            while True:  # everything that piled up meanwhile, in order
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            if not work:
+                self._send_all(rows)
+                work.append(self._queue.get()[2])
             t0 = time.perf_counter()
-            stop = self._apply(batch)
-            self.busy_s += time.perf_counter() - t0
-            if stop:
-                return
-
-    def _apply(self, batch: list[_Op | None]) -> bool:
-        pending: dict[int, tuple[_Child, list[dict[str, float]]]] = {}
-
-        def send_rows(child: _Child) -> None:
-            entry = pending.pop(id(child), None)
-            if entry is None:
-                return
-            rows = [r for r in entry[1] if int(r.get("epoch", -1)) not in child.epochs]
-            self._guard(child, lambda run_id: self.tracker.log_rows(run_id, rows, child.started))
-            child.epochs.update(int(r.get("epoch", -1)) for r in rows)
-
-        for op in batch:
+            self._take_openings(work)
+            op = work.popleft()
             if op is None:
-                for child, _ in list(pending.values()):
-                    send_rows(child)
-                return True
-            if op.kind == "flush":
-                for child, _ in list(pending.values()):
-                    send_rows(child)
-                op.extra.set()
-                continue
-            assert op.child is not None  # every other kind is about one child run
+                self._send_all(rows)
+                self.busy_s += time.perf_counter() - t0
+                return
             if op.kind == "rows":
-                pending.setdefault(id(op.child), (op.child, []))[1].extend(op.rows)
-                continue
-            send_rows(op.child)
-            if op.kind == "open":
+                assert op.child is not None
+                rows.setdefault(id(op.child), (op.child, []))[1].extend(op.rows)
+            elif op.kind == "flush":
+                self._send_all(rows)
+                op.extra.set()
+            else:
+                assert op.child is not None  # every other kind is about one child run
+                pending = rows.pop(id(op.child), None)
+                if op.kind != "close":  # closing logs the record's rows not logged yet, in its batch
+                    self._send_rows(pending)
+                if op.kind == "open":
+                    self._create(op.child)
+                elif op.kind == "close":
+                    self._finish(op.child, op.record, op.extra)
+                elif op.kind == "retire":
+                    self._retire(op.child, *op.extra)
+            self.busy_s += time.perf_counter() - t0
+
+    def _take_openings(self, work: deque[_Op | None]) -> None:
+        """Open the child runs whose opening is queued; queue the rest behind ``work`` (in order)."""
+        while True:
+            try:
+                priority, _, op = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if priority == _OPEN and op is not None and op.child is not None:
                 self._create(op.child)
-            elif op.kind == "close":
-                self._finish(op.child, op.record, op.extra)
-            elif op.kind == "retire":
-                self._retire(op.child, *op.extra)
-        for child, _ in list(pending.values()):
-            send_rows(child)
-        return False
+            else:
+                work.append(op)
+
+    def _send_all(self, rows: dict[int, tuple[_Child, list[dict[str, float]]]]) -> None:
+        for entry in list(rows.values()):
+            self._send_rows(entry)
+        rows.clear()
+
+    def _send_rows(self, entry: tuple[_Child, list[dict[str, float]]] | None) -> None:
+        if entry is None:
+            return
+        child, rows = entry
+        fresh = [r for r in rows if int(r.get("epoch", -1)) not in child.epochs]
+        if fresh:
+            self._guard(child, lambda run_id: self.tracker.log_rows(run_id, fresh, child.started))
+            child.epochs.update(int(r.get("epoch", -1)) for r in fresh)
 
     def _create(self, child: _Child) -> None:
         try:

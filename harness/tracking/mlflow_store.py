@@ -362,7 +362,8 @@ class MlflowTracker:
             for k, v in record.cost.items()
             if not math.isnan(v)
         ]
-        tags = child_tags(record)
+        opened = spec_tags(record.spec)  # set when the run was opened: only what changed since
+        tags = {k: v for k, v in child_tags(record).items() if opened.get(k) != v}
         self._log(run_id, metric_objs=metrics, tags=tags)
         if record.data_sizes:
             self.client.log_inputs(
@@ -453,12 +454,17 @@ class MlflowTracker:
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
-        for chunk in _chunks([Param(k, str(v)[:6000]) for k, v in (params or {}).items()]):
-            self.client.log_batch(run_id, params=chunk)
-        for chunk in _chunks([RunTag(k, str(v)) for k, v in (tags or {}).items()]):
-            self.client.log_batch(run_id, tags=chunk)
+        param_chunks = list(_chunks([Param(k, str(v)[:6000]) for k, v in (params or {}).items()]))
+        tag_chunks = list(_chunks([RunTag(k, str(v)) for k, v in (tags or {}).items()]))
         objs = list(metric_objs or []) + [
             Metric(k, float(v), now, s) for k, (v, s) in (metrics or {}).items()
         ]
-        for chunk in _chunks(objs, 1000):
-            self.client.log_batch(run_id, metrics=chunk)
+        metric_chunks = list(_chunks(objs, 1000))
+        # as few requests as MLflow's limits allow: one per 1,000 metrics / 100 params / 100 tags
+        for i in range(max(len(param_chunks), len(tag_chunks), len(metric_chunks))):
+            self.client.log_batch(
+                run_id,
+                metrics=metric_chunks[i] if i < len(metric_chunks) else (),
+                params=param_chunks[i] if i < len(param_chunks) else (),
+                tags=tag_chunks[i] if i < len(tag_chunks) else (),
+            )

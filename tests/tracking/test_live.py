@@ -81,6 +81,7 @@ def test_a_retry_gets_its_own_child_run_and_the_dead_attempt_is_closed_failed(
     live.rows("cell-b", ROWS)
     record = make_record(value=0.6, history=ROWS, run_id="cell-b")
     record.spec, record.attempts = retry, 2
+    assert live.flush(timeout=30)  # the retry's child run exists: close() names it without waiting
     new_id = live.close(record)
     assert live.stop(timeout=30)
     by_status = {c.info.status: c for c in _children(tracker)}
@@ -101,7 +102,7 @@ def test_a_duplicate_is_closed_and_a_cell_killed_before_it_started_still_gets_a_
     live.open(spec)
     live.discard("cell-c", "a second finished result of this run id was dropped")
     killed = make_record(status="killed", kind="killed", error="interrupted", run_id="cell-d")
-    assert live.close(killed) is not None  # never opened: created and closed in one go
+    assert live.close(killed) is None  # never opened: created and closed in one go, later
     live.rows("cell-d", ROWS)  # rows of a closed cell are dropped
     assert live.stop(timeout=30)
     statuses = sorted((c.data.tags["harness.run_id"], c.info.status) for c in _children(tracker))
