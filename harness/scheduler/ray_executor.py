@@ -46,6 +46,37 @@ def _capacity(nodes: list[dict[str, Any]], cpus: float, gpus: float) -> int:
     return total
 
 
+def _check_dashboard_packages() -> None:
+    """Refuse ``--dashboard`` before Ray starts when Ray's dashboard packages are missing."""
+    try:
+        from ray._private.utils import get_dashboard_dependency_error
+
+        missing = get_dashboard_dependency_error()
+    except Exception:  # noqa: BLE001 - Ray moved its check: let ray.init tell
+        return
+    if missing:
+        raise HarnessError(
+            f"--dashboard needs Ray's dashboard packages ({missing}). Install them with "
+            "`pip install 'harness[dashboard]'` (Ray's `ray[default]` extra), or drop --dashboard."
+        )
+
+
+def _token_hint(url: str) -> str:
+    """How to sign in to the dashboard at ``url`` when Ray's token authentication guards it."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{url}/api/version", timeout=5).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            path = os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
+            return f"  (Ray token authentication: sign in with the token in {path})"
+    except OSError:
+        pass
+    return ""
+
+
 def hard_limit(spec: RunSpec) -> float | None:
     """Seconds after which a run is cancelled as a timeout (None: no limit)."""
     max_time = spec.trainer.max_time
@@ -86,6 +117,8 @@ class RayExecutor:
             env = {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
             # the dashboard only for a local instance we start: a cluster has its own
             dashboard = self.dashboard and not self.address
+            if dashboard:
+                _check_dashboard_packages()
             try:
                 context = ray.init(
                     address=self.address,
@@ -104,7 +137,8 @@ class RayExecutor:
                 ) from None
             self._owned = True
             url = getattr(context, "dashboard_url", None) if dashboard else None
-            self.dashboard_url = f"http://{url}" if url else None
+            if url:
+                self.dashboard_url = f"http://{url}" + _token_hint(f"http://{url}")
         nodes = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
         workers = resources.workers
         slots = _capacity(nodes, resources.cpus, resources.gpus)
