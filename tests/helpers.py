@@ -267,3 +267,21 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def harness_local(cwd: Path, suite: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``harness run SUITE --executor local ARGS`` as a subprocess in ``cwd`` (output piped, the
+    default MLflow store of ``cwd``, data cached under ``cwd/cache``)."""
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["HARNESS_CACHE_DIR"] = str(cwd / "cache")
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(suite), "--executor", "local", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

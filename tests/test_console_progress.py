@@ -199,24 +199,11 @@ def test_rows_of_unknown_or_finished_cells_are_ignored() -> None:
 
 def test_a_piped_harness_run_prints_epoch_milestones_without_control_codes(tmp_path: Any) -> None:
     """End to end: `harness run` with its output piped (the local executor streams epoch rows)."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import tiny_suite, write_suite
+    from tests.helpers import harness_local, tiny_suite, write_suite
 
     trainer = {"max_epochs": 4, "batch_size": 64, "lr": 0.003}
     suite = write_suite(tmp_path, tiny_suite(name="piped", tasks=["digits"], trainer=trainer))
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["HARNESS_CACHE_DIR"] = str(tmp_path / "cache")
-    out = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(suite), "--executor", "local"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = harness_local(tmp_path, suite)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "\x1b" not in out.stdout and "\r" not in out.stdout
     milestones = [line for line in out.stdout.splitlines() if line.startswith("  · digits × gru")]

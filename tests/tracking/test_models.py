@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from harness.records import RunRecord, RunSpec
-from tests.helpers import failure_details, payloads, tiny_suite, write_suite
+from tests.helpers import failure_details, harness_local, payloads, tiny_suite, write_suite
 
 #: task entry (tiny sizes) of each kind tested: classification and seq2seq with greedy decoding
 TASKS: dict[str, dict[str, Any]] = {
@@ -222,25 +222,13 @@ def test_harness_run_logs_the_best_model_on_the_child_run_and_it_reproduces_the_
 ) -> None:
     """End to end: `harness run` with `tracking.log_model: best` (the driver's MLflow writer thread
     logs the model on the live child run), then the documented loader gives the network back."""
-    import subprocess
-    import sys
-
     from harness.tracking.models import evaluate, load_model, load_spec
     from harness.tracking.results import ResultsFile
 
     suite = tiny_suite(name="models-e2e", tasks=["digits"], tracking={"log_model": "best"})
     suite["trainer"] = dict(TRAINER)
     path = write_suite(tmp_path, suite)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["HARNESS_CACHE_DIR"] = str(tmp_path / "cache")
-    out = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(path), "--executor", "local"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = harness_local(tmp_path, path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "warning" not in out.stdout.lower(), out.stdout
     (record,) = ResultsFile(tmp_path / "results" / "models-e2e.jsonl").read()
