@@ -217,6 +217,9 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     try:
         tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
         tracker.connect()
+        orphans = tracker.close_orphans()
+        if orphans:
+            console.print(f"Closed {orphans} MLflow run(s) left RUNNING by a driver that died (now KILLED).")
         # finished in the results file *or* in MLflow: a driver that died between the two is not run twice
         in_mlflow = tracker.finished_children()
         done = plan_status(plan, previous, in_mlflow, options.rerun).done_ids  # as `validate` shows it
@@ -301,6 +304,7 @@ def _start_parent(
             "harness.executor": executor,
             "harness.command": command,
             "harness.host": socket.gethostname(),
+            "harness.driver_pid": str(os.getpid()),
             "harness.python": platform.python_version(),
             **({"harness.git_commit": commit} if commit else {}),
             **system_tags(str(plan.suite.path), commit),

@@ -81,3 +81,60 @@ def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(
     records = results.read()
     assert results.unreadable == 0 and len(records) == 2
     assert Counter(r.run_id for r in records if r.finished).most_common(1)[0][1] == 1
+
+
+def test_runs_left_running_by_a_killed_driver_are_closed_killed_when_the_suite_runs_again(
+    fault_workdir: Path, cli: Any, tmp_path: Path
+) -> None:
+    """kill -9 of the driver mid-cell leaves its parent and the cell's child run RUNNING (the child
+    opened when the cell started); the next invocation closes both as KILLED and runs the cell."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    repo = Path(__file__).resolve().parents[1]
+    params = {"mode": "sleep", "sleep_s": 0.05}  # ~0.15 s an epoch: 3 s of training
+    slow = {**SUITE, "seeds": [0], "tasks": [{"name": "fault", "params": params}]}
+    slow["trainer"] = {"max_epochs": 20, "batch_size": 32}
+    suite = write_suite(tmp_path, slow)
+    path = os.pathsep.join(p for p in (str(repo), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path}
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client.search_experiments()  # creates the store's tables before the driver opens it
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(suite), "--executor", "local"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        running: list[Any] = []
+        while time.time() < deadline and len(running) < 2:  # the parent and the cell's child run
+            time.sleep(0.5)
+            experiment = (
+                client.get_experiment_by_name("resumable") if (tmp_path / "mlflow.db").exists() else None
+            )
+            if experiment is not None:
+                running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'")
+        assert len(running) == 2, "the driver never opened its parent and child runs"
+    finally:
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=30)
+
+    again = cli("run", str(suite), "--executor", "local")
+    assert again.exit_code == 0, again.output
+    assert "Closed 2 MLflow run(s) left RUNNING by a driver that died" in again.output
+    _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    assert sorted(c.info.status for c in children) == ["FINISHED", "KILLED"]  # none RUNNING
+    killed = next(c for c in children if c.info.status == "KILLED")
+    assert (
+        killed.data.tags["harness.failure_kind"] == "killed"
+        and "driver died" in killed.data.tags["harness.error"]
+    )

@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -240,6 +241,29 @@ def row_metrics(row: Mapping[str, float], started: float) -> list[Any]:
     ]
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
+def _search(client: Any, experiment_id: str, filter_string: str) -> list[Any]:
+    """Every run of ``experiment_id`` matching ``filter_string`` (read in pages)."""
+    runs: list[Any] = []
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
 def _chunks(items: list[Any], size: int = _BATCH) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -415,22 +439,44 @@ class MlflowTracker:
         not run it twice.
         """
         found: dict[str, list[str]] = {}
-        token = None
-        while True:
-            page = self.client.search_runs(
-                [self.experiment_id],
-                filter_string="attributes.status = 'FINISHED'",
-                max_results=1000,
-                page_token=token,
-            )
-            for run in page:
-                tags = run.data.tags
-                run_id = tags.get("harness.run_id")
-                if run_id and "mlflow.parentRunId" in tags and SUPERSEDED_BY not in tags:
-                    found.setdefault(run_id, []).append(run.info.run_id)
-            token = page.token
-            if not token:
-                return found
+        for run in _search(self.client, self.experiment_id, "attributes.status = 'FINISHED'"):
+            tags = run.data.tags
+            run_id = tags.get("harness.run_id")
+            if run_id and "mlflow.parentRunId" in tags and SUPERSEDED_BY not in tags:
+                found.setdefault(run_id, []).append(run.info.run_id)
+        return found
+
+    def close_orphans(self) -> int:
+        """Close the RUNNING runs of this experiment that no driver will ever close; how many.
+
+        A driver killed outright (kill -9, a lost machine) leaves its parent run and the child runs
+        of the cells it was running RUNNING. Closed here, as KILLED with a ``harness.error``: a
+        parent whose driver ran on this host and is gone (tag ``harness.driver_pid``), and a child
+        whose parent run is closed or was just closed. Parents of drivers on other hosts are left
+        alone (they may be running).
+        """
+        running = _search(self.client, self.experiment_id, "attributes.status = 'RUNNING'")
+        parents = {r.info.run_id: r for r in running if "mlflow.parentRunId" not in r.data.tags}
+        host = socket.gethostname()
+        closed: set[str] = set()
+        for run_id, parent in parents.items():
+            tags = parent.data.tags
+            pid = tags.get("harness.driver_pid", "")
+            if tags.get("harness.host") == host and pid.isdigit() and not _alive(int(pid)):
+                message = f"its driver (pid {pid} on {host}) died before closing it"
+                self._log(run_id, tags={"harness.error": message})
+                self.client.set_terminated(run_id, status="KILLED")
+                closed.add(run_id)
+        for run in running:
+            parent_id = run.data.tags.get("mlflow.parentRunId")
+            if parent_id is None or (parent_id in parents and parent_id not in closed):
+                continue  # a parent, or the child of a driver that may still be running
+            message = "its driver died before the cell ended; run the suite again to resume"
+            tags = {"harness.status": "killed", "harness.failure_kind": "killed", "harness.error": message}
+            self._log(run.info.run_id, tags=tags)
+            self.client.set_terminated(run.info.run_id, status="KILLED")
+            closed.add(run.info.run_id)
+        return len(closed)
 
     def supersede(self, mlflow_run_ids: Iterable[str], by_parent: str, by_run: str) -> None:
         """Tag earlier FINISHED child runs of a cell that ``--rerun`` ran again as superseded.
