@@ -285,3 +285,13 @@ def harness_local(cwd: Path, suite: Path, *args: str) -> subprocess.CompletedPro
         text=True,
         timeout=300,
     )
+
+
+def ctrl_c_able() -> None:
+    """``preexec_fn`` of a child process a test will Ctrl-C (SIGINT): Python turns SIGINT into
+    KeyboardInterrupt only when the process starts with SIGINT at its default, and a test run
+    started in the background (``cmd &`` in a script, as some CI runners do) passes SIGINT on
+    ignored."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

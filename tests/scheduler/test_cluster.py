@@ -22,7 +22,7 @@ import pytest
 
 from harness.records import RunRecord
 from harness.tracking.results import ResultsFile
-from tests.helpers import mlflow_runs, write_suite
+from tests.helpers import ctrl_c_able, mlflow_runs, write_suite
 from tests.scheduler.cluster import ray_cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -258,6 +258,7 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
         stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=ctrl_c_able,
     )
     try:
         end = time.time() + 150

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from helpers import write_suite
+from helpers import ctrl_c_able, write_suite
 
 HARNESS = str(Path(sys.executable).with_name("harness"))
 
@@ -65,6 +65,7 @@ def test_ui_serves_nested_child_runs_and_stops_its_process_group(tmp_path: Path)
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        preexec_fn=ctrl_c_able,
     )
     mlflow_groups: list[int] = []
     try:
