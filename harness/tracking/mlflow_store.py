@@ -90,6 +90,24 @@ def artifact_location(uri: str) -> str | None:
     return (Path(uri[len(prefix) :]).parent / "mlruns").resolve().as_uri()
 
 
+#: URI schemes MLflow has a tracking store for (a database scheme may name its driver: ``mysql+pymysql``)
+TRACKING_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks")
+
+
+def _check_scheme(uri: str) -> None:
+    """A tracking URI MLflow cannot open is bad input, named before anything starts."""
+    if "://" not in uri:
+        return  # a plain path (a file store) or `databricks`
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme not in TRACKING_SCHEMES:
+        raise HarnessError(
+            f"The MLflow tracking URI `{uri}` (from --tracking-uri, MLFLOW_TRACKING_URI or the suite's "
+            f"tracking.uri) has the scheme `{scheme}://`, which MLflow cannot store runs in. Use one of "
+            f"{', '.join(s + '://' for s in TRACKING_SCHEMES)} — e.g. http://127.0.0.1:5000 for an "
+            "`mlflow server`, or leave it unset for sqlite:///mlflow.db."
+        )
+
+
 def resolve_uri(uri: str | None) -> str:
     """CLI flag > suite's tracking.uri > MLFLOW_TRACKING_URI > sqlite:///mlflow.db.
 
@@ -97,6 +115,7 @@ def resolve_uri(uri: str | None) -> str:
     a relative one would follow the first working directory of the process.
     """
     resolved = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    _check_scheme(resolved)
     prefix = "sqlite:///"
     if resolved.startswith(prefix) and not resolved[len(prefix) :].startswith("/"):
         resolved = prefix + str(Path(resolved[len(prefix) :]).resolve())

@@ -28,10 +28,16 @@ class ResultsFile:
         self.unreadable = 0
 
     def append(self, record: RunRecord) -> None:
+        """Append ``record`` as one line, on a line of its own: after a partial last line (a driver
+        killed mid-write) it starts a new line, so the partial line alone is lost, not this record."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(record.to_json(), sort_keys=True, default=str)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        with self.path.open("a+b") as handle:
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line
+            handle.write((line + "\n").encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
 

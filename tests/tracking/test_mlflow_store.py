@@ -79,6 +79,36 @@ def test_results_file_survives_a_truncated_last_line(tmp_path: Path) -> None:
     assert math.isnan(records[0].metrics["test_accuracy"])
 
 
+def test_a_record_appended_after_a_partial_last_line_is_not_lost(tmp_path: Path) -> None:
+    """The driver died mid-write (the file ends in a partial line): the next record starts a line
+    of its own, so only the partial line is unreadable (issue 17, defect 2)."""
+    results = ResultsFile(tmp_path / "r.jsonl")
+    results.append(make_record(run_id="a", value=0.5))
+    results.append(make_record(run_id="b", value=0.6))
+    text = results.path.read_bytes()
+    results.path.write_bytes(text[:-40])  # cut into the last record
+    results.append(make_record(run_id="c", value=0.7))
+    records = results.read()
+    assert [r.run_id for r in records] == ["a", "c"] and results.unreadable == 1
+    results.append(make_record(run_id="d", value=0.8))  # after a whole line: no blank line added
+    assert [r.run_id for r in results.read()] == ["a", "c", "d"]
+    assert "\n\n" not in results.path.read_text()
+
+
+@pytest.mark.parametrize("command", ["run", "ui"])
+def test_a_tracking_uri_mlflow_cannot_store_runs_in_is_exit_2_before_anything_runs(
+    workdir: Path, command: str
+) -> None:
+    """`--tracking-uri ftp://x/y` named with the schemes that work (issue 17, defect 8)."""
+    suite = write_suite(workdir, tiny_suite(name="ftp", tasks=["digits"]))
+    args = ["run", str(suite), "--executor", "local"] if command == "run" else ["ui", str(suite)]
+    result = CliRunner().invoke(main, [*args, "--tracking-uri", "ftp://x/y"])
+    assert result.exit_code == 2, result.output
+    assert "`ftp://`" in result.output and "sqlite://" in result.output and "http://" in result.output
+    assert "Traceback" not in result.output
+    assert not (workdir / "results").exists() and not (workdir / "mlflow.db").exists()
+
+
 @pytest.mark.slow
 def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: str) -> None:
     from mlflow.tracking import MlflowClient
