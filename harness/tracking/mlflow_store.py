@@ -306,6 +306,9 @@ class MlflowTracker:
     def __init__(self, uri: str, experiment: str) -> None:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        # MLflow prints "View run … at: <url>" for every run a server closes: from the writer thread,
+        # in the middle of the live display; harness prints the runs table's link once instead
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         from mlflow.tracking import MlflowClient
 
         # mlflow sets its loggers to INFO on import; keep table-creation chatter off the console

@@ -119,6 +119,7 @@ def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: 
     )
     assert result.exit_code == 0, result.output
     assert f"{mlflow_server}/#/experiments/" in result.output
+    assert "View run" not in result.output  # MLflow's own per-run link lines would break the display
     client = MlflowClient(tracking_uri=mlflow_server)
     exp = client.get_experiment_by_name("served")
     runs = client.search_runs([exp.experiment_id])
