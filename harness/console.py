@@ -218,8 +218,9 @@ class Progress:
         if self.done:
             eta = _clock(elapsed / self.done * (self.total - self.done))
         killed = f" · {self.killed} killed" if self.killed else ""
+        ended = self.done - self.killed  # a killed cell is not done: the next run resumes it
         return (
-            f"cells {self.done}/{self.total} done · {len(self.cells)} running · "
+            f"cells {ended}/{self.total} done · {len(self.cells)} running · "
             f"{self.failed} failed{killed} · "
             f"elapsed {_clock(elapsed)} · ETA {eta}"
         )

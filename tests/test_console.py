@@ -84,6 +84,7 @@ def test_progress_prints_killed_cells_apart_from_failures() -> None:
     progress.finish(killed)
     assert "killed (killed): interrupted" in buffer.getvalue()
     assert "0 failed · 1 killed" in progress.status_line()
+    assert progress.status_line().startswith("cells 0/2 done")  # killed is not done (issue 17, 17)
 
 
 def test_console_shows_the_reports_labelled_95_ci_not_a_std() -> None:
