@@ -54,8 +54,13 @@ def _parse_only(values: tuple[str, ...]) -> dict[str, set[str]]:
 
 
 def _resources(gpus: float | None, cpus: float | None) -> dict[str, float]:
+    import math
+
     from harness.errors import HarnessError
 
+    for flag, value in (("--gpus", gpus), ("--cpus", cpus)):
+        if value is not None and not math.isfinite(value):
+            raise HarnessError(f"{flag} {value}: give a finite number of {flag[2:].upper()}s per run.")
     if gpus is not None and gpus > 1 and not float(gpus).is_integer():
         raise HarnessError(f"--gpus {gpus}: above 1 it must be a whole number (fractions share one GPU).")
     return {k: v for k, v in (("gpus", gpus), ("cpus", cpus)) if v is not None}

@@ -46,6 +46,8 @@ __all__ = [  # the run settings live in harness.settings; re-exported for existi
 ]
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+#: the largest seed: NumPy's (and so Lightning's ``seed_everything``) seeds are 32-bit unsigned
+MAX_SEED = 2**32 - 1
 #: more seeds than this as a count is a typo (``seeds: 50000`` would plan 50000 runs per cell)
 MAX_SEED_COUNT = 1000
 
@@ -126,6 +128,11 @@ class SuiteSpec(Strict):
     def _unique(cls, seeds: list[int]) -> list[int]:
         if len(set(seeds)) != len(seeds):
             raise ValueError("seeds must not repeat")
+        outside = [seed for seed in seeds if not 0 <= seed <= MAX_SEED]
+        if outside:
+            raise ValueError(
+                f"seed {outside[0]} is outside 0..{MAX_SEED} (the range NumPy and Lightning seed with)"
+            )
         return seeds
 
 

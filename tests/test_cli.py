@@ -471,6 +471,11 @@ def test_gpus_and_cpus_override_the_suite_resources(tmp_path: Path, cli: Callabl
     assert refused.exit_code == 2 and "--gpus: accelerator is `gpu` but resources.gpus is 0" in refused.output
     fraction = cli("validate", str(suite), "--gpus", "1.5")
     assert fraction.exit_code == 2 and "whole number" in fraction.output
+    for flag, value in (("--gpus", "nan"), ("--cpus", "inf")):  # issue 17, defect 15
+        for command in ("validate", "run"):
+            odd = cli(command, str(suite), flag, value)
+            assert odd.exit_code == 2 and f"{flag} {value}: give a finite number" in odd.output, odd.output
+            assert "Traceback" not in odd.output
 
 
 def test_report_summary_points_at_the_latest_copy(tmp_path: Path) -> None:

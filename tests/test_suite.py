@@ -250,7 +250,9 @@ def test_seeds_as_count_or_list(tmp_path: Path, value: str, seeds: list[int]) ->
     assert load_text(tmp_path, MINIMAL + f"seeds: {value}\n").spec.seeds == seeds
 
 
-@pytest.mark.parametrize("value", ["0", "-2", "100000", "[]", "[1, 1]", "true", "[a]", "[0.5]"])
+@pytest.mark.parametrize(
+    "value", ["0", "-2", "100000", "[]", "[1, 1]", "true", "[a]", "[0.5]", "[-5]", "[4294967296]"]
+)
 def test_bad_seeds(tmp_path: Path, value: str) -> None:
     message = error_of(tmp_path, MINIMAL + f"seeds: {value}\n")
     assert "`seeds" in message and "(line 6)" in message
