@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -650,3 +650,25 @@ trainer:
     reasons = {c.architecture: c.skip_reason for c in plan.cells}
     assert reasons["lstm"] is None
     assert "truncated BPTT" in (reasons["transformer"] or "") and "truncated BPTT" in (reasons["birnn"] or "")
+
+
+def test_a_plan_past_the_cell_limit_is_refused_before_it_is_expanded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    """Issue 17, defect 7: a 1,000-value grid × 1,000 seeds (10⁶ cells) is refused at once, naming
+    the count and the override; HARNESS_MAX_CELLS lets a plan that large through on purpose."""
+    from tests.helpers import tiny_suite, write_suite
+
+    monkeypatch.delenv("HARNESS_MAX_CELLS", raising=False)
+    huge = tiny_suite(tasks=["digits"], seeds=1000)
+    huge["architectures"] = [{"name": "gru", "grid": {"hidden_size": list(range(1, 1001))}}]
+    refused = cli("validate", str(write_suite(tmp_path, huge, "huge.yaml")))
+    assert refused.exit_code == 2, refused.output
+    assert "expands to 1,000,000 cells" in refused.output and "HARNESS_MAX_CELLS=1000000" in refused.output
+
+    small = tiny_suite(tasks=["digits", "adding"], archs=["gru", "lstm"], seeds=3)  # 12 cells
+    path = write_suite(tmp_path, small, "small.yaml")
+    monkeypatch.setenv("HARNESS_MAX_CELLS", "11")
+    assert cli("validate", str(path)).exit_code == 2
+    monkeypatch.setenv("HARNESS_MAX_CELLS", "12")
+    assert cli("validate", str(path)).exit_code == 0
