@@ -295,3 +295,22 @@ def ctrl_c_able() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def pip_install_editable(*args: str) -> list[str]:
+    """The quiet, offline ``pip install --no-deps --no-build-isolation`` command the plugin tests
+    run (``args``: e.g. ``--prefix P -e SOURCE``)."""
+    import sys
+
+    return [
+        sys.executable,
+        "-m",
+        "pip",
+        "--disable-pip-version-check",
+        "--no-input",
+        "-q",
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        *args,
+    ]

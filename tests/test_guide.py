@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from harness.plugins import clear_cache
+from tests.helpers import pip_install_editable
 
 GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugin-guide.md"
 DIST, MODULE = "harness-tinyconv", "harness_tinyconv"
@@ -83,19 +84,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 def _run_line(line: str, cwd: Path, env: dict[str, str]) -> str:
     if line == INSTALL:
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "--disable-pip-version-check",
-            "--no-input",
-            "-q",
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "-e",
-            ".",
-        ]
+        command = pip_install_editable("-e", ".")
     else:
         command = ["bash", "-c", line]
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)

@@ -31,7 +31,7 @@ from harness.provenance import installed_from_source, source_digest
 from harness.records import PlanProvenance, PluginRef
 from harness.suite import load_suite
 from harness.tracking.results import ResultsFile
-from tests.helpers import make_record
+from tests.helpers import make_record, pip_install_editable
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -65,23 +65,7 @@ HARNESS = "import site, sys; site.addsitedir(sys.argv.pop(1)); from harness.cli 
 
 def _pip_editable(source: Path, prefix: Path) -> Path:
     """``pip install -e source --prefix prefix``; returns the prefix's site-packages."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "--disable-pip-version-check",
-        "--no-input",
-        "-q",
-        "install",
-        "--no-deps",
-        "--no-build-isolation",
-        "--no-index",
-        "--no-cache-dir",
-        "--prefix",
-        str(prefix),
-        "-e",
-        str(source),
-    ]
+    command = pip_install_editable("--no-index", "--no-cache-dir", "--prefix", str(prefix), "-e", str(source))
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
     (site,) = prefix.glob("lib/python*/site-packages")

@@ -137,10 +137,6 @@ class LiveLogger:
     def _put(self, op: _Op) -> None:
         self._queue.put((_OPEN if op.kind == "open" else _WORK, next(self._seq), op))
 
-    @property
-    def running(self) -> int:
-        return len(self._open)
-
     # -- the background thread ------------------------------------------------------------------
     def _work(self) -> None:
         """Apply queued work in order, except that a child run is opened as soon as its opening is
