@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what type checkers see; at runtime ``__getattr__`` below im
         Reporter,
         Task,
         TaskInfo,
+        Width,
     )
     from harness.records import RunRecord, RunSpec
 
@@ -44,6 +45,7 @@ _EXPORTS = {
     "Reporter": "harness.interfaces",
     "Params": "harness.interfaces",
     "CAPABILITIES": "harness.interfaces",
+    "Width": "harness.interfaces",
     "HarnessError": "harness.errors",
     "RunFailure": "harness.errors",
     "RunSpec": "harness.records",
@@ -65,6 +67,7 @@ __all__ = [
     "Reporter",
     "Params",
     "CAPABILITIES",
+    "Width",
     "HarnessError",
     "RunFailure",
     "RunSpec",

@@ -22,6 +22,7 @@ class HarnessGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from harness.errors import HarnessError
+        from harness.interrupts import Interrupted
 
         try:
             return super().invoke(ctx)
@@ -30,6 +31,13 @@ class HarnessGroup(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except (KeyboardInterrupt, Interrupted) as exc:
+            # Ctrl-C (or SIGTERM/SIGHUP) before a suite started running, or in a command that only
+            # reads: nothing was recorded. 128 + the signal, as a shell reports it (not click's
+            # "Aborted!" with exit code 1)
+            stop = exc if isinstance(exc, Interrupted) else Interrupted()
+            click.echo(f"Interrupted ({stop.how}).", err=True)
+            ctx.exit(stop.exit_code)
 
 
 def _console() -> Any:
@@ -37,7 +45,14 @@ def _console() -> Any:
 
     console = Console(highlight=False)
     if not console.is_terminal:  # logs and CI: don't squeeze tables into 80 columns
-        console = Console(highlight=False, width=max(console.width, 140))
+        from typing import IO, cast
+
+        from harness.console import PlainWriter
+
+        # and no raw colour codes: rich adds none off a terminal, text that carries some (an error
+        # a library coloured) loses them on the way out
+        plain = cast("IO[str]", PlainWriter(sys.stdout))
+        console = Console(highlight=False, width=max(console.width, 140), file=plain)
     return console
 
 
@@ -185,8 +200,9 @@ def run(
 ) -> None:
     """Run every cell of SUITE and record it in MLflow.
 
-    Exit code 0: all runs finished; 1: some runs failed; 2: bad input; 130: interrupted
-    (Ctrl-C; run the same command again to resume).
+    Exit code 0: all runs finished; 1: some runs failed; 2: bad input; 130 / 143 / 129:
+    interrupted by Ctrl-C / SIGTERM / SIGHUP (running cells are recorded as killed; run the same
+    command again to resume).
     """
     from rich.text import Text
 
@@ -199,6 +215,9 @@ def run(
     _check_dashboard(dashboard, executor, address, console)
     _warn_plugins(console)
     plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
+    from harness.preflight import check_run_outputs  # before Ray, MLflow or anything is recorded
+
+    check_run_outputs(plan.suite, results, report_dir)
     options = RunOptions(
         executor=executor,
         address=address,
@@ -212,18 +231,20 @@ def run(
         f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
         f"({len(plan.skipped)} skipped) on executor `{executor}`"
     )
+    results_path, uri = _destinations(plan.suite.spec, results, tracking_uri)
+    console.print(f"Results go to {results_path} and MLflow {uri}", style="dim")
     try:
         outcome = run_plan(plan, options, console)
     except SuiteInterrupted as stop:
         console.print(
-            f"[yellow]Interrupted:[/] {stop.killed} running cell(s) cancelled and recorded as killed, "
-            f"{len(stop.results) - stop.killed} recorded before, {stop.unscheduled} not started."
+            f"[yellow]Interrupted ({stop.how}):[/] {stop.killed} running cell(s) cancelled and recorded "
+            f"as killed, {len(stop.results) - stop.killed} recorded before, {stop.unscheduled} not started."
         )
         console.print(
             f"Resume with `harness run {suite}` (finished cells are skipped; "
             "killed and failed ones run again)."
         )
-        sys.exit(130)
+        sys.exit(stop.exit_code)
     in_plan = {c.run_id for c in plan.cells}
     records = [r for r in outcome.records if r.run_id in in_plan]
     summary = summarize(records)
@@ -241,6 +262,53 @@ def run(
     console.print(f"Results: {outcome.results_path}  Report: {_report_summary(outcome.reports)}")
     console.print(f"MLflow ({outcome.tracking_uri}): {ui_link(outcome.tracking_uri, outcome.experiment_id)}")
     sys.exit(1 if failed or outcome.unstarted else 0)
+
+
+def _destinations(spec: Any, results: str | None, tracking_uri: str | None) -> tuple[Any, str]:
+    """Where a suite's records go: its results file and MLflow store (CLI over suite over default)."""
+    from harness.tracking.mlflow_store import resolve_uri
+    from harness.tracking.results import default_results_path
+
+    path = results or spec.tracking.results or default_results_path(spec.name)
+    return path, resolve_uri(tracking_uri or spec.tracking.uri)
+
+
+@main.command()
+@click.argument("suite", type=click.Path(dir_okay=False))
+@click.option(
+    "--tracking-uri", envvar="MLFLOW_TRACKING_URI", help="MLflow store (default: sqlite:///mlflow.db)."
+)
+@click.option(
+    "--results",
+    type=click.Path(dir_okay=False),
+    help="Results file (default: the suite's tracking.results, else results/<suite>.jsonl).",
+)
+def sync(suite: str, tracking_uri: str | None, results: str | None) -> None:
+    """Make SUITE's results file and MLflow agree, without running anything.
+
+    Logs into MLflow the records it lacks (the tracking server was down mid-suite), completes the
+    child runs left RUNNING for them, appends to the results file the finished runs only MLflow
+    has, and closes as KILLED the runs a dead driver left RUNNING. `harness run` does the same
+    before it starts; running it twice adds nothing.
+    """
+    from harness.suite import load_suite
+    from harness.tracking.mlflow_store import MlflowTracker
+    from harness.tracking.reconcile import reconcile
+    from harness.tracking.results import ResultsFile
+
+    spec = load_suite(suite).spec
+    path, uri = _destinations(spec, results, tracking_uri)
+    results_file = ResultsFile(path)
+    with results_file.locked():
+        tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
+        tracker.connect()
+        outcome = reconcile(tracker, results_file, spec.name)
+    click.echo(f"{path} and MLflow ({uri}): " + (outcome.describe() or "already in agreement") + ".")
+    skipped = results_file.describe_unreadable()
+    if skipped:
+        click.echo(f"warning: {skipped}", err=True)
+    if outcome.failed:
+        sys.exit(1)
 
 
 @main.command()
@@ -307,6 +375,7 @@ def validate(
             Text(shown[cell.action], style="dim" if cell.action == "done" else ""),
         )
     console.print(table)
+    _print_budget(console, plan)
     spec = plan.suite.spec
     done = len(status.done)
     console.print(
@@ -317,6 +386,47 @@ def validate(
     )
     if done:
         console.print(f"`harness run` skips the {done} finished cell(s); --rerun runs them again.")
+
+
+def _print_budget(console: Any, plan: Any) -> None:
+    """The parameter budget's table (`budget:` in the suite): per task and architecture the chosen
+    width, the exact parameter count and its share of the budget."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.budget import sizing_note
+
+    spec = plan.suite.spec
+    if spec.budget is None and all(t.budget is None for t in spec.tasks):
+        return
+    budgeted = {c.task_label for c in plan.cells if c.sizing is not None}
+    table = Table(title=f"{spec.name}: parameter budget")
+    for column in ("task", "architecture", "width", "parameters", "% of budget", "note"):
+        table.add_column(column, justify="right" if column in ("parameters", "% of budget") else "left")
+    seen: set[tuple[str, str]] = set()
+    for cell in plan.cells:
+        key = (cell.task_label, cell.arch_label)
+        if key in seen or cell.task_label not in budgeted:
+            continue
+        seen.add(key)
+        sizing = cell.sizing
+        if sizing is None:
+            why = "skipped" if cell.skip_reason else "not sized (declares no width, or budget: false)"
+            table.add_row(Text(cell.task_label), Text(cell.arch_label), "", "", "", Text(why, style="dim"))
+            continue
+        value = cell.arch_params[sizing.width]
+        table.add_row(
+            Text(cell.task_label),
+            Text(cell.arch_label),
+            Text(f"{sizing.width} = {value}"),
+            f"{sizing.params:,} / {sizing.budget:,}",
+            f"{sizing.fraction:.1%}",
+            Text(sizing_note(sizing, value)),
+        )
+    if seen:
+        console.print(table)
+    else:
+        console.print("Parameter budget: no cell of this suite was sized (no architecture declares a width).")
 
 
 @main.command()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -15,8 +17,44 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from harness.records import RunRecord, RunSpec
-from harness.report.summary import SummaryTable
+if TYPE_CHECKING:
+    from harness.records import RunRecord, RunSpec
+    from harness.report.summary import SummaryTable
+
+#: a terminal escape sequence (colours, cursor moves): CSI … final byte, or OSC … BEL / ST
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+
+
+def plain(text: str) -> str:
+    """``text`` without terminal escape sequences (Ray colours parts of its error messages)."""
+    return ANSI.sub("", text)
+
+
+class PlainWriter(io.TextIOBase):
+    """A text stream that drops terminal escape sequences: the console's file when output is piped
+    to a file or a CI log, so that colour codes in anything printed (an error message a library
+    coloured, a plugin's warning) never reach it raw."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(plain(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.stream, "encoding", None) or "utf-8"
 
 
 def _clock(seconds: float) -> str:
@@ -195,7 +233,7 @@ class Progress:
             self.killed += killed
             self.failed += not killed
             kind = record.failure.kind if record.failure else "exception"
-            error = record.error.splitlines()[0][:200] if record.error else "unknown error"
+            error = plain(record.error).splitlines()[0][:200] if record.error else "unknown error"
             mark = "[yellow]■[/]" if killed else "[red]✗[/]"
             status = "killed" if killed else "failed"
             line = f"{mark} {label}  {status} ({kind}): {escape(error)}"

@@ -157,6 +157,24 @@ class DataConfig:
     num_workers: int = 0
 
 
+@dataclass(frozen=True)
+class Width:
+    """What a parameter budget sizes (a suite's ``budget: {params: N}``; docs/plugin-guide.md).
+
+    ``param``: the integer parameter the planner searches (``hidden_size``, ``d_model``): per task,
+    it picks the largest value whose whole network (encoder, seq2seq decoder, the task's head) has
+    at most N parameters. ``tied``: other integer parameters that follow it, ``name -> ratio``:
+    each becomes ``max(1, round(ratio * width))`` unless the suite sets it (then it stays as set).
+    ``multiple_of``: the width is a multiple of this, an int or the name of an integer parameter
+    (``"num_heads"``: each head gets ``d_model / num_heads`` features). The parameter count must
+    grow with the width (the conformance kit checks it).
+    """
+
+    param: str
+    tied: Mapping[str, float] = field(default_factory=dict)
+    multiple_of: int | str = 1
+
+
 def _declared_params(cls: type) -> type[Params] | None:
     """The ``Params`` model named by the nearest generic base of ``cls``
     (``Architecture[LSTMParams]`` -> ``LSTMParams``), or ``None``."""
@@ -236,6 +254,15 @@ class Architecture(Component[ParamsT]):
     #: calls ``encoder.fit(datamodule)`` if the encoder has one, then tests it
     #: without gradient training
     trainable: ClassVar[bool] = True
+    #: what a parameter budget sizes: the name of an integer width parameter (``"hidden_size"``),
+    #: a :class:`Width` (tied parameters, a divisibility rule), or None: budgets leave it as set
+    #: (named ``budget_width``, not ``width``: a plugin may well have a ``width`` of its own)
+    budget_width: ClassVar[str | Width | None] = None
+
+    @classmethod
+    def budget_width_spec(cls) -> Width | None:
+        """``budget_width`` as a :class:`Width` (a name ``"hidden_size"`` is ``Width("hidden_size")``)."""
+        return Width(cls.budget_width) if isinstance(cls.budget_width, str) else cls.budget_width
 
     def capabilities(self) -> frozenset[str]:
         """Capabilities for these parameters (override when params matter)."""

@@ -18,13 +18,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from harness import __version__
+from harness.budget import cell_budget, provisional, size_cell, sizes_entry
 from harness.errors import SuiteError, suggest
 from harness.provenance import digests_enabled, git_commit, source_digest
 from harness.records import PlanProvenance, PluginRef, RunSpec
 from harness.registry import Provenance, Registry
-from harness.settings import TrainerSpec
+from harness.settings import TrainerSpec, merge_settings
 from harness.suite import ComponentEntry, Suite, check_accelerator
-from harness.validation import raise_for
+from harness.validation import allowed_keys, raise_for
 from harness.yamlsrc import Loc, format_loc
 
 TRAINER_PREFIX = "trainer."
@@ -101,7 +102,7 @@ def _recipe(
         "task_params": task_params,
         "architecture": arch,
         "arch_params": arch_params,
-        "trainer": trainer.model_dump(mode="json", exclude={"tbptt"} if trainer.tbptt is None else set()),
+        "trainer": trainer.model_dump(mode="json", exclude=_off_by_default(trainer)),
         "seed": seed,
         "metrics": list(metrics),
         "versions": provenance.id_versions(),
@@ -111,6 +112,12 @@ def _recipe(
     if workers > 1:  # data-parallel training changes the effective batch
         recipe["workers"] = workers
     return recipe
+
+
+def _off_by_default(trainer: TrainerSpec) -> set[str]:
+    """The trainer settings the run id leaves out: those added later, while at their "off" default."""
+    off = {"tbptt"} if trainer.tbptt is None else set()
+    return off | ({"scheduler"} if trainer.scheduler.constant else set())
 
 
 def plugin_ref(provenance: Provenance) -> PluginRef:
@@ -154,11 +161,12 @@ def _validate(
     def relocate(inner: Loc) -> Loc | None:
         if not point or not inner:
             return None
-        key = f"{strip}{inner[0]}"
-        if key in point:
-            values = _grid_values(suite, grid_loc, key)
-            index = values.index(point[key]) if point[key] in values else 0
-            return (*grid_loc, "grid", key, index)
+        for n in range(len(inner), 0, -1):  # a dotted axis (trainer.scheduler.name) before its block
+            key = strip + ".".join(str(part) for part in inner[:n])
+            if key in point:
+                values = _grid_values(suite, grid_loc, key)
+                index = values.index(point[key]) if point[key] in values else 0
+                return (*grid_loc, "grid", key, index, *inner[n:])
         return None
 
     try:
@@ -172,20 +180,33 @@ def _grid_values(suite: Suite, base: Loc, key: str) -> list[Any]:
     return list(entries[int(base[1])].grid.get(key, []))
 
 
-def _component_params(entry: ComponentEntry, point: dict[str, Any], cls: Any, suite: Suite, base: Loc) -> Any:
+def _component_params(
+    entry: ComponentEntry,
+    point: dict[str, Any],
+    cls: Any,
+    suite: Suite,
+    base: Loc,
+    fill: dict[str, Any] | None = None,
+) -> Any:
+    """``entry``'s params at grid ``point``, validated; ``fill``: values under them (a budget's
+    provisional width)."""
     params = {k: v for k, v in point.items() if not k.startswith(TRAINER_PREFIX)}
-    return _validate(cls.Params, {**entry.params, **params}, suite, (*base, "params"), params, base)
+    raw = {**(fill or {}), **entry.params, **params}
+    return _validate(cls.Params, raw, suite, (*base, "params"), params, base)
 
 
 def _trainer_loc(key: str, arch_entry: Any, point: dict[str, Any], base: Loc) -> Loc:
-    """Where the trainer setting ``key`` of this cell was written (grid, entry override, suite)."""
-    grid_key = TRAINER_PREFIX + key
-    if grid_key in point:
-        values = list(arch_entry.grid[grid_key])
-        return (*base, "grid", grid_key, values.index(point[grid_key]))
-    if key in arch_entry.trainer:
-        return (*base, "trainer", key)
-    return ("trainer", key)
+    """Where the trainer setting ``key`` (dotted: ``scheduler.monitor``) of this cell was written
+    (grid, entry override, suite)."""
+    parts = key.split(".")
+    for n in range(len(parts), 0, -1):
+        grid_key = TRAINER_PREFIX + ".".join(parts[:n])
+        if grid_key in point:
+            values = list(arch_entry.grid[grid_key])
+            return (*base, "grid", grid_key, values.index(point[grid_key]), *parts[n:])
+    if parts[0] in arch_entry.trainer:
+        return (*base, "trainer", *parts)
+    return ("trainer", *parts)
 
 
 def _trainer(
@@ -193,7 +214,8 @@ def _trainer(
 ) -> TrainerSpec:
     raw = suite.spec.trainer.model_dump(exclude_unset=True)
     raw.update(arch_entry.trainer)
-    raw.update({k[len(TRAINER_PREFIX) :]: v for k, v in point.items() if k.startswith(TRAINER_PREFIX)})
+    overrides = {k[len(TRAINER_PREFIX) :]: v for k, v in point.items() if k.startswith(TRAINER_PREFIX)}
+    raw = merge_settings(raw, overrides)  # dotted axes (trainer.scheduler.name) set a key of a block
     where: Loc = (*base, "trainer") if arch_entry.trainer else ("trainer",)
     trainer: TrainerSpec = _validate(TrainerSpec, raw, suite, where, point, base, strip=TRAINER_PREFIX)
     accel_loc = _trainer_loc("accelerator", arch_entry, point, base)
@@ -205,6 +227,14 @@ def _trainer(
         raise SuiteError(
             f"{suite.source.where((*es_loc, 'monitor'))}: early stopping cannot monitor "
             f"`{es.monitor}`: this task logs {', '.join(allowed)}. {suggest(es.monitor, allowed)}"
+            "Pick one of them, or drop `monitor` to use the task's primary metric."
+        )
+    plateau = trainer.scheduler.monitor
+    if plateau is not None and plateau not in allowed:
+        sched_loc = _trainer_loc("scheduler.monitor", arch_entry, point, base)
+        raise SuiteError(
+            f"{suite.source.where(sched_loc)}: the plateau schedule cannot monitor `{plateau}`: this task "
+            f"logs {', '.join(allowed)}. {suggest(plateau, allowed)}"
             "Pick one of them, or drop `monitor` to use the task's primary metric."
         )
     return trainer
@@ -284,12 +314,17 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
             metrics = _metrics(
                 t_entry, info.metrics, info.primary_metric, info.output_kind, registry, t_base, suite
             )
+            budget = cell_budget(suite, t_entry, t_base)
             for ai, a_entry in enumerate(spec.architectures):
                 a_base: Loc = ("architectures", ai)
                 a_reg = registry.architectures.get(a_entry.name, where=suite.source.where((*a_base, "name")))
+                sized = budget is not None and sizes_entry(a_entry, a_reg, a_base, budget[1], suite)
                 for a_point in _grid_points(a_entry):
                     _check_grid_keys(a_entry, a_point, a_reg.obj, suite, a_base, allow_trainer=True)
-                    a_params = _component_params(a_entry, a_point, a_reg.obj, suite, a_base)
+                    explicit = {k: v for k, v in a_point.items() if not k.startswith(TRAINER_PREFIX)}
+                    explicit = {**a_entry.params, **explicit}
+                    fill = provisional(a_reg.obj, explicit) if sized else None
+                    a_params = _component_params(a_entry, a_point, a_reg.obj, suite, a_base, fill)
                     trainer = _trainer(suite, a_entry, a_point, a_base, metrics)
                     arch = a_reg.obj(a_params)
                     reason = (
@@ -299,6 +334,9 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     )
                     if reason is None and trainer.tbptt is not None:
                         reason = arch.tbptt_incompatibility()
+                    sizing = None
+                    if sized and reason is None and budget is not None:
+                        a_params, sizing = size_cell(task, a_reg.obj, explicit, budget, a_base, suite)
                     provenance = PlanProvenance(
                         harness=__version__,
                         task_plugin=ref("task", t_entry.name, t_reg.provenance),
@@ -345,6 +383,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                                 skip_reason=reason,
                                 grid={**{f"task.{k}": v for k, v in t_point.items()}, **a_point},
                                 log_model=spec.tracking.log_model,
+                                sizing=sizing,
                             )
                         )
                         origins.append(a_base)
@@ -364,9 +403,12 @@ def _check_grid_keys(
     trainer_fields = list(TrainerSpec.model_fields)
     for key in point:
         if allow_trainer and key.startswith(TRAINER_PREFIX):
-            if key[len(TRAINER_PREFIX) :] in trainer_fields:
+            path = tuple(key[len(TRAINER_PREFIX) :].split("."))  # a block's key: trainer.scheduler.name
+            siblings = allowed_keys(TrainerSpec, path[:-1])
+            if path[-1] in siblings:
                 continue
-            options = [TRAINER_PREFIX + f for f in trainer_fields]
+            block = TRAINER_PREFIX + "".join(f"{part}." for part in path[:-1])
+            options = [block + f for f in siblings] or [TRAINER_PREFIX + f for f in trainer_fields]
         elif key in fields:
             continue
         else:

@@ -129,6 +129,29 @@ class Failure(_Frozen):
     traceback: str = ""
 
 
+class Sizing(_Frozen):
+    """How a parameter budget (``budget: {params: N}`` in the suite) sized a cell's architecture.
+
+    The chosen width itself is an ordinary architecture parameter (``RunSpec.arch_params``), so
+    it is part of the run id; this block only says where it came from."""
+
+    #: the budget, in parameters
+    budget: int
+    #: the exact parameter count of the cell's network (encoder, decoder, head) at that width
+    params: int
+    #: the width parameter the budget chose (its value is ``arch_params[width]``)
+    width: str
+    #: the width's step (its ``multiple_of``) and the count one step wider (None: no wider width
+    #: is allowed): why a count lands further below the budget than the step size suggests
+    step: int = 1
+    next_params: int | None = None
+
+    @property
+    def fraction(self) -> float:
+        """``params / budget``."""
+        return self.params / self.budget
+
+
 class RunSpec(_Frozen):
     """One cell of a plan: everything a worker needs to rebuild and run it (plain data)."""
 
@@ -163,6 +186,8 @@ class RunSpec(_Frozen):
     #: ``best``: the worker returns the best-validation network (``RunRecord.model``) for the
     #: driver to log as an MLflow model (``tracking.log_model``; not part of the run id)
     log_model: Literal["best", "none"] = "none"
+    #: how the suite's parameter budget sized the architecture (None: no budget applied)
+    sizing: Sizing | None = None
 
     @property
     def label(self) -> str:
@@ -501,6 +526,7 @@ __all__ = [
     "RunRecord",
     "RunSpec",
     "RuntimeInfo",
+    "Sizing",
     "Status",
     "finished_ids",
     "latest_by_run",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import shlex
+import signal
 import socket
 import sys
 import time
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from harness import __version__
+from harness import __version__, interrupts
+from harness.errors import HarnessError, ServiceUnreachable
 from harness.matrix import Plan, build_plan
 from harness.plan_status import plan_status
 from harness.plugins import get_registry
@@ -34,6 +36,7 @@ from harness.tracking.results import ResultsFile, default_results_path
 if TYPE_CHECKING:
     from harness.scheduler.base import Executor
     from harness.tracking.mlflow_store import MlflowTracker
+    from harness.tracking.reconcile import SyncOutcome
 
 
 #: how long the end of a suite waits for MLflow to take what was queued for it
@@ -66,6 +69,10 @@ class RunOutcome:
     reports: list[Path]
     #: cells never started because the suite deadline stopped it
     unstarted: int = 0
+    #: what the start of the run back-filled (results file ↔ MLflow)
+    synced: SyncOutcome | None = None
+    #: child runs of this invocation whose logging did not all reach MLflow (the store failed)
+    incomplete: int = 0
 
     @property
     def failed(self) -> int:
@@ -86,11 +93,12 @@ def plan_suite(
     return plan.filtered(only) if only else plan
 
 
-class SuiteInterrupted(KeyboardInterrupt):
-    """Ctrl-C during a suite: running cells were cancelled and recorded as killed."""
+class SuiteInterrupted(interrupts.Interrupted):
+    """A stop signal during a suite (Ctrl-C, SIGTERM, SIGHUP): running cells were cancelled and
+    recorded as killed."""
 
-    def __init__(self, results: list[RunRecord], unscheduled: int) -> None:
-        super().__init__()
+    def __init__(self, results: list[RunRecord], unscheduled: int, signum: int) -> None:
+        super().__init__(signum)
         self.results = results
         self.unscheduled = unscheduled
 
@@ -170,8 +178,10 @@ def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, conso
 
         try:
             executor.run(todo, on_start, on_result, on_progress)
-        except KeyboardInterrupt:
-            raise SuiteInterrupted(recorder.results, executor.unscheduled) from None
+            interrupts.check()  # a signal that came as the last cell was recorded
+        except interrupts.Interrupted as stop:
+            interrupts.acknowledge()
+            raise SuiteInterrupted(recorder.results, executor.unscheduled, stop.signum) from None
     if executor.deadline_hit:
         console.print(
             f"[yellow]Suite deadline reached:[/] running cells were cancelled, "
@@ -202,31 +212,62 @@ def _stop_logging(live: LiveLogger, console: Console) -> dict[str, float]:
 
 
 def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
+    """Run ``plan``: one invocation, holding its results file, stopped cleanly by any stop signal."""
+    spec = plan.suite.spec
+    results_file = ResultsFile(options.results or spec.tracking.results or default_results_path(spec.name))
+    with interrupts.handled(), results_file.locked():
+        return _run_locked(plan, options, console, results_file)
+
+
+def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file: ResultsFile) -> RunOutcome:
     from harness.scheduler import make_executor
     from harness.tracking.mlflow_store import MlflowTracker, resolve_uri
 
     spec = plan.suite.spec
     command = shlex.join(["harness", *sys.argv[1:]])
-    results_file = ResultsFile(options.results or spec.tracking.results or default_results_path(spec.name))
-    previous = results_file.read()
     uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
+    # the tracking store first: it is quicker to check than starting Ray, and a bad one is exit 2
+    tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
+    tracker.connect()
     executor = make_executor(options.executor, options.address, dashboard=options.dashboard)
-    executor.start(spec.resources, spec.execution)  # refuses infeasible requests before anything is recorded
-    if executor.dashboard_url:
-        console.print(f"Ray dashboard: {executor.dashboard_url}")
     try:
-        tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
-        tracker.connect()
-        orphans = tracker.close_orphans()
-        if orphans:
-            console.print(f"Closed {orphans} MLflow run(s) left RUNNING by a driver that died (now KILLED).")
-        # finished in the results file *or* in MLflow: a driver that died between the two is not run twice
-        in_mlflow = tracker.finished_children()
-        done = plan_status(plan, previous, in_mlflow, options.rerun).done_ids  # as `validate` shows it
-        cache_dir = _cache_dir()
-        todo = [c.model_copy(update={"cache_dir": cache_dir}) for c in plan.runnable if c.run_id not in done]
-        resumed = len(plan.runnable) - len(todo)
-        parent = _start_parent(tracker, plan, executor.name, command, todo, resumed)
+        try:
+            with interrupts.deferred():  # a signal while Ray starts stops the suite once it has started
+                executor.start(spec.resources, spec.execution)  # refuses infeasible requests up front
+        except SystemExit as exc:  # SIGTERM while ray.init ran: Ray's own handler calls sys.exit(15)
+            if exc.code == signal.SIGTERM:
+                raise interrupts.Interrupted(signal.SIGTERM) from None
+            raise
+        interrupts.install()  # ray.init set a SIGTERM handler of its own
+        if executor.dashboard_url:
+            console.print(f"Ray dashboard: {executor.dashboard_url}")
+        try:
+            # the results file is the local source of truth; MLflow may lag it (a server that died)
+            # or lead it (a driver that died between the two): make them agree, then decide what is done
+            synced = _reconcile(tracker, results_file, spec.name, console)
+            previous = results_file.read()
+            unreadable = results_file.describe_unreadable()
+            if unreadable:
+                console.print(f"[yellow]warning:[/] {escape(unreadable)}")
+            # finished in the results file *or* in MLflow: a driver that died between the two is not
+            # run twice
+            in_mlflow = tracker.finished_children()
+            done = plan_status(plan, previous, in_mlflow, options.rerun).done_ids  # as `validate` shows
+            cache_dir = _cache_dir()
+            todo = [
+                c.model_copy(update={"cache_dir": cache_dir}) for c in plan.runnable if c.run_id not in done
+            ]
+            resumed = len(plan.runnable) - len(todo)
+            parent = _start_parent(tracker, plan, executor.name, command, todo, resumed)
+        except HarnessError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store went away between connecting and starting
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise ServiceUnreachable(
+                f"The MLflow tracking store `{uri}` stopped answering while the suite was starting "
+                f"({type(exc).__name__}: {first}); nothing was run. Check that it is up, then run the "
+                "same command again."
+            ) from None
         skipped = [RunRecord.skipped(cell, parent) for cell in plan.skipped]
         for record in skipped:
             results_file.append(record)
@@ -251,10 +292,8 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
         finally:
             costs = _stop_logging(live, console)
             finished = sum(1 for r in recorder.results if r.finished)
-            tracker.finish_parent(
-                status,
-                {"runs_finished": finished, "runs_failed": len(recorder.results) - finished, **costs},
-            )
+            summary = {"runs_finished": finished, "runs_failed": len(recorder.results) - finished, **costs}
+            _finish_parent(tracker, status, summary, live.incomplete, spec.name, console)
     finally:
         executor.close()
     records = [
@@ -285,7 +324,46 @@ def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
         parent,
         reports,
         executor.unscheduled,
+        synced,
+        live.incomplete,
     )
+
+
+def _reconcile(
+    tracker: MlflowTracker, results_file: ResultsFile, suite: str, console: Console
+) -> SyncOutcome:
+    from harness.tracking.reconcile import reconcile
+
+    synced = reconcile(tracker, results_file, suite)
+    if synced.describe():
+        console.print(f"Synced with MLflow: {synced.describe()}.")
+    return synced
+
+
+def _finish_parent(
+    tracker: MlflowTracker,
+    status: str,
+    summary: dict[str, float],
+    incomplete: int,
+    suite: str,
+    console: Console,
+) -> None:
+    """Close the invocation's parent run; a store that is gone by now is a warning, not a crash."""
+    try:
+        tracker.finish_parent(status, summary)
+    except Exception as exc:  # noqa: BLE001 - the results file has every record; sync repairs MLflow
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
+        console.print(
+            f"[yellow]warning:[/] could not close this invocation's MLflow run ({type(exc).__name__}: "
+            f"{escape(first)}); it stays RUNNING until the store is back and `harness sync {suite}` "
+            "(or the next `harness run`) closes it."
+        )
+        return
+    if incomplete:
+        console.print(
+            f"[yellow]warning:[/] {incomplete} run(s) did not fully reach MLflow; the results file has "
+            f"them: `harness sync {suite}` (or the next `harness run`) back-fills MLflow."
+        )
 
 
 def _start_parent(

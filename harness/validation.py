@@ -7,10 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from harness.errors import SuiteError, suggest
+from harness.errors import SuiteError, quote, shorten, suggest
 from harness.yamlsrc import Loc, Source, format_loc
 
 MAX_ERRORS = 5
+#: the most characters of one error's own text (a validator's message may quote a value too)
+MAX_MESSAGE = 1000
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -80,6 +82,10 @@ def _hint(kind: str, loc: Loc, value: Any) -> str:
         return "Write it as a list, e.g. `[a, b]` or one `- item` per line."
     if kind == "string_pattern_mismatch":
         return "Use letters, digits, `_`, `.` and `-` only, starting with a letter or digit."
+    if kind == "string_too_long":
+        return "Shorten it."
+    if kind == "bool_not_number":
+        return "Write a number, e.g. `10` (`true` and `false` are booleans, never counts or sizes)."
     return f"Fix the value of `{format_loc(loc)}`."
 
 
@@ -116,7 +122,7 @@ def describe_errors(
         where = source.where(loc)
         kind = err["type"]
         if kind == "extra_forbidden":
-            key = str(inner[-1]) if inner else "?"
+            key = shorten(str(inner[-1]), 80) if inner else "?"
             keys = allowed_keys(model, inner[:-1])
             hint = suggest(key, keys)
             allowed = f"Allowed keys here: {', '.join(keys)}." if keys else ""
@@ -125,8 +131,9 @@ def describe_errors(
             messages.append(f"{where}: required key `{inner[-1]}` is missing. Add it.")
         else:
             value = err.get("input")
-            got = f" (got {value!r}, {_type_name(value)})" if not isinstance(value, (dict, list)) else ""
-            msg = err["msg"].removeprefix("Value error, ")
+            # values are quoted through `quote`: a long (or alias-expanded) value is cut, never printed whole
+            got = f" (got {quote(value)}, {_type_name(value)})" if not isinstance(value, (dict, list)) else ""
+            msg = shorten(err["msg"].removeprefix("Value error, "), MAX_MESSAGE)
             messages.append(f"{where}: {msg}{got}. {_hint(kind, loc, value)}")
         if len(messages) >= MAX_ERRORS:
             break

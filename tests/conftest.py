@@ -19,18 +19,15 @@ from __future__ import annotations
 import importlib
 import os
 import signal
-import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import MlflowServer
 
 if TYPE_CHECKING:
     from click.testing import Result
@@ -145,45 +142,13 @@ def cli(monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
 @pytest.fixture()
 def mlflow_server(tmp_path: Path) -> Iterator[str]:
     """A real `mlflow server` on 127.0.0.1 (sqlite backend, local artifacts) for one test; its URL."""
-    port = free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen(
-        [
-            str(mlflow),
-            "server",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--backend-store-uri",
-            f"sqlite:///{tmp_path / 'server.db'}",
-            "--artifacts-destination",
-            str(tmp_path / "server-artifacts"),
-            "--workers",
-            "1",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("mlflow server did not start")
-            time.sleep(0.5)
-        yield url
+        server.start()
+    except RuntimeError:
+        server.kill()
+        pytest.fail("mlflow server did not start")
+    try:
+        yield server.url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # the server's workers live in its process group
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        server.kill(signal.SIGTERM)

@@ -314,3 +314,58 @@ def pip_install_editable(*args: str) -> list[str]:
         "--no-build-isolation",
         *args,
     ]
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 that a test can kill (the whole process group, as a
+    crash would) and start again on the same port and store."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root, self.port = root, port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> str:
+        import sys
+        import time
+        import urllib.request
+
+        mlflow = Path(sys.executable).with_name("mlflow")
+        command = [str(mlflow), "server", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--backend-store-uri", f"sqlite:///{self.root / 'server.db'}"]
+        command += ["--artifacts-destination", str(self.root / "server-artifacts"), "--workers", "1"]
+        self.proc = subprocess.Popen(
+            command,
+            cwd=self.root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self.url
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("mlflow server did not start")
+            time.sleep(0.3)
+
+    def kill(self, sig: int | None = None) -> None:
+        import os
+        import signal
+
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig or signal.SIGKILL)  # its workers live in its process group
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=20)
+        self.proc = None

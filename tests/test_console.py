@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 from rich.console import Console
 
 from harness.console import Progress, summary_table
 from harness.records import RunRecord
 from harness.report.summary import summarize
-from tests.helpers import make_record, make_spec
+from tests.helpers import make_record, make_spec, write_suite
+
+REPO = Path(__file__).resolve().parents[1]
+#: how Ray words a task's error: the task name coloured cyan (raw escape codes in the text)
+RAY_COLOURED = (
+    "\x1b[36mray::harness:cell()\x1b[39m (pid=1, ip=127.0.0.1) data source \x1b[31munavailable\x1b[0m"
+)
 
 
 def _record(task_label: str, arch_label: str, value: float) -> RunRecord:
@@ -102,3 +113,74 @@ def test_console_shows_the_reports_labelled_95_ci_not_a_std() -> None:
     assert "0.93 ± 0.066 (n=3)" in text
     assert "mean ± 95 % CI" in text  # labelled on the console
     assert "| gru | **0.93 ± 0.066 (n=3)** |" in render_markdown(analyze(records))  # the same figure
+
+
+def test_failure_lines_carry_no_colour_codes_from_the_error_text() -> None:
+    buffer = io.StringIO()
+    progress = Progress(Console(file=buffer, width=200), total=1, capacity=1)
+    record = make_record("digits", "gru", 0, status="failed", kind="infrastructure", error=RAY_COLOURED)
+    progress.start(record.spec)
+    progress.finish(record)
+    out = buffer.getvalue()
+    assert "\x1b" not in out and "ray::harness:cell() (pid=1, ip=127.0.0.1) data source unavailable" in out
+
+
+COLOURED_PLUGIN = f"""
+from harness import hookimpl
+from tests.fault_plugin import FaultTask
+
+
+class ColouredCrash(FaultTask):
+    name = "coloured_crash"
+    description = "Fails with an error message a library coloured (tests only)."
+
+    def datamodule(self, config):
+        raise RuntimeError({RAY_COLOURED!r})
+
+
+@hookimpl
+def register_tasks(register):
+    register(ColouredCrash)
+"""
+
+
+def test_piped_run_and_validate_output_has_no_colour_codes(tmp_path: Path) -> None:
+    """Issue 17, defect 17: raw colour codes reached piped output (stdout and stderr)."""
+    (tmp_path / "coloured_plugin.py").write_text(textwrap.dedent(COLOURED_PLUGIN))
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MLFLOW_TRACKING_URI", "FORCE_COLOR", "TTY_COMPATIBLE")
+    }
+    env.update(
+        HARNESS_PLUGINS="tests.fault_plugin,coloured_plugin",
+        PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]),
+        HARNESS_CACHE_DIR=str(tmp_path / "cache"),
+        TERM="xterm-256color",
+    )
+    suite = write_suite(
+        tmp_path,
+        {
+            "name": "coloured",
+            "seeds": [0],
+            "tasks": [{"name": "coloured_crash"}, {"name": "fault"}],
+            "architectures": [{"name": "instant"}],
+            "trainer": {"max_epochs": 1, "batch_size": 16, "lr": 0.01},
+        },
+    )
+    for args, code in ((["validate", str(suite)], 0), (["run", str(suite), "--executor", "local"], 1)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,  # pipes: what a CI log or `| tee` gets
+            text=True,
+            timeout=300,
+        )
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == code, out
+        assert "\x1b" not in out, out
+    assert (
+        "failed (exception): RuntimeError: ray::harness:cell() (pid=1, ip=127.0.0.1) data source"
+        in proc.stdout
+    )

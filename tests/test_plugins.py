@@ -483,7 +483,7 @@ def test_suite_with_installed_plugin_runs_end_to_end(
     _assert_clean_exit(result, 0)
     results = ResultsFile(tmp_path / "results" / "example-plugin-e2e.jsonl")
     records = results.read()
-    assert results.unreadable == 0
+    assert results.unreadable == []
     finished = [r for r in records if r.spec.architecture == "mean_pool" and r.finished]
     assert len(finished) == 1, records
     record = finished[0]

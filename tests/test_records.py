@@ -78,7 +78,7 @@ def test_unreadable_lines_are_skipped_and_counted(tmp_path: Path) -> None:
         "finished",
         "finished",
     ]  # versions: [1, 2] is ignored
-    assert results.unreadable == 5
+    assert len(results.unreadable) == 5
 
 
 def test_from_json_refuses_what_is_not_a_record() -> None:

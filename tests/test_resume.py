@@ -79,7 +79,7 @@ def test_suite_deadline_leaves_unstarted_cells_for_the_next_run(
     )
     results = ResultsFile(tmp_path / "results" / "resumable.jsonl")
     records = results.read()
-    assert results.unreadable == 0 and len(records) == 2
+    assert results.unreadable == [] and len(records) == 2
     assert Counter(r.run_id for r in records if r.finished).most_common(1)[0][1] == 1
 
 
@@ -129,7 +129,7 @@ def test_runs_left_running_by_a_killed_driver_are_closed_killed_when_the_suite_r
 
     again = cli("run", str(suite), "--executor", "local")
     assert again.exit_code == 0, again.output
-    assert "Closed 2 MLflow run(s) left RUNNING by a driver that died" in again.output
+    assert "2 run(s) left RUNNING by a driver that died closed as KILLED" in again.output
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "resumable")
     assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
     assert sorted(c.info.status for c in children) == ["FINISHED", "KILLED"]  # none RUNNING

@@ -1,7 +1,8 @@
 """In-process executor: one run after another, for debugging and tests.
 
 It cannot kill a run it hosts: the suite deadline is checked between runs, and a per-run
-timeout is left to Lightning's ``max_time``. Ctrl-C records the current run as killed.
+timeout is left to Lightning's ``max_time``. Ctrl-C (or SIGTERM, SIGHUP) records the current run
+as killed.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from harness import interrupts
 from harness.errors import ResourceError
 from harness.records import RunSpec
 from harness.scheduler.base import OnProgress, OnResult, OnStart, describe_request
@@ -61,7 +63,12 @@ class LocalExecutor:
                 self.deadline_hit = True
                 self.unscheduled = len(specs) - i
                 return
-            on_start(spec)
+            try:
+                interrupts.check()  # a signal that arrived while the last cell was being recorded
+            except interrupts.Interrupted:
+                interrupts.acknowledge()
+                self.unscheduled = len(specs) - i
+                raise
             history: list[dict[str, float]] = []
             started = time.time()
 
@@ -73,8 +80,12 @@ class LocalExecutor:
                     on_progress(run_id, [row])
 
             try:
+                with interrupts.deferred():  # the cell is started whole
+                    on_start(spec)
+                # the cell trains here: a stop signal interrupts it at once
                 record = run_trial(spec, on_epoch=on_epoch)
-            except KeyboardInterrupt:
+            except interrupts.Interrupted as stop:
+                interrupts.acknowledge()
                 on_result(
                     failed_record(
                         spec,
@@ -82,14 +93,15 @@ class LocalExecutor:
                         kind="killed",
                         history=history,
                         started=started,
-                        message="interrupted (Ctrl-C); run the suite again to resume",
+                        message=f"interrupted ({stop.how}); run the suite again to resume",
                     )
                 )
                 self.unscheduled = len(specs) - i - 1
                 raise
             except Exception as exc:  # run_trial records its own failures; this is a last resort
                 record = failed_record(spec, exc, history=history, started=started)
-            on_result(record)
+            with interrupts.deferred(check_at_end=False):  # recorded whole; the next turn sees a signal
+                on_result(record)
 
     def close(self) -> None:
         return None

@@ -30,6 +30,7 @@ from harness.testing._common import (
     _run,
     _seed_all,
 )
+from harness.testing.width import check_width
 
 _LENGTHS = (5, 2, 7)  # a batch of three sequences of different lengths
 _FULL = 12  # time steps of a fixed-length batch (and the synthetic max_length)
@@ -419,7 +420,8 @@ def _seq2seq_info() -> TaskInfo:
 def check_architecture(cls: type[Architecture], params: Mapping[str, Any] | None = None) -> list[CheckResult]:
     """Build ``cls`` against synthetic inputs of every kind it supports and check the encoder
     contract: shapes, padding invariance, causality, determinism, a training step, pickling,
-    the parameter count, and (``seq2seq``) the decoder."""
+    the parameter count, the width a parameter budget sizes (``Architecture.budget_width``: an int
+    parameter the count grows with), and (``seq2seq``) the decoder."""
     component = f"architecture {getattr(cls, 'name', None) or getattr(cls, '__name__', cls)}"
 
     def declaration() -> str:
@@ -446,6 +448,7 @@ def check_architecture(cls: type[Architecture], params: Mapping[str, Any] | None
         results.append(_run(component, "build", checks.check_build))
         if not results[-1].passed:
             return results
+        results.append(_run(component, "budget width", lambda: check_width(cls, params, checks.specs[0])))
         if not cls.trainable:
             for name in (
                 "output shape",

@@ -12,7 +12,10 @@ Each run id has at most one open child run per invocation. A retry after a worke
 a new child run and closes the dead attempt's one as FAILED, superseded by the new one; a
 second finished record of a run id is dropped by the caller (:class:`harness.runner`), so no
 run id ever has two FINISHED child runs. A failure to reach MLflow becomes one warning per
-child run; the results file still gets every record.
+outage: while the store does not answer, the writer skips its work for a while instead of
+waiting on every request (:data:`RETRY_AFTER_S`), and the child runs it could not complete are
+counted (:attr:`LiveLogger.incomplete`); the results file still gets every record, and the next
+``harness run`` or ``harness sync`` back-fills MLflow from it (:mod:`harness.tracking.reconcile`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from harness.records import RunRecord, RunSpec
 if TYPE_CHECKING:
     from harness.tracking.mlflow_store import MlflowTracker
 
+#: after a store error, the writer skips MLflow for this long before it tries again
+RETRY_AFTER_S = 5.0
+
 #: queue priorities: opening a child run first, then everything else in order, stopping last
 _OPEN, _WORK, _STOP = 0, 1, 2
 
@@ -44,7 +50,8 @@ class _Child:
     started: float
     run_id: Future[str | None] = field(default_factory=Future)
     epochs: set[int] = field(default_factory=set)
-    warned: bool = False
+    #: some of its logging did not reach the store (the next run or `harness sync` back-fills it)
+    incomplete: bool = False
 
 
 @dataclass
@@ -76,6 +83,9 @@ class LiveLogger:
         self.closed = 0
         #: seconds the caller spent in this object's methods (the scheduling loop's share)
         self.caller_s = 0.0
+        #: child runs whose logging did not (all) reach MLflow
+        self.incomplete = 0
+        self._down_until = 0.0
         self._thread.start()
 
     # -- called from the scheduling loop (never blocks on MLflow) -------------------------------
@@ -201,11 +211,16 @@ class LiveLogger:
             child.epochs.update(int(r.get("epoch", -1)) for r in fresh)
 
     def _create(self, child: _Child) -> None:
+        if time.monotonic() < self._down_until:
+            child.run_id.set_result(None)
+            self._lost(child)
+            return
         try:
             child.run_id.set_result(self.tracker.open_child(child.spec, self.source, child.started))
+            self._down_until = 0.0
         except Exception as exc:  # noqa: BLE001 - the store is unreachable: warn, go on without it
             child.run_id.set_result(None)
-            self._warn(child, exc)
+            self._failed(child, exc)
 
     def _finish(self, child: _Child, record: Any, supersede: list[str] | None) -> None:
         def finish(run_id: str) -> None:
@@ -225,21 +240,32 @@ class LiveLogger:
         if not child.run_id.done():
             return
         run_id = child.run_id.result()
-        if run_id is None:
+        if run_id is None or time.monotonic() < self._down_until:
+            self._lost(child)
             return
         try:
             action(run_id)
         except Exception as exc:  # noqa: BLE001
-            self._warn(child, exc)
+            self._failed(child, exc)
+        else:
+            self._down_until = 0.0  # the store answers (again)
 
-    def _warn(self, child: _Child, exc: BaseException) -> None:
-        if child.warned:
-            return
-        child.warned = True
-        self.warn(
-            f"could not log run {child.spec.run_id} to MLflow ({type(exc).__name__}: {str(exc)[:200]}); "
-            "the results file has it"
-        )
+    def _lost(self, child: _Child) -> None:
+        if not child.incomplete:
+            child.incomplete = True
+            self.incomplete += 1
+
+    def _failed(self, child: _Child, exc: BaseException) -> None:
+        """A store error: warn once per outage, skip MLflow for :data:`RETRY_AFTER_S`."""
+        self._lost(child)
+        if self._down_until == 0.0:  # the first error of an outage
+            self.warn(
+                f"MLflow ({self.tracker.uri}) stopped answering while logging run {child.spec.run_id} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); runs go "
+                "on and the results file has every record; the next `harness run` (or `harness sync`) "
+                "back-fills MLflow"
+            )
+        self._down_until = time.monotonic() + RETRY_AFTER_S
 
 
 def per_child(seconds: float, children: int) -> float:

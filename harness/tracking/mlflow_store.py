@@ -25,10 +25,12 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, ServiceUnreachable, env_seconds
 from harness.records import RunRecord, RunSpec
 
 DEFAULT_URI = "sqlite:///mlflow.db"
@@ -42,6 +44,11 @@ SUPERSEDED_BY = "harness.superseded_by"
 SUPERSEDED_BY_RUN = "harness.superseded_by_run"
 #: the sections of a child run's metric names (the MLflow UI groups charts by the part before "/")
 TEST, VAL, TRAIN, COST = "test/", "val/", "train/", "cost/"
+#: seconds :meth:`MlflowTracker.connect` waits for the tracking store to answer, in one try (whole
+#: seconds: MLflow's request timeout is an integer); the writes during the run keep MLflow's
+#: ``MLFLOW_HTTP_REQUEST_TIMEOUT`` / ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` (20 s and 2 unless set)
+CONNECT_TIMEOUT_ENV = "HARNESS_TRACKING_CONNECT_TIMEOUT"
+DEFAULT_CONNECT_TIMEOUT_S = 10.0
 
 
 def mlflow_key(key: str, section: str | None = None) -> str:
@@ -106,6 +113,70 @@ def _check_scheme(uri: str) -> None:
             f"{', '.join(s + '://' for s in TRACKING_SCHEMES)} — e.g. http://127.0.0.1:5000 for an "
             "`mlflow server`, or leave it unset for sqlite:///mlflow.db."
         )
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """Set environment variables for the block, then put back what was there."""
+    previous = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what caused it: ``__cause__`` / ``__context__`` and urllib3's ``reason``."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        reason = getattr(current, "reason", None)  # urllib3's MaxRetryError
+        todo += [current.__cause__, current.__context__]
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    """The first line of ``text``, cut at a word boundary to about ``limit`` characters."""
+    line = (text.strip().splitlines() or [""])[0]
+    if len(line) <= limit:
+        return line
+    return line[:limit].rsplit(" ", 1)[0].rstrip(",;:(") + " …"
+
+
+def unreachable_cause(exc: BaseException, uri: str, timeout: float) -> str:
+    """Why the tracking store at ``uri`` could not be used, in one clean line: "connection refused
+    at HOST:PORT", "no answer from HOST:PORT within N s", … rather than urllib3's nested text."""
+    parts = urlsplit(uri)
+    host = parts.hostname or uri
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:  # a port that is not a number: MLflow's own message says so
+        port = None
+    where = f"{host}:{port}" if port else host
+    for cause in _causes(exc):
+        name = type(cause).__name__
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused at {where}: no server listens there"
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host `{host}`"
+        if isinstance(cause, TimeoutError) or name in ("ReadTimeout", "ConnectTimeout", "ReadTimeoutError"):
+            return f"no answer from {where} within {timeout:g} s ({CONNECT_TIMEOUT_ENV} sets the limit)"
+        if "SSLError" in name:
+            return f"the TLS handshake with {where} failed ({_clip(str(cause), 150)})"
+        if isinstance(cause, ConnectionResetError) or name == "RemoteDisconnected":
+            return f"{where} closed the connection without answering: is it an MLflow tracking server?"
+    return _clip(f"{type(exc).__name__}: {exc}")
 
 
 def resolve_uri(uri: str | None) -> str:
@@ -322,22 +393,27 @@ class MlflowTracker:
         self.parent_id = ""
 
     def connect(self) -> None:
-        """Open (or create) the experiment; a bad URI is a HarnessError, before anything runs."""
+        """Open (or create) the experiment, before anything runs. A bad URI, or a tracking server
+        that refuses or does not answer within ``HARNESS_TRACKING_CONNECT_TIMEOUT`` seconds (one
+        try each request: no retries here), is a :class:`ServiceUnreachable` (exit 2)."""
+        timeout = math.ceil(env_seconds(CONNECT_TIMEOUT_ENV, DEFAULT_CONNECT_TIMEOUT_S))
+        bounded = _environ(MLFLOW_HTTP_REQUEST_TIMEOUT=str(timeout), MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
         try:
-            found = self.client.get_experiment_by_name(self.experiment)
-            if found is not None and found.lifecycle_stage == "deleted":
-                self.client.restore_experiment(found.experiment_id)
-            self.experiment_id = (
-                found.experiment_id
-                if found
-                else self.client.create_experiment(
-                    self.experiment, artifact_location=artifact_location(self.uri)
+            with bounded:
+                found = self.client.get_experiment_by_name(self.experiment)
+                if found is not None and found.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(found.experiment_id)
+                self.experiment_id = (
+                    found.experiment_id
+                    if found
+                    else self.client.create_experiment(
+                        self.experiment, artifact_location=artifact_location(self.uri)
+                    )
                 )
-            )
         except Exception as exc:
-            raise HarnessError(
-                f"Cannot use the MLflow tracking store `{self.uri}` "
-                f"({type(exc).__name__}: {str(exc)[:300]}). "
+            raise ServiceUnreachable(
+                f"Cannot use the MLflow tracking store `{self.uri}`: "
+                f"{unreachable_cause(exc, self.uri, timeout)}. "
                 "Check --tracking-uri / MLFLOW_TRACKING_URI / tracking.uri: for a server, start it first "
                 "(`mlflow server --host 127.0.0.1 --port 5000`); "
                 "or leave them unset to use sqlite:///mlflow.db."
@@ -358,15 +434,18 @@ class MlflowTracker:
         self._log(self.parent_id, metrics={f"suite/{k}": (v, 0) for k, v in summary.items()})
         self.client.set_terminated(self.parent_id, status=status)
 
-    def open_child(self, spec: RunSpec, source: str = "harness", started: float | None = None) -> str:
-        """Create the child run of a cell that starts now: RUNNING, with its params and tags."""
+    def open_child(
+        self, spec: RunSpec, source: str = "harness", started: float | None = None, parent: str | None = None
+    ) -> str:
+        """Create the child run of a cell that starts now: RUNNING, with its params and tags, under
+        this invocation's parent run (or ``parent``: a record back-filled into its own invocation)."""
         run = self.client.create_run(
             self.experiment_id,
             start_time=int((started or time.time()) * 1000),
             tags={
                 **spec_tags(spec),
                 **system_tags(source, spec.provenance.git_commit),
-                "mlflow.parentRunId": self.parent_id,
+                "mlflow.parentRunId": parent or self.parent_id,
             },
             run_name=f"{spec.task_label}/{spec.arch_label}/seed{spec.seed}",
         )
@@ -431,9 +510,9 @@ class MlflowTracker:
             model_logger(self.uri, run_id, record)
         self.client.set_terminated(run_id, status=CHILD_STATUS[record.status], end_time=end)
 
-    def log_child(self, record: RunRecord, source: str = "harness") -> str:
+    def log_child(self, record: RunRecord, source: str = "harness", parent: str | None = None) -> str:
         """Create, fill and close a cell's child run in one go (a record logged after the fact)."""
-        run_id = self.open_child(record.spec, source, started=record.started_at or None)
+        run_id = self.open_child(record.spec, source, started=record.started_at or None, parent=parent)
         self.close_child(run_id, record)
         return run_id
 
@@ -485,7 +564,10 @@ class MlflowTracker:
             tags = parent.data.tags
             pid = tags.get("harness.driver_pid", "")
             if tags.get("harness.host") == host and pid.isdigit() and not _alive(int(pid)):
-                message = f"its driver (pid {pid} on {host}) died before closing it"
+                message = (
+                    f"its driver (pid {pid} on {host}) ended without closing it: it was killed, or the "
+                    "tracking store was unreachable when it ended"
+                )
                 self._log(run_id, tags={"harness.error": message})
                 self.client.set_terminated(run_id, status="KILLED")
                 closed.add(run_id)

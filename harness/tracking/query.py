@@ -54,7 +54,7 @@ def _artifact(client: Any, run_id: str, name: str) -> str | None:
         return None
 
 
-def _record(client: Any, run: Any, suite: str) -> RunRecord:
+def record_from_run(client: Any, run: Any, suite: str) -> RunRecord:
     """A child run back as a record: its spec from ``config.json`` (older runs: from the tags)."""
     tags = run.data.tags
     tests, costs = _sections(run.data.metrics)
@@ -183,7 +183,8 @@ def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str
             f"that ran cells (see `harness ui`), or the experiment `{experiment_name}` for the latest "
             "run of every cell."
         )
-    records = latest_by_run(_record(client, run, suite) for run in children)  # oldest first, as in the file
+    # oldest first, as in the file
+    records = latest_by_run(record_from_run(client, run, suite) for run in children)
     info = {
         "suite": suite,
         "invocation": parent.info.run_id,
@@ -211,4 +212,4 @@ def parent_info(uri: str, parent_run_id: str) -> dict[str, Any]:
     }
 
 
-__all__ = ["RUN_ID", "invocation_records", "parent_info"]
+__all__ = ["RUN_ID", "invocation_records", "parent_info", "record_from_run"]

@@ -15,6 +15,7 @@ for errors a worker never returned.
 
 from __future__ import annotations
 
+import re
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -90,8 +91,17 @@ def worker_died(exc: BaseException) -> bool:
     }
 
 
+#: a terminal colour code (Ray's task errors start with a coloured process title)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
 def one_line(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0]
+    """``Type: first line`` of ``exc``, without colour codes; for a Ray task error, the line that
+    says what went wrong, not the worker's process title (``ray::harness:… (pid=…, ip=…)``)."""
+    lines = [line.strip() for line in _ANSI.sub("", str(exc)).strip().splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("ray::"):
+        lines = lines[1:]
+    first = lines[0] if lines else ""
     return f"{type(exc).__name__}: {first[:500]}".rstrip(": ")
 
 

@@ -3,6 +3,7 @@ loss and metrics; and the callback that records per-epoch history and timing."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,6 +14,8 @@ from torchmetrics import MetricCollection
 
 from harness.errors import RunFailure
 from harness.interfaces import Architecture, MetricSpec, Task, TaskInfo
+from harness.network import build_network
+from harness.network import output_size as output_size  # re-exported: benchmarks import it from here
 from harness.settings import TrainerSpec
 
 
@@ -29,12 +32,6 @@ def build_optimizer(params: Any, trainer: TrainerSpec) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {name!r}")
 
 
-def output_size(network: torch.nn.Module) -> int:
-    """The integer ``output_size`` every encoder and decoder has (the Architecture contract)."""
-    size: Any = getattr(network, "output_size")  # noqa: B009 - nn.Module's __getattr__ types it as a Tensor
-    return int(size)
-
-
 def build_module(
     task: Task[Any],
     arch: Architecture[Any],
@@ -43,11 +40,16 @@ def build_module(
 ) -> HarnessModule:
     """The network of one run: the architecture's encoder (and, for seq2seq tasks, its decoder)
     with the task's head on top, as the LightningModule that trains it."""
-    info = task.cached_info()
-    encoder = arch.build_encoder(info.input)
-    decoder = arch.build_decoder(info, output_size(encoder)) if info.output_kind == "seq2seq" else None
-    head = task.build_head(output_size(decoder if decoder is not None else encoder))
-    return HarnessModule(encoder, head, task, info, metrics or {}, trainer, decoder=decoder)
+    network = build_network(task, arch)  # the same assembly the parameter budget counts
+    return HarnessModule(
+        network.encoder,
+        network.head,
+        task,
+        task.cached_info(),
+        metrics or {},
+        trainer,
+        decoder=network.decoder,
+    )
 
 
 class HarnessModule(pl.LightningModule):
@@ -72,6 +74,9 @@ class HarnessModule(pl.LightningModule):
         self._loss_sum: torch.Tensor | float = 0.0
         self._loss_count = 0
         built = {name: spec.factory(info) for name, spec in metrics.items()}
+        #: whether lower or higher is better, per validation metric (a plateau schedule's mode)
+        self.directions = {f"val_{name}": spec.direction for name, spec in metrics.items()}
+        self.directions.update({f"val_{info.primary_metric}": info.direction, "val_loss": "min"})
         self.val_metrics = MetricCollection(dict(built), prefix="val_", compute_groups=False)
         self.test_metrics = self.val_metrics.clone(prefix="test_")
 
@@ -145,8 +150,28 @@ class HarnessModule(pl.LightningModule):
         self.log_dict({k: v.float() for k, v in self.test_metrics.compute().items()})
         self.test_metrics.reset()
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.parameters(), self.trainer_spec)
+    def configure_optimizers(self) -> Any:
+        """The optimizer, with the lr schedulers of ``trainer.scheduler`` (none: a constant lr)."""
+        optimizer = build_optimizer(self.parameters(), self.trainer_spec)
+        schedule = self.trainer_spec.scheduler
+        if schedule.constant:
+            return optimizer
+        from harness.train.schedules import build_schedulers
+
+        trainer = self.trainer
+        total = trainer.estimated_stepping_batches  # max_epochs × steps per epoch, or max_steps if fewer
+        batches = trainer.num_training_batches
+        per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if math.isfinite(batches) else 0
+        monitor = schedule.monitor or f"val_{self.info.primary_metric}"
+        configs = build_schedulers(
+            optimizer,
+            self.trainer_spec,
+            total_steps=int(total) if math.isfinite(total) else 0,
+            steps_per_epoch=per_epoch,
+            monitor=monitor,
+            mode=self.directions.get(monitor, "min"),
+        )
+        return [optimizer], configs
 
 
 def update_by_name(metrics: MetricCollection, inputs: Mapping[str, Any], task: Task) -> None:
@@ -195,9 +220,15 @@ class HistoryCallback(pl.Callback):
         self.reached: dict[str, float] | None = None
         self._batch_start = 0.0
         self._fit_start = 0.0
+        self._epoch_lr: float | None = None
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._fit_start = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # the lr the epoch's first step uses (a plateau schedule's lr of the whole epoch)
+        groups = trainer.optimizers[0].param_groups if trainer.optimizers else []
+        self._epoch_lr = float(groups[0]["lr"]) if groups else None
 
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
@@ -261,5 +292,7 @@ class HistoryCallback(pl.Callback):
         epoch_loss = getattr(pl_module, "epoch_train_loss", None)
         if callable(epoch_loss) and epoch_loss() is not None:  # callbacks run before the module's hook
             row["train_loss"] = float(epoch_loss())
+        if self._epoch_lr is not None:  # train_lr: MLflow's train/lr, read back as history
+            row["train_lr"] = self._epoch_lr
         row["elapsed_s"] = time.perf_counter() - self._fit_start
         self.history.append(row)

@@ -24,6 +24,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 _P = TypeVar("_P", bound=Params)
 
+#: the longest season a baseline accepts (a typo beyond it would fail every run)
+MAX_SEASON = 10_000
+
 
 class _Baseline(Architecture[_P]):
     """Shared declaration: causal forecasters fitted without gradients, for forecasting tasks."""
@@ -44,6 +47,7 @@ class SeasonalNaiveParams(Params):
     season: int | None = Field(
         None,
         ge=1,
+        le=MAX_SEASON,
         description="season length in steps (default: the series' season, e.g. 12 for monthly data)",
     )
 
@@ -58,7 +62,9 @@ class ArimaParams(Params):
         None,
         description="(P, D, Q) at the series' season; default: the series' model's (none when order is set)",
     )
-    season: int | None = Field(None, ge=2, description="seasonal period (default: the series' season)")
+    season: int | None = Field(
+        None, ge=2, le=MAX_SEASON, description="seasonal period (default: the series' season)"
+    )
     trend: Literal["n", "c", "t", "ct"] | None = Field(
         None,
         description=(

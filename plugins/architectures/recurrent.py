@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
-from harness import InputSpec, Params
+from harness import InputSpec, Params, Width
 
 from .decoders import RecurrentDecoderArchitecture
 
@@ -19,18 +19,25 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 Cell = Literal["rnn", "lstm", "gru"]
 
+#: upper bounds that catch typos at validation (``hidden_size: 1.0e+11`` would otherwise fail every
+#: run out of memory): far above any network these architectures are benchmarked with
+MAX_WIDTH = 16_384
+MAX_LAYERS = 1_000
+MAX_KERNEL = 4_095
+
 
 class RecurrentParams(Params):
     """Parameters shared by every recurrent architecture."""
 
-    hidden_size: int = Field(64, gt=0, description="hidden units per layer (and per direction)")
-    num_layers: int = Field(1, gt=0, description="stacked recurrent layers")
+    hidden_size: int = Field(64, gt=0, le=MAX_WIDTH, description="hidden units per layer (and per direction)")
+    num_layers: int = Field(1, gt=0, le=MAX_LAYERS, description="stacked recurrent layers")
     dropout: float = Field(
         0.0, ge=0.0, lt=1.0, description="dropout between stacked layers (no effect with one layer)"
     )
     embedding_size: int | None = Field(
         None,
         gt=0,
+        le=MAX_WIDTH,
         description="token embedding size (default: hidden_size); for continuous inputs, "
         "a linear projection to this size (default: the raw features)",
     )
@@ -49,11 +56,12 @@ class BiRNNParams(RecurrentParams):
 
 
 class CNNRNNParams(RecurrentParams):
-    conv_channels: int = Field(64, gt=0, description="channels of every convolution")
-    kernel_size: int = Field(3, ge=1, description="convolution width (odd)")
+    conv_channels: int = Field(64, gt=0, le=MAX_WIDTH, description="channels of every convolution")
+    kernel_size: int = Field(3, ge=1, le=MAX_KERNEL, description="convolution width (odd)")
     conv_layers: int = Field(
         1,
         gt=0,
+        le=MAX_LAYERS,
         description="stacked convolutions (over time: stride 1, no pooling; within frames: each then 2x2 max "
         "pooling)",
     )
@@ -86,6 +94,8 @@ class _UnidirectionalRecurrent(RecurrentDecoderArchitecture[_P]):
     # stateful: the encoder has forward_chunk (carries its state across chunks: truncated BPTT)
     supports: ClassVar[frozenset[str]] = frozenset({"variable_length", "causal", "seq2seq", "stateful"})
     Params = RecurrentParams
+    # a parameter budget sizes hidden_size (token embeddings follow it unless embedding_size is set)
+    budget_width: ClassVar[str | Width | None] = "hidden_size"
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._recurrent import recurrent_encoder
@@ -115,6 +125,7 @@ class BiRNN(RecurrentDecoderArchitecture[BiRNNParams]):
     name = "birnn"
     description = "Bidirectional RNN/LSTM/GRU; summary = forward and backward final states."
     supports = frozenset({"variable_length", "bidirectional", "seq2seq"})
+    budget_width = "hidden_size"  # per direction
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._recurrent import recurrent_encoder
@@ -126,6 +137,8 @@ class CNNRNN(RecurrentDecoderArchitecture[CNNRNNParams]):
     name = "cnn_rnn"
     description = "Convolutions (1-D over time, or 2-D within each video frame) followed by an RNN/LSTM/GRU."
     supports = frozenset({"variable_length", "seq2seq"})
+    # the convolutions widen with the recurrent layer (their defaults are equal)
+    budget_width = Width("hidden_size", tied={"conv_channels": 1.0})
 
     def capabilities(self) -> frozenset[str]:
         return (self.supports | {"causal"}) if self.params.causal else self.supports

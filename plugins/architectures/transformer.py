@@ -6,12 +6,20 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from harness import InputSpec, Params
+from harness import InputSpec, Params, Width
 
 from .decoders import TransformerDecoderArchitecture
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
+
+
+#: upper bounds that catch typos at validation (``d_model: 1.0e+11`` would otherwise fail every run
+#: out of memory): far above any network this architecture is benchmarked with
+MAX_WIDTH = 16_384
+MAX_FEEDFORWARD = 65_536
+MAX_HEADS = 1_024
+MAX_LAYERS = 1_000
 
 
 def _divisors_near(number: int, target: int) -> list[int]:
@@ -22,10 +30,12 @@ def _divisors_near(number: int, target: int) -> list[int]:
 
 
 class TransformerParams(Params):
-    d_model: int = Field(64, gt=0, description="width of the residual stream")
-    num_heads: int = Field(4, gt=0, description="attention heads (must divide d_model)")
-    num_layers: int = Field(2, gt=0, description="encoder layers")
-    dim_feedforward: int = Field(128, gt=0, description="hidden units of each feed-forward block")
+    d_model: int = Field(64, gt=0, le=MAX_WIDTH, description="width of the residual stream")
+    num_heads: int = Field(4, gt=0, le=MAX_HEADS, description="attention heads (must divide d_model)")
+    num_layers: int = Field(2, gt=0, le=MAX_LAYERS, description="encoder layers")
+    dim_feedforward: int = Field(
+        128, gt=0, le=MAX_FEEDFORWARD, description="hidden units of each feed-forward block"
+    )
     dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout (inputs, attention, feed-forward)")
     causal: bool = Field(False, description="causal attention mask: step t attends to steps <= t")
     pooling: Literal["auto", "mean", "last"] = Field(
@@ -57,6 +67,8 @@ class Transformer(TransformerDecoderArchitecture[TransformerParams]):
     name = "transformer"
     description = "Transformer encoder with sinusoidal positions; summary = masked mean or last step."
     supports = frozenset({"variable_length", "seq2seq"})
+    # a parameter budget sizes d_model in steps of num_heads; the feed-forward keeps its 2x ratio
+    budget_width = Width("d_model", tied={"dim_feedforward": 2.0}, multiple_of="num_heads")
 
     def capabilities(self) -> frozenset[str]:
         return (self.supports | {"causal"}) if self.params.causal else self.supports

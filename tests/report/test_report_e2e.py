@@ -27,7 +27,7 @@ HARNESS = str(Path(sys.executable).with_name("harness"))
 def _records(work: Path) -> list[RunRecord]:
     results = ResultsFile(work / "results" / "tinyreport.jsonl")
     records = results.read()
-    assert records and results.unreadable == 0
+    assert records and results.unreadable == []
     return records
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -91,7 +95,7 @@ def test_quickstart_on_ray_records_twelve_child_runs(tmp_path: Path) -> None:
             assert child.data.metrics["test/mse"] < 0.05, child.data.tags["harness.architecture"]
     results = ResultsFile(tmp_path / "results" / "quickstart.jsonl")
     records = results.read()
-    assert results.unreadable == 0 and len(records) == 12 and all(r.status == "finished" for r in records)
+    assert results.unreadable == [] and len(records) == 12 and all(r.status == "finished" for r in records)
     report = (tmp_path / "reports" / "quickstart" / "latest" / "report.md").read_text()
     # rows follow the suite's order, not the order in which parallel runs finished
     digits = report.split("## digits", 1)[1].split("## adding", 1)[0]
@@ -144,3 +148,134 @@ def test_failed_runs_are_recorded_and_the_suite_goes_on_then_resumes(tmp_path: P
     failed = [r for r in records if r.status == "failed"]
     assert len(failed) == 4 and all(r.failure is not None and r.failure.kind == "exception" for r in failed)
     assert {r.error for r in failed} == {"RuntimeError: data source unavailable"}
+
+
+def _listening(exclude: Collection[tuple[str, int]] = ()) -> list[tuple[str, str, int]]:
+    """(process name, address, port) of every listening TCP socket of this process and its
+    descendants (the private Ray instance's GCS, raylet, agents, workers) but ``exclude``."""
+    import ray
+
+    assert ray.__version__  # importing Ray put its bundled psutil on sys.path
+    import psutil
+
+    me = psutil.Process()
+    found = []
+    for process in [me, *me.children(recursive=True)]:
+        try:
+            name, sockets = process.name(), process.net_connections(kind="inet")
+        except psutil.Error:
+            continue
+        for sock in sockets:
+            if sock.status == psutil.CONN_LISTEN and (sock.laddr.ip, sock.laddr.port) not in exclude:
+                found.append((name, sock.laddr.ip, sock.laddr.port))
+    return found
+
+
+def _loopback(ip: str) -> bool:
+    import ipaddress
+
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def test_the_private_local_ray_instance_listens_on_loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 17, defect 16: the GCS, raylet, object manager, agents and workers of the instance
+    `harness run` starts listened on every interface (0.0.0.0 / ::) and the machine's address."""
+    import ray
+
+    from harness.scheduler.ray_executor import RayExecutor
+    from harness.settings import ExecutionSpec, ResourcesSpec
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert not ray.is_initialized()
+    before = {(ip, port) for _, ip, port in _listening()}
+    executor = RayExecutor()
+    executor.start(ResourcesSpec(), ExecutionSpec())
+    try:
+        assert ray.get(ray.remote(lambda: 1).remote(), timeout=60) == 1  # a worker process too
+        listening = _listening(before)
+        node = ray.nodes()[0]
+    finally:
+        executor.close()
+    names = {name for name, _, _ in listening}
+    assert {"gcs_server", "raylet"} <= names, listening
+    assert node["NodeManagerAddress"] == "127.0.0.1"
+    exposed = [entry for entry in listening if not _loopback(entry[1])]
+    assert exposed == [], exposed
+
+
+def _children(pid: int) -> dict[int, str]:
+    """pid → name of the child processes of ``pid`` (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found[int(stat.parent.name)] = name
+    return found
+
+
+def test_a_dead_raylet_stops_the_suite_with_one_clear_message(tmp_path: Path) -> None:
+    """Issue 17, defect 17: with the local raylet killed, the remaining cells burned all their retries
+    within a second and Ray dumped 22 lines of raylet state (twice, in raw colour codes).
+
+    The cells training when the raylet dies keep going (their workers outlive it) and may finish;
+    the next cell submitted fails at once, which tells the driver that Ray itself is gone."""
+    pids = tmp_path / "pids"
+    env = _env(tmp_path, HARNESS_PLUGINS="tests.fault_plugin", PYTHONPATH=str(REPO))
+    suite = write_suite(
+        tmp_path,
+        {
+            "name": "raylet",
+            "seeds": [0, 1, 2, 3, 4, 5],
+            "tasks": [{"name": "fault", "params": {"mode": "hold", "sleep_s": 0.3, "pid_dir": str(pids)}}],
+            "architectures": [{"name": "instant"}],
+            "trainer": {"max_epochs": 3, "batch_size": 16, "lr": 0.01},
+            "resources": {"cpus": 1},
+        },
+    )
+    driver = subprocess.Popen(
+        [*HARNESS, "run", str(suite)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len([p for p in pids.glob("*") if p.name.isdigit()]) < 2:  # two cells are training
+            assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+            time.sleep(0.5)
+        raylets = [pid for pid, name in _children(driver.pid).items() if name == "raylet"]
+        assert len(raylets) == 1, _children(driver.pid)
+        os.kill(raylets[0], signal.SIGKILL)
+        killed = time.monotonic()
+        out, err = driver.communicate(timeout=120)
+        took = time.monotonic() - killed
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.communicate()
+    text = out + err
+    assert driver.returncode == 2, text
+    assert took < 60, took
+    assert text.count("The Ray instance this suite runs on died") == 1, text
+    assert "its raylet" in text and "Run the same command again to resume" in text, text
+    assert "state-dump" not in text and "Raylet is terminated" not in text, text
+    assert "\x1b" not in text and "Traceback" not in text and "attempt 2" not in text, text
+    found = re.search(r"(\d+) running cell\(s\) recorded as failed \(\w+\), (\d+) not started", text)
+    assert found is not None, text
+    stopped, unstarted = int(found[1]), int(found[2])
+    records = ResultsFile(tmp_path / "results" / "raylet.jsonl").read()
+    failed = [r for r in records if r.status != "finished"]
+    assert stopped >= 1 and len(failed) == stopped and len(records) + unstarted == 6, records
+    for record in failed:  # no retry burned: one attempt, one cause
+        assert record.status == "failed" and record.failure is not None, record
+        assert record.failure.kind == "infrastructure" and record.attempts == 1
+        assert "the Ray instance this suite runs on died" in record.failure.message

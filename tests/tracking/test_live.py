@@ -109,21 +109,26 @@ def test_a_duplicate_is_closed_and_a_cell_killed_before_it_started_still_gets_a_
     assert statuses == [("cell-c", "FAILED"), ("cell-d", "KILLED")]
 
 
-def test_an_unreachable_store_is_one_warning_per_child_and_never_an_exception(tmp_path: Path) -> None:
+def test_an_unreachable_store_is_one_warning_per_outage_and_never_an_exception(tmp_path: Path) -> None:
+    """A store that stops answering: one warning for the outage (not one per cell: a 1,000-cell
+    suite would print a thousand), every affected child run counted for the back-fill, no waiting."""
     tracker = MlflowTracker(f"sqlite:///{tmp_path / 'mlflow.db'}", "gone")
     tracker.connect()
     tracker.start_parent("parent", {}, {}, "")
     tracker.experiment_id = "999999"  # every create_run now fails (no such experiment)
     warnings: list[str] = []
     live = LiveLogger(tracker, warnings.append)
-    record = make_record(value=0.5, history=ROWS, run_id="cell-e")
-    live.open(record.spec)
-    live.rows("cell-e", ROWS)
     started = time.perf_counter()
-    assert live.close(record) is None
+    for run_id in ("cell-e", "cell-f"):
+        record = make_record(value=0.5, history=ROWS, run_id=run_id)
+        live.open(record.spec)
+        live.rows(run_id, ROWS)
+        assert live.close(record) is None
     assert time.perf_counter() - started < 30
     assert live.stop(timeout=30)
-    assert len(warnings) == 1 and "cell-e" in warnings[0] and "results file has it" in warnings[0]
+    assert len(warnings) == 1 and "run cell-" in warnings[0], warnings
+    assert "results file has every record" in warnings[0] and "harness sync" in warnings[0]
+    assert live.incomplete == 2
 
 
 def test_metric_names_are_sectioned_and_flat_names_of_older_runs_still_read() -> None:

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,7 +78,7 @@ def test_results_file_survives_a_truncated_last_line(tmp_path: Path) -> None:
     with results.path.open("a") as handle:
         handle.write('{"format": 2, "spec": {"run_id": "c", "status": "fin')  # the driver died mid-write
     records = results.read()
-    assert [r.run_id for r in records] == ["a", "b"] and results.unreadable == 1
+    assert [r.run_id for r in records] == ["a", "b"] and results.unreadable == [3]
     assert finished_ids(records) == {"a"}
     first = json.loads(results.path.read_text().splitlines()[0])
     assert first["metrics"]["test_accuracy"] is None  # NaN is stored as null, and read back as NaN
@@ -89,7 +95,7 @@ def test_a_record_appended_after_a_partial_last_line_is_not_lost(tmp_path: Path)
     results.path.write_bytes(text[:-40])  # cut into the last record
     results.append(make_record(run_id="c", value=0.7))
     records = results.read()
-    assert [r.run_id for r in records] == ["a", "c"] and results.unreadable == 1
+    assert [r.run_id for r in records] == ["a", "c"] and len(results.unreadable) == 1
     results.append(make_record(run_id="d", value=0.8))  # after a whole line: no blank line added
     assert [r.run_id for r in results.read()] == ["a", "c", "d"]
     assert "\n\n" not in results.path.read_text()
@@ -132,14 +138,79 @@ def test_runs_are_tracked_on_a_real_mlflow_server(workdir: Path, mlflow_server: 
 def test_unreachable_tracking_server_is_bad_input_and_records_nothing(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    """Refused at once, said in one clean line (it was urllib3's text cut at 300 characters,
+    ending in a mangled `port=)` fragment, after MLflow's retries)."""
+    for name in (
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
+        "HARNESS_TRACKING_CONNECT_TIMEOUT",
+    ):
+        monkeypatch.delenv(name, raising=False)
     suite = write_suite(workdir, tiny_suite(name="nowhere", tasks=["digits"]))
-    url = f"http://127.0.0.1:{free_port()}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
     result = CliRunner().invoke(main, ["run", str(suite), "--executor", "local", "--tracking-uri", url])
+    took = time.monotonic() - started
     assert result.exit_code == 2, result.output
     assert "Cannot use the MLflow tracking store" in result.output and "mlflow server" in result.output
-    assert not (workdir / "results").exists() and not (workdir / "mlflow.db").exists()
+    assert f"connection refused at 127.0.0.1:{port}" in result.output
+    for noise in ("port=", "HTTPConnection", "Max retries", "NewConnectionError", "Traceback"):
+        assert noise not in result.output, noise
+    assert took < 5, took
+    assert not (workdir / "mlflow.db").exists()
+
+
+@contextmanager
+def _silent_server() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections and never answers (a hung server)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_a_tracking_server_that_never_answers_fails_within_the_connect_timeout(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 17, defect 15: exit 2 came only after 71 s (MLflow's 20 s timeout, 2 retries, back-off)."""
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_TIMEOUT", raising=False)
+    monkeypatch.setenv("HARNESS_TRACKING_CONNECT_TIMEOUT", "2")
+    suite = write_suite(workdir, tiny_suite(name="silent", tasks=["digits"]))
+    with _silent_server() as port:
+        started = time.monotonic()
+        result = CliRunner().invoke(
+            main, ["run", str(suite), "--executor", "local", "--tracking-uri", f"http://127.0.0.1:{port}"]
+        )
+        took = time.monotonic() - started
+    assert result.exit_code == 2, result.output
+    assert f"no answer from 127.0.0.1:{port} within 2 s" in result.output
+    assert "HARNESS_TRACKING_CONNECT_TIMEOUT" in result.output and "Traceback" not in result.output
+    assert took < 10, took
+    # the limit is for connecting only: the writes during the run keep MLflow's longer timeouts
+    assert os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") == "20"
+    assert os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") == "2"
 
 
 def test_sqlite_artifacts_go_beside_the_database_not_the_working_directory(

@@ -164,3 +164,15 @@ def test_run_trial_refuses_a_plugin_version_other_than_the_planned_one(
     assert "harness-fault==9.9" in result.error and "pip install 'harness-fault==9.9'" in result.error
     assert "node " in result.error
     clear_cache()
+
+
+def test_one_line_of_a_ray_task_error_is_the_error_not_the_coloured_process_title() -> None:
+    """Ray's task errors start with a colour-coded process title; the recorded message (results
+    file, MLflow tag `harness.error`) is the error itself, with no terminal codes (issue 17)."""
+    from harness.train.failures import one_line
+
+    title = "\x1b[36mray::harness:abc()\x1b[39m (pid=123, ip=127.0.0.1)"
+    text = f"{title}\n  File x\nRuntimeError: injected crash"
+    line = one_line(RuntimeError(text))
+    assert "\x1b" not in line and "ray::" not in line and line.startswith("RuntimeError: ")
+    assert one_line(ValueError("plain\nsecond")) == "ValueError: plain"
