@@ -206,7 +206,7 @@ def run(
     """
     from rich.text import Text
 
-    from harness.console import summary_table, verdict_lines
+    from harness.console import summary_table, tuning_table, verdict_lines
     from harness.report.summary import summarize
     from harness.runner import RunOptions, SuiteInterrupted, plan_suite, run_plan
     from harness.tracking.mlflow_store import ui_link
@@ -246,10 +246,18 @@ def run(
         )
         sys.exit(stop.exit_code)
     in_plan = {c.run_id for c in plan.cells}
-    records = [r for r in outcome.records if r.run_id in in_plan]
+    pairs = {f"{c.task_label} × {c.arch_label}" for c in plan.cells}  # a tuned suite's runs: by pair
+    records = [
+        r
+        for r in outcome.records
+        if r.run_id in in_plan or (r.spec.tuning is not None and r.spec.tuning.contender in pairs)
+    ]
     summary = summarize(records)
     console.print(summary_table(summary, title=f"{plan.suite.spec.name}: primary test metric over seeds"))
     console.print(verdict_lines(summary))
+    tuning = tuning_table(outcome.records)  # None unless the suite has tuning trials
+    if tuning is not None:
+        console.print(tuning)
     for cell in outcome.skipped_cells:
         console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
     failed = outcome.failed
@@ -291,18 +299,19 @@ def sync(suite: str, tracking_uri: str | None, results: str | None) -> None:
     has, and closes as KILLED the runs a dead driver left RUNNING. `harness run` does the same
     before it starts; running it twice adds nothing.
     """
-    from harness.suite import load_suite
+    from harness.runner import plan_suite
     from harness.tracking.mlflow_store import MlflowTracker
     from harness.tracking.reconcile import reconcile
     from harness.tracking.results import ResultsFile
 
-    spec = load_suite(suite).spec
+    plan = plan_suite(suite)
+    spec = plan.suite.spec
     path, uri = _destinations(spec, results, tracking_uri)
     results_file = ResultsFile(path)
     with results_file.locked():
         tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
         tracker.connect()
-        outcome = reconcile(tracker, results_file, spec.name)
+        outcome = reconcile(tracker, results_file, spec.name, plan.cells)
     click.echo(f"{path} and MLflow ({uri}): " + (outcome.describe() or "already in agreement") + ".")
     skipped = results_file.describe_unreadable()
     if skipped:
@@ -376,6 +385,7 @@ def validate(
         )
     console.print(table)
     _print_budget(console, plan)
+    _print_tuning(console, plan)
     spec = plan.suite.spec
     done = len(status.done)
     console.print(
@@ -386,6 +396,36 @@ def validate(
     )
     if done:
         console.print(f"`harness run` skips the {done} finished cell(s); --rerun runs them again.")
+
+
+def _print_tuning(console: Any, plan: Any) -> None:
+    """The tuning plan (`tune:` in the suite): per task and architecture its trials and space."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from harness.plugins import get_registry
+    from harness.tuning import plan_contenders
+
+    tune = plan.suite.spec.tune
+    if tune is None:
+        return
+    contenders = plan_contenders(plan.runnable, tune, get_registry())
+    budget = tune.trials_per_architecture or "as many as fit"
+    limit = f", at most {tune.time_per_architecture:g} s" if tune.time_per_architecture else ""
+    table = Table(title=f"{plan.suite.spec.name}: tuning ({tune.search} search, scheduler {tune.scheduler})")
+    for column in ("task × architecture", "trials", "search space", "final runs"):
+        table.add_column(column)
+    for contender in contenders:
+        targets = sorted(contender.space.items())
+        space = "\n".join(f"{target}: {domain.describe()}" for target, domain in targets)
+        finals = len(contender.cells) * (2 if tune.compare_default else 1)
+        table.add_row(Text(contender.key), f"{budget}{limit}", Text(space), str(finals))
+    console.print(table)
+    console.print(
+        f"Trials train with seed {tune.seed} and are validated only (val_<primary metric>); then each "
+        "best configuration runs over the suite's seeds and is tested"
+        + (", beside the suite's own configuration (tuned vs default)." if tune.compare_default else ".")
+    )
 
 
 def _print_budget(console: Any, plan: Any) -> None:

@@ -6,7 +6,7 @@ import io
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, TYPE_CHECKING, Any
@@ -302,3 +302,51 @@ def verdict_lines(table: SummaryTable) -> Group:
             lead = f"{task}: " if i == 0 else " " * (len(task) + 2)
             lines.append(Text(lead, style="bold") + Text(sentence))
     return Group(*lines)
+
+
+def tuning_table(records: Iterable[RunRecord]) -> Table | None:
+    """A tuned suite's tuning per task × architecture: trials, early-stopped, CPU-seconds, the best
+    validation score, and tuned vs default on test (the report's tuning section, in short). None
+    when the records hold no tuning trial."""
+    from harness.report.stats import interval_text, number
+    from harness.report.tuning import tuning_analysis
+
+    tuning = tuning_analysis(records)
+    if tuning is None:
+        return None
+    default = tuning.has_default
+    out = Table(
+        title="Tuning: the same budget per task × architecture",
+        caption=(
+            "best val: the best trial's best validation score; tuned / default: test primary metric, "
+            "mean ± 95 % CI over seeds; Δ = tuned − default. " + tuning.totals()
+        ),
+        caption_justify="left",
+    )
+    for column in ("task", "architecture", "trials", "early-stopped", "CPU-s", "best val", "tuned (test)"):
+        out.add_column(column, justify="left" if column in ("task", "architecture") else "right")
+    if default:
+        out.add_column("default (test)", justify="right")
+        out.add_column("Δ", justify="right")
+    for c in tuning.contenders:
+        arrow = "↑" if c.direction == "max" else "↓"
+        cells: list[Text | str] = [
+            Text(c.task),
+            Text(c.arch),
+            str(len(c.trials)) + (f" ({c.failed} failed)" if c.failed else ""),
+            str(c.early_stopped),
+            number(c.cpu_seconds, 3),
+            f"{number(c.best_score)} {c.primary} {arrow}" if c.best_score is not None else "—",
+            interval_text(c.tuned_interval) if c.tuned_interval is not None else "—",
+        ]
+        if default:
+            diff = c.difference
+            style = ""
+            if diff is not None and diff != 0:
+                style = "green" if (diff > 0) == (c.direction == "max") else "red"  # tuning helped / hurt
+            cells += [
+                interval_text(c.default_interval) if c.default_interval is not None else "—",
+                Text("—" if diff is None else f"{diff:+.4g}", style=style),
+            ]
+        out.add_row(*cells)
+    return out

@@ -264,6 +264,15 @@ class Architecture(Component[ParamsT]):
         """``budget_width`` as a :class:`Width` (a name ``"hidden_size"`` is ``Width("hidden_size")``)."""
         return Width(cls.budget_width) if isinstance(cls.budget_width, str) else cls.budget_width
 
+    @classmethod
+    def tune_space(cls) -> dict[str, Any]:
+        """The default search space of fair tuning (a suite's ``tune:`` block) for this architecture,
+        beside the core's (the learning rate): target → domain, written as in a suite, e.g.
+        ``{"params.dropout": {"uniform": [0.0, 0.3]}}``. Targets are ``params.<key>`` (a parameter
+        of ``Params``) or ``trainer.<key>``; domains ``loguniform``, ``uniform``, ``int``,
+        ``logint`` (``[low, high]``) or ``choice`` (a list). A suite's ``tune.space`` overrides it."""
+        return {}
+
     def capabilities(self) -> frozenset[str]:
         """Capabilities for these parameters (override when params matter)."""
         return self.supports

@@ -152,6 +152,24 @@ class Sizing(_Frozen):
         return self.params / self.budget
 
 
+#: what a run is for in a tuned suite (``tune:``): a tuning trial (validation only, never tested),
+#: the final run of the best configuration, or of the suite's untuned one (tuned vs default)
+TuningRole = Literal["trial", "tuned", "default"]
+
+
+class Tuning(_Frozen):
+    """Where a run stands in a tuned suite (``tune:``). Not part of the run id: a trial's id is
+    made distinct by :mod:`harness.tuning` itself, and a ``default`` run is the plain cell."""
+
+    role: TuningRole
+    #: the (task, architecture) pair the tuning compares: ``<task label> × <arch label>``
+    contender: str
+    #: the trial's number within its contender (0-based), for trials
+    trial: int | None = None
+    #: the tuned settings: ``trainer.<key>`` / ``params.<key>`` → value (empty: the suite's own)
+    config: JsonDict = Field(default_factory=dict)
+
+
 class RunSpec(_Frozen):
     """One cell of a plan: everything a worker needs to rebuild and run it (plain data)."""
 
@@ -188,6 +206,13 @@ class RunSpec(_Frozen):
     log_model: Literal["best", "none"] = "none"
     #: how the suite's parameter budget sized the architecture (None: no budget applied)
     sizing: Sizing | None = None
+    #: the run's place in a tuned suite (None: the suite has no ``tune:``)
+    tuning: Tuning | None = None
+
+    @property
+    def is_trial(self) -> bool:
+        """A tuning trial: trained and validated only; reports and compare leave it out."""
+        return self.tuning is not None and self.tuning.role == "trial"
 
     @property
     def label(self) -> str:
@@ -242,6 +267,8 @@ class RunRecord(BaseModel):
     mlflow_run_id: str | None = None
     #: samples per data split the run used (``train``, ``val``, ``test``): the dataset MLflow shows
     data_sizes: dict[str, int] = Field(default_factory=dict)
+    #: a tuning trial the early-stopping scheduler (ASHA) stopped before its last epoch
+    early_stopped: bool = False
     #: the best-validation network, serialized by the worker when ``spec.log_model == "best"``
     #: (see :mod:`harness.tracking.models`); travels to the driver, never into the results file
     model: bytes | None = Field(default=None, exclude=True, repr=False)
@@ -527,6 +554,8 @@ __all__ = [
     "RunSpec",
     "RuntimeInfo",
     "Sizing",
+    "Tuning",
+    "TuningRole",
     "Status",
     "finished_ids",
     "latest_by_run",

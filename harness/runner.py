@@ -140,9 +140,10 @@ class _Recorder:
     def rows(self, run_id: str, rows: list[dict[str, float]]) -> None:
         self.live.rows(run_id, rows)
 
-    def __call__(self, record: RunRecord) -> bool:
-        """Record ``record``; False when it was a second finished record of a run id (dropped)."""
-        record.parent_run_id = self.parent
+    def __call__(self, record: RunRecord, parent: str | None = None) -> bool:
+        """Record ``record`` (under ``parent``: a tuning trial's MLflow parent, else the
+        invocation's); False when it was a second finished record of a run id (dropped)."""
+        record.parent_run_id = parent or self.parent
         rid = record.run_id
         if record.finished and rid in self._logged_finished:
             self.live.discard(rid, "a second finished result of this run id was dropped")
@@ -192,6 +193,129 @@ def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, conso
     return "FINISHED" if all(r.finished for r in recorder.results) else "FAILED"
 
 
+class _TrialSink:
+    """Where the tuning phase records a contender's trials: the results file and MLflow (under the
+    contender's tuning run), one line on the console per trial that ends."""
+
+    def __init__(self, recorder: _Recorder, parent: str | None, console: Console) -> None:
+        self.recorder, self.parent, self.console = recorder, parent, console
+
+    def start(self, spec: RunSpec) -> None:
+        self.recorder.live.open(spec, parent=self.parent)
+
+    def rows(self, run_id: str, rows: list[dict[str, float]]) -> None:
+        self.recorder.rows(run_id, rows)
+
+    def done(self, record: RunRecord) -> None:
+        from harness.tuning.trials import best_value
+
+        self.recorder(record, parent=self.parent)
+        tuning, value = record.spec.tuning, best_value(record)
+        number = f"trial {tuning.trial}" if tuning is not None else "trial"
+        key = f"val_{record.spec.primary_metric}"
+        how = (
+            f"early-stopped after {len(record.history)}/{record.spec.trainer.max_epochs} epochs"
+            if record.early_stopped
+            else record.status
+        )
+        score = f"best {key} {value:.4g}" if value is not None else f"no {key}"
+        contender = tuning.contender if tuning is not None else record.spec.label
+        self.console.print(
+            f"  tune {escape(contender)} · {number}: {score} ({how}, {record.wall_time_s:.1f} s)"
+        )
+
+
+def _tune_phase(
+    plan: Plan,
+    options: RunOptions,
+    tracker: MlflowTracker,
+    recorder: _Recorder,
+    executor: Executor,
+    previous: list[RunRecord],
+    console: Console,
+) -> list[RunSpec]:
+    """Tune every (task, architecture) on Ray Tune; the final runs (tuned and default) to schedule."""
+    from harness.scheduler import make_executor
+    from harness.tuning import Accounting, TuningHooks, run_tuning
+    from harness.tuning.trials import Contender
+
+    spec = plan.suite.spec
+    assert spec.tune is not None
+    tune = spec.tune
+    ray_executor = executor
+    if executor.name != "ray":  # tuning runs on Ray Tune: a local instance for this phase
+        ray_executor = make_executor("ray", options.address)
+        with interrupts.deferred():
+            ray_executor.start(spec.resources, spec.execution)
+        interrupts.install()
+
+    def open_parent(contender: Contender) -> str | None:
+        try:
+            return tracker.start_tuning(
+                contender.key,
+                spec.name,
+                {
+                    "search": tune.search,
+                    "scheduler": tune.scheduler,
+                    "trials_per_architecture": tune.trials_per_architecture,
+                    "time_per_architecture": tune.time_per_architecture,
+                    "seed": tune.seed,
+                    "space": {k: v.describe() for k, v in contender.space.items()},
+                },
+            )
+        except Exception as exc:  # noqa: BLE001 - MLflow is best effort; the results file has the trials
+            console.print(
+                f"[yellow]warning:[/] could not open the MLflow tuning run of {contender.key}: {exc}"
+            )
+            return None
+
+    def close_parent(run_id: str | None, status: str, acc: Accounting) -> None:
+        if run_id is None:
+            return
+        summary = {
+            "trials": acc.trials,
+            "early_stopped": acc.early_stopped,
+            "failed": acc.failed,
+            "cpu_s": acc.cpu_s,
+            "gpu_s": acc.gpu_s,
+            **({"best_value": acc.best_value} if acc.best_value is not None else {}),
+            "best": acc.best,
+        }
+        try:
+            tracker.finish_tuning(run_id, status, summary)
+        except Exception as exc:  # noqa: BLE001
+            console.print(f"[yellow]warning:[/] could not close the MLflow tuning run {run_id}: {exc}")
+
+    hooks = TuningHooks(
+        open_parent, close_parent, lambda parent: _TrialSink(recorder, parent, console), console.print
+    )
+    storage = (Path(options.results or spec.tracking.results or default_results_path(spec.name))).parent
+    console.print(
+        f"Tuning: {tune.trials_per_architecture or 'as many as fit'} trial(s) per (task, architecture)"
+        + (f", at most {tune.time_per_architecture:g} s each" if tune.time_per_architecture else "")
+        + f", {tune.search} search, "
+        + ("ASHA early stopping; " if tune.scheduler == "asha" else "no early stopping; ")
+        + "validation only, then the best configuration of each over the seeds."
+    )
+    try:
+        outcome = run_tuning(
+            plan.runnable,
+            tune,
+            get_registry(),
+            previous,
+            hooks,
+            storage / f"{spec.name}.tune",
+            ray_executor.capacity,
+        )
+    except interrupts.Interrupted as stop:
+        interrupts.acknowledge()
+        raise SuiteInterrupted(recorder.results, 0, stop.signum) from None
+    finally:
+        if ray_executor is not executor:
+            ray_executor.close()
+    return outcome.finals
+
+
 def _log_model(uri: str, run_id: str, record: RunRecord) -> None:
     from harness.tracking.models import log_model
 
@@ -226,9 +350,6 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
     spec = plan.suite.spec
     command = shlex.join(["harness", *sys.argv[1:]])
     uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
-    # the tracking store first: it is quicker to check than starting Ray, and a bad one is exit 2
-    tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
-    tracker.connect()
     executor = make_executor(options.executor, options.address, dashboard=options.dashboard)
     try:
         try:
@@ -241,10 +362,13 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
         interrupts.install()  # ray.init set a SIGTERM handler of its own
         if executor.dashboard_url:
             console.print(f"Ray dashboard: {executor.dashboard_url}")
+        # after Ray: a cluster that cannot be joined leaves no trace (a sqlite store is created here)
+        tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
+        tracker.connect()
         try:
             # the results file is the local source of truth; MLflow may lag it (a server that died)
             # or lead it (a driver that died between the two): make them agree, then decide what is done
-            synced = _reconcile(tracker, results_file, spec.name, console)
+            synced = _reconcile(tracker, results_file, plan, console)
             previous = results_file.read()
             unreadable = results_file.describe_unreadable()
             if unreadable:
@@ -285,6 +409,15 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
         recorder = _Recorder(live, results_file, parent, in_mlflow)
         status = "FAILED"
         try:
+            if spec.tune is not None:  # tune first (validation only), then run the best of each
+                finals = _tune_phase(plan, options, tracker, recorder, executor, previous, console)
+                done_ids = plan_status(plan, previous, in_mlflow, options.rerun).done_ids | (
+                    set() if options.rerun else {r.run_id for r in previous if r.finished} | set(in_mlflow)
+                )
+                todo = [
+                    c.model_copy(update={"cache_dir": cache_dir}) for c in finals if c.run_id not in done_ids
+                ]
+                resumed = len(finals) - len(todo)
             status = _execute(executor, todo, recorder, console)
         except SuiteInterrupted:
             status = "KILLED"
@@ -330,11 +463,11 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
 
 
 def _reconcile(
-    tracker: MlflowTracker, results_file: ResultsFile, suite: str, console: Console
+    tracker: MlflowTracker, results_file: ResultsFile, plan: Plan, console: Console
 ) -> SyncOutcome:
     from harness.tracking.reconcile import reconcile
 
-    synced = reconcile(tracker, results_file, suite)
+    synced = reconcile(tracker, results_file, plan.suite.spec.name, plan.cells)
     if synced.describe():
         console.print(f"Synced with MLflow: {synced.describe()}.")
     return synced

@@ -26,6 +26,7 @@ from harness.settings import (
     TrainerSpec,
     parse_seconds,
 )
+from harness.tunespec import TuneSpec
 from harness.validation import raise_for
 from harness.yamlsrc import Source, load_yaml
 
@@ -149,6 +150,9 @@ class SuiteSpec(Strict):
     reporters: list[str] | None = None
     #: parameter budget of every task (a task entry's own ``budget`` overrides it)
     budget: BudgetSpec | None = None
+    #: fair tuning: the same budget of trials per (task, architecture), then the best
+    #: configuration of each over the seeds (see docs/fair-comparisons.md)
+    tune: TuneSpec | None = None
 
     @field_validator("seeds", mode="before")
     @classmethod

@@ -6,6 +6,8 @@ so Ray workers load it too. Task ``fault`` params:
 - ``mode``: ``ok`` (learns a toy rule), ``nan`` (the loss is NaN), ``sleep`` (every loss call
   sleeps ``sleep_s``), ``sleep_first`` (sleeps only in the first attempt of the run: a marker
   file in ``pid_dir`` says an attempt started), ``crash`` (raises);
+- ``no_test``: like ``ok``, but any use of the test split raises "the test split was touched"
+  (the tuning tests prove a trial never touches it);
 - ``hold``: like ``sleep`` until a file named ``release`` appears in ``pid_dir`` (a test
   interrupts held runs, then releases them so the resumed suite runs them quickly);
 - ``pid_dir``: a folder where each worker process writes a file named after its pid on its first
@@ -28,7 +30,7 @@ FEATURES = 4
 
 
 class FaultParams(Params):
-    mode: Literal["ok", "nan", "sleep", "sleep_first", "hold", "crash"] = "ok"
+    mode: Literal["ok", "nan", "sleep", "sleep_first", "hold", "crash", "no_test"] = "ok"
     sleep_s: float = 0.0
     pid_dir: str | None = None
     num_train: int = 64
@@ -60,7 +62,14 @@ class FaultTask(Task):
                 out[f"{split}_x"], out[f"{split}_y"] = x, (x.sum(axis=(1, 2)) > 0).astype("int64")
             return out
 
-        return arrays_datamodule(arrays, config)
+        data = arrays_datamodule(arrays, config)
+        if p.mode == "no_test":  # a spy: any use of the test split fails the run, naming it
+
+            def touched(*args: Any, **kwargs: Any) -> Any:
+                raise RuntimeError("the test split was touched")
+
+            data.test_dataloader = touched
+        return data
 
     def loss(self, prediction: Any, target: Any) -> Any:
         p: Any = self.params

@@ -3,8 +3,10 @@
 ``analyze(records, context) -> Analysis`` makes every statistical decision (CIs, paired tests,
 ranks, critical difference); ``render_html``, ``render_markdown``, ``tidy_csv`` and
 ``all_figures`` format it; ``ReportContext`` carries the suite text, command line and profile
-records; ``summarize`` is the light task × architecture table the console prints. Names load
-lazily, so importing this package costs nothing until a name is used.
+records; ``summarize`` is the light task × architecture table the console prints;
+``final_records`` keeps the runs a comparison counts (a tuned suite's trials and default runs
+left out; ``tuning_analysis`` reads those). Names load lazily, so importing this package costs
+nothing until a name is used.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ _API = {
     "all_figures": "harness.report.plots",
     "summarize": "harness.report.summary",
     "SummaryTable": "harness.report.summary",
+    "final_records": "harness.report.records",
+    "tuning_analysis": "harness.report.tuning",
 }
 
 __all__ = sorted(_API)

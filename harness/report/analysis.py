@@ -15,6 +15,7 @@ from typing import Any
 from harness.measure import NOISY_RATIO, noisy
 from harness.records import RunRecord, latest_by_run
 from harness.report.context import ReportContext
+from harness.report.records import final_records
 from harness.report.stats import (
     ALPHA,
     INTERVAL_LABEL,
@@ -26,6 +27,7 @@ from harness.report.stats import (
     mean_ci,
     paired_t,
 )
+from harness.report.tuning import TuningAnalysis, tuning_analysis
 from harness.report.verdict import Verdict, verdict
 
 #: the critical-difference diagram needs at least this many tasks (data sets) to have power
@@ -154,6 +156,8 @@ class Analysis:
     records: list[RunRecord]
     #: one per task, in table order: the answer to "who won", stated first in every report
     verdicts: list[Verdict] = field(default_factory=list)
+    #: a tuned suite's tuning (trials, accounting, tuned vs default); None without tuning trials
+    tuning: TuningAnalysis | None = None
     test_note: str = (
         f"Cells: {INTERVAL_LABEL} (Student t over seeds; n = finished seeds; n=1: no interval). "
         f"Bold: best mean. ≈: not significantly different from the best (paired t-test over seeds, "
@@ -347,8 +351,15 @@ def _provenance(records: Sequence[RunRecord], context: ReportContext) -> dict[st
 
 
 def analyze(records: Iterable[RunRecord], context: ReportContext | None = None) -> Analysis:
-    rows = latest_by_run(records)
-    context = context or ReportContext.from_records(rows)
+    """The analysis of the final runs (:func:`~harness.report.records.final_records`): a tuned
+    suite's trials and default runs (in ``records`` or ``context.tuning_records``) enter only its
+    tuning section (``Analysis.tuning``); provenance covers them all."""
+    given = latest_by_run(records)
+    known = {r.run_id for r in given}
+    extra = [r for r in (context.tuning_records if context else []) if r.run_id not in known]
+    everything = given + latest_by_run(extra)
+    rows = final_records(everything)
+    context = context or ReportContext.from_records(everything)
     by_task: dict[str, list[RunRecord]] = {}
     for r in rows:
         by_task.setdefault(r.spec.task_label, []).append(r)
@@ -358,9 +369,10 @@ def analyze(records: Iterable[RunRecord], context: ReportContext | None = None) 
         tables,
         _ranking(tables),
         _problems(rows),
-        _provenance(rows, context),
+        _provenance(everything, context),
         rows,
         [verdict(t) for t in tables],
+        tuning_analysis(everything),
     )
 
 

@@ -10,6 +10,9 @@ the user states a minimum relative effect (``--min-effect 0.05`` = 5 %), which i
 
 Two sides that cannot be compared are bad input (:class:`HarnessError`): a side without finished
 runs, the same runs on both sides, no cell in common, or (paired) no seed in common.
+
+Only final runs are compared (:func:`~harness.report.records.final_records`): a tuned suite's
+tuning trials (never tested) and its untuned ``default`` runs are left out on both sides.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 from harness.errors import HarnessError
 from harness.records import RunRecord, latest_by_run
 from harness.report.analysis import normalize_cost
+from harness.report.records import final_records
 from harness.report.stats import ALPHA, holm, paired_t, welch
 
 #: main costs compared besides the primary metric: (key, higher is better)
@@ -156,7 +160,7 @@ class _Cell:
 
 def _values(records: Sequence[RunRecord]) -> dict[tuple[str, str], _Cell]:
     cells: dict[tuple[str, str], _Cell] = {}
-    for r in latest_by_run(records):
+    for r in final_records(latest_by_run(records)):
         if not r.finished:
             continue
         key = (r.spec.task_label, r.spec.arch_label)
@@ -178,8 +182,13 @@ def check_comparable(
     a: Sequence[RunRecord], b: Sequence[RunRecord], paired: bool = False, names: tuple[str, str] = ("A", "B")
 ) -> None:
     """Raise :class:`HarnessError` when A and B cannot be compared (see the module docstring)."""
+    left_out = (len(a) - len(final_records(a)), len(b) - len(final_records(b)))
+    a, b = final_records(a), final_records(b)
     cells_a, cells_b = _values(a), _values(b)
-    for name, records, cells in ((names[0], a, cells_a), (names[1], b, cells_b)):
+    for name, records, cells, tuning in (
+        (names[0], a, cells_a, left_out[0]),
+        (names[1], b, cells_b, left_out[1]),
+    ):
         if not any(cell.values.get(cell.primary) for cell in cells.values()):
             statuses = sorted({r.status for r in records})
             raise HarnessError(
@@ -189,6 +198,14 @@ def check_comparable(
                     f"(status: {', '.join(statuses)})"
                     if records
                     else "it has no records"
+                    if not tuning
+                    else "it has no final runs"
+                )
+                + (
+                    f", only {tuning} tuning record(s) (trials and default runs), which compare "
+                    "leaves out: it compares the final runs of the tuned configurations"
+                    if tuning
+                    else ""
                 )
                 + ". Pass the invocation (parent run id), results file or suite that ran the cells."
             )
@@ -285,7 +302,7 @@ def environment_warnings(a: Sequence[RunRecord], b: Sequence[RunRecord]) -> list
 
     def env(records: Sequence[RunRecord]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for r in records:
+        for r in final_records(records):
             if not r.finished:
                 continue
             plan = r.spec.provenance

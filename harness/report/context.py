@@ -77,6 +77,9 @@ class ReportContext:
     source: str = ""  # where the records came from (results file or tracking URI)
     profiles: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     generated_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M:%S %Z"))
+    #: a tuned suite's tuning records (trials, ``tuned`` and ``default`` runs) for the report's tuning
+    #: section: reporters are given the final runs only (see :func:`harness.report.output.write_report_set`)
+    tuning_records: list[RunRecord] = field(default_factory=list)
 
     @property
     def suite_hash(self) -> str | None:

@@ -10,6 +10,14 @@ from html import escape
 
 from harness.report.analysis import Analysis
 from harness.report.tables import Table, problems_table, provenance_rows, ranking_table, task_table
+from harness.report.tuning import (
+    NO_DEFAULT,
+    NOTE,
+    TuningAnalysis,
+    accounting_table,
+    config_table,
+    task_heading,
+)
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;
@@ -57,14 +65,31 @@ def _figures(figures: list[tuple[str, str]]) -> str:
     )
 
 
+def _tuning(tuning: TuningAnalysis, figures: list[tuple[str, str]]) -> list[str]:
+    """The tuning section of a tuned suite: accounting and tuned vs default, configurations, plots."""
+    parts = ['<h2 id="tuning">Tuning</h2>', f'<p class="note">{escape(NOTE)}</p>']
+    parts.append(f"<p>{escape(tuning.totals())}</p>")
+    if not tuning.has_default:
+        parts.append(f'<p class="note">{escape(NO_DEFAULT)}</p>')
+    for task in tuning.tasks:
+        parts.append(f"<h3>{escape(task_heading(tuning.of_task(task)[0]))}</h3>")
+        parts.append(_table(accounting_table(tuning, task)))
+        configs = config_table(tuning, task)
+        if configs:
+            parts.append("<p>Chosen configuration (the tuned runs'):</p>" + _table(configs))
+    parts.append(_figures(figures))
+    return parts
+
+
 def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | None = None) -> str:
     figures = figures or {}
     ctx = analysis.context
+    trials = f" (and {analysis.tuning.trials} tuning trials: see Tuning)" if analysis.tuning else ""
     parts = [
         f"<h1>{escape(ctx.suite)} — benchmark report</h1>",
         (
             f'<p class="note">Invocation <code>{escape(ctx.invocation)}</code>, '
-            f"generated {escape(ctx.generated_at)}. {len(analysis.records)} runs.</p>"
+            f"generated {escape(ctx.generated_at)}. {len(analysis.records)} runs{escape(trials)}.</p>"
         ),
     ]
     parts.append('<h2 id="verdict">Verdict</h2>')
@@ -102,6 +127,8 @@ def render_html(analysis: Analysis, figures: dict[str, list[tuple[str, str]]] | 
     for key, title in sections:
         if figures.get(key):
             parts.append(f"<h2>{title}</h2>{_figures(figures[key])}")
+    if analysis.tuning is not None:
+        parts += _tuning(analysis.tuning, figures.get("tuning", []))
     parts.append("<h2>Failed and skipped cells</h2>")
     problems = problems_table(analysis)
     parts.append(_table(problems) if problems else "<p>None: every cell finished.</p>")

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from harness.report.analysis import Analysis
 from harness.report.tables import Table, problems_table, provenance_rows, ranking_table, task_table
+from harness.report.tuning import (
+    NO_DEFAULT,
+    NOTE,
+    TuningAnalysis,
+    accounting_table,
+    config_table,
+    task_heading,
+)
 
 
 def _escape(text: str) -> str:
@@ -22,6 +30,20 @@ def _table(table: Table) -> list[str]:
     return lines + [""]
 
 
+def _tuning(tuning: TuningAnalysis) -> list[str]:
+    """The tuning section of a tuned suite (its plots are in index.html)."""
+    lines = ["## Tuning", "", NOTE, "", tuning.totals(), ""]
+    if not tuning.has_default:
+        lines += [NO_DEFAULT, ""]
+    for task in tuning.tasks:
+        lines += [f"### {task_heading(tuning.of_task(task)[0])}", ""]
+        lines += _table(accounting_table(tuning, task))
+        configs = config_table(tuning, task)
+        if configs:
+            lines += ["Chosen configuration (the tuned runs'):", ""] + _table(configs)
+    return lines
+
+
 def render_markdown(analysis: Analysis) -> str:
     ctx = analysis.context
     counts = {s: sum(1 for r in analysis.records if r.status == s) for s in ("finished", "failed", "skipped")}
@@ -32,6 +54,7 @@ def render_markdown(analysis: Analysis) -> str:
         f"Invocation `{ctx.invocation}`, generated {ctx.generated_at}. "
         + ", ".join(f"{n} {s}" for s, n in counts.items())
         + (f", {other} other" if other else "")
+        + (f"; and {analysis.tuning.trials} tuning trials (see Tuning)" if analysis.tuning else "")
         + ".",
         "",
         "## Verdict",
@@ -57,13 +80,16 @@ def render_markdown(analysis: Analysis) -> str:
     ranks = ranking_table(analysis)
     if ranks:
         lines += _table(ranks)
+    if analysis.tuning is not None:
+        lines += _tuning(analysis.tuning)
     lines += ["## Failed and skipped cells", ""]
     problems = problems_table(analysis)
     lines += _table(problems) if problems else ["None: every cell finished.", ""]
     lines += ["## Provenance", ""]
     lines += _table((["item", "value"], [[(k, ""), (v, "")] for k, v in provenance_rows(analysis)]))
+    tuned = ", tuning search curves and chosen learning rates" if analysis.tuning else ""
     lines += [
-        "Plots (learning curves, Pareto fronts, critical-difference diagram, gradient flow) "
+        f"Plots (learning curves, Pareto fronts, critical-difference diagram, gradient flow{tuned}) "
         "are in `index.html`."
     ]
     return "\n".join(lines) + "\n"

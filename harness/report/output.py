@@ -10,6 +10,7 @@ import inspect
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,19 @@ def write_report_set(
     reporters: Sequence[str] | None = None,
     latest: bool = True,
 ) -> list[Path]:
-    """Every selected reporter (None = all installed) writes into ``root/<invocation>/``."""
+    """Every selected reporter (None = all installed) writes into ``root/<invocation>/``.
+
+    Reporters are given the final runs only (:func:`harness.report.records.final_records`), so no
+    reporter can mix a tuned suite's trials into its comparison; the tuning records travel in
+    ``context.tuning_records`` for the tuning section.
+    """
     from harness.plugins import get_registry
+    from harness.report.records import final_records, tuning_records
+
+    tuning = tuning_records(records)
+    if tuning:
+        context = replace(context, tuning_records=tuning)
+        records = final_records(records)
 
     registry = get_registry()
     entries = (

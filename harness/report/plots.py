@@ -324,13 +324,16 @@ def profiles(profiles: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[Figure
 
 
 def all_figures(analysis: Analysis) -> dict[str, list[Figure]]:
-    """Section name → figures, in report order."""
+    """Section name → figures, in report order (``tuning``: a tuned suite's search curves)."""
+    from harness.report.tuning_plots import tuning_figures
+
     return {
         "learning": [f for t in analysis.tables for f in learning_curves(t)],
         "pareto": [f for t in analysis.tables for f in pareto(t)],
         "ranks": cd_diagram(analysis.ranking),
         "gradient_flow": gradient_flow(analysis.records),
         "profiles": profiles(analysis.context.profiles),
+        "tuning": tuning_figures(analysis.tuning),
     }
 
 

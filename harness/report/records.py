@@ -7,10 +7,15 @@ hash), a results file (``.jsonl``), a suite name with ``results/<name>.jsonl``, 
 With ``--results FILE`` the target is looked up *in that file*: a parent run id selects that
 invocation's records, a suite name that suite's latest records. So ``harness compare --results
 FILE A B`` selects each side by its own invocation, exactly as without ``--results``.
+
+A tuned suite (``tune:``) records its tuning trials and its untuned ("default") final runs beside
+the runs it compares: :func:`final_records` keeps the runs every table, statistic, plot, CSV and
+``harness compare`` counts; :func:`tuning_records` the ones the report's tuning section reads.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +23,24 @@ from harness.errors import HarnessError
 from harness.records import RunRecord, latest_by_run
 from harness.report.context import ReportContext
 from harness.tracking.results import ResultsFile, default_results_path
+
+
+def is_final(record: RunRecord) -> bool:
+    """Whether the main comparison counts ``record``: a run of an untuned suite, or the final run
+    of a tuned contender's best configuration (role ``tuned``). Tuning trials (validation only,
+    never tested) and the untuned ``default`` runs (shown only as tuned vs default) are not."""
+    tuning = record.spec.tuning
+    return tuning is None or tuning.role == "tuned"
+
+
+def final_records(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The records the main comparison counts (see :func:`is_final`), in their order."""
+    return [r for r in records if is_final(r)]
+
+
+def tuning_records(records: Iterable[RunRecord]) -> list[RunRecord]:
+    """The records of a tuned suite's tuning (trials, ``tuned`` and ``default`` final runs)."""
+    return [r for r in records if r.spec.tuning is not None]
 
 
 @dataclass
@@ -143,4 +166,4 @@ def select(
     return Selection(records, context, None)
 
 
-__all__ = ["Selection", "select"]
+__all__ = ["Selection", "final_records", "is_final", "select", "tuning_records"]

@@ -3,7 +3,8 @@
 Public API for reporter plugins: :func:`summarize` returns a :class:`SummaryTable`; reporters
 only render it. The numbers come from :func:`harness.report.analysis.analyze`, the code the
 reports use, so a "±" means the same everywhere: the half-width of the 95 % Student-t interval
-over seeds (:data:`LEGEND`), never a standard deviation.
+over seeds (:data:`LEGEND`), never a standard deviation. Like the reports it counts the final
+runs only: a tuned suite's trials and default runs are left out (:func:`analyze` does it).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from harness.records import RunRecord
 from harness.report.analysis import COSTS, Analysis, ArchRow, TaskTable, normalize_cost
+from harness.report.records import final_records
 from harness.report.stats import interval_text, number
 
 Cell = tuple[str, str]
@@ -150,7 +151,11 @@ def _listed(values: Sequence[str]) -> str:
 
 
 def tidy_csv(records: Sequence[RunRecord]) -> str:
-    """One row per run: labels, seed, status, failure kind, every metric and cost key, provenance."""
+    """One row per run: labels, seed, status, failure kind, every metric and cost key, provenance.
+
+    Only the final runs (:func:`~harness.report.records.final_records`): a tuned suite's trials
+    and default runs are left out."""
+    records = final_records(records)
     metric_keys = sorted({k for r in records for k in r.metrics})
     cost_keys = sorted({k for r in records for k in normalize_cost(r.cost)})
     out = io.StringIO()

@@ -49,6 +49,8 @@ class _Child:
     spec: RunSpec
     started: float
     run_id: Future[str | None] = field(default_factory=Future)
+    #: the MLflow parent run (None: the invocation's; a tuning trial's: its contender's tuning run)
+    parent: str | None = None
     epochs: set[int] = field(default_factory=set)
     #: some of its logging did not reach the store (the next run or `harness sync` back-fills it)
     incomplete: bool = False
@@ -89,10 +91,11 @@ class LiveLogger:
         self._thread.start()
 
     # -- called from the scheduling loop (never blocks on MLflow) -------------------------------
-    def open(self, spec: RunSpec) -> None:
-        """A cell starts (a retry starts again: its earlier attempt's child run is retired)."""
+    def open(self, spec: RunSpec, parent: str | None = None) -> None:
+        """A cell starts (a retry starts again: its earlier attempt's child run is retired);
+        ``parent``: its MLflow parent run when not the invocation's (a tuning trial's)."""
         t0 = time.perf_counter()
-        child = _Child(spec, time.time())
+        child = _Child(spec, time.time(), parent=parent)
         earlier = self._open.get(spec.run_id)
         self._open[spec.run_id] = child
         self._put(_Op("open", child))
@@ -216,7 +219,9 @@ class LiveLogger:
             self._lost(child)
             return
         try:
-            child.run_id.set_result(self.tracker.open_child(child.spec, self.source, child.started))
+            child.run_id.set_result(
+                self.tracker.open_child(child.spec, self.source, child.started, parent=child.parent)
+            )
             self._down_until = 0.0
         except Exception as exc:  # noqa: BLE001 - the store is unreachable: warn, go on without it
             child.run_id.set_result(None)

@@ -241,6 +241,11 @@ def spec_tags(spec: RunSpec) -> dict[str, str]:
     }
     if plan.git_commit:
         tags["harness.git_commit"] = plan.git_commit
+    if spec.tuning is not None:  # a tuned suite: trials are never mixed with final runs
+        tags["harness.tuning_role"] = spec.tuning.role
+        tags["harness.tuning_contender"] = spec.tuning.contender
+        if spec.tuning.trial is not None:
+            tags["harness.trial"] = str(spec.tuning.trial)
     return tags
 
 
@@ -270,6 +275,8 @@ def child_tags(record: RunRecord) -> dict[str, str]:
         tags["harness.failure_kind"] = record.failure.kind
     if runtime is not None and runtime.node_id:
         tags["harness.node_id"] = runtime.node_id
+    if record.spec.is_trial:
+        tags["harness.early_stopped"] = str(record.early_stopped).lower()
     return tags
 
 
@@ -433,6 +440,29 @@ class MlflowTracker:
             return
         self._log(self.parent_id, metrics={f"suite/{k}": (v, 0) for k, v in summary.items()})
         self.client.set_terminated(self.parent_id, status=status)
+
+    def start_tuning(self, contender: str, suite: str, params: Mapping[str, Any]) -> str:
+        """The MLflow run that holds one contender's tuning trials: a child of the invocation."""
+        run = self.client.create_run(
+            self.experiment_id,
+            run_name=f"tuning {contender}",
+            tags={
+                "mlflow.parentRunId": self.parent_id,
+                "harness.suite": suite,
+                "harness.tuning_contender": contender,
+                "harness.phase": "tune",
+            },
+        )
+        run_id: str = run.info.run_id
+        self._log(run_id, params=dict(flatten("", params)))
+        return run_id
+
+    def finish_tuning(self, run_id: str, status: str, summary: Mapping[str, Any]) -> None:
+        """Close a contender's tuning run with its accounting (trials, early-stopped, compute, best)."""
+        metrics = {f"tune/{k}": (float(v), 0) for k, v in summary.items() if isinstance(v, (int, float))}
+        tags = {f"harness.best.{k}": str(v) for k, v in summary.get("best", {}).items()}
+        self._log(run_id, metrics=metrics, tags=tags)
+        self.client.set_terminated(run_id, status=status)
 
     def open_child(
         self, spec: RunSpec, source: str = "harness", started: float | None = None, parent: str | None = None

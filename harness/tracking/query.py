@@ -161,8 +161,11 @@ def invocation_records(uri: str, target: str) -> tuple[list[RunRecord], dict[str
                 for run in _search_all(client, parent.info.experiment_id, "tags.mlflow.parentRunId != ''")
                 if SUPERSEDED_BY not in run.data.tags
             ]
-        # a cell still running (or whose driver died) has no result yet
-        children = [run for run in children if run.info.status != "RUNNING"]
+        # a cell still running (or whose driver died) has no result yet; a tuned suite's tuning
+        # runs (one per contender, holding its trials) are not cells
+        children = [
+            run for run in children if run.info.status != "RUNNING" and "harness.run_id" in run.data.tags
+        ]
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - any store failure becomes a user-facing error

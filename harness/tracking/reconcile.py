@@ -21,6 +21,7 @@ hash) and the invocation (the parent run id).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ from harness.tracking.mlflow_store import CHILD_STATUS, SUPERSEDED_BY, _search, 
 from harness.tracking.query import record_from_run
 
 if TYPE_CHECKING:
+    from harness.records import RunSpec
     from harness.tracking.mlflow_store import MlflowTracker
     from harness.tracking.results import ResultsFile
 
@@ -69,12 +71,19 @@ def _logged_epochs(client: Any, run_id: str) -> set[int]:
         return set()
 
 
-def reconcile(tracker: MlflowTracker, results_file: ResultsFile, suite: str) -> SyncOutcome:
-    """Make the results file and the connected ``tracker``'s experiment agree (see the module doc)."""
+def reconcile(
+    tracker: MlflowTracker, results_file: ResultsFile, suite: str, cells: Iterable[RunSpec]
+) -> SyncOutcome:
+    """Make the results file and the connected ``tracker``'s experiment agree (see the module doc).
+
+    Only the runs of ``cells`` (the suite's plan as it is now; for a tuned suite, also the trials
+    and tuned runs of its (task, architecture) pairs) are written back into the file: one
+    experiment can hold other variants of a suite, each with its own results file."""
     outcome = SyncOutcome()
     client = tracker.client
     runs = _search(client, tracker.experiment_id, "")
-    parents = {r.info.run_id: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    # invocations, and a tuned suite's tuning runs (children of an invocation, parents of trials)
+    parents = {r.info.run_id: r for r in runs if "harness.run_id" not in r.data.tags}
     children: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for run in runs:
         tags = run.data.tags
@@ -110,6 +119,13 @@ def reconcile(tracker: MlflowTracker, results_file: ResultsFile, suite: str) -> 
         outcome.to_mlflow += 1
 
     in_file = {r.run_id for r in records if r.finished}
+    planned = {cell.run_id for cell in cells}
+    pairs = {f"{cell.task_label} × {cell.arch_label}" for cell in cells}
+
+    def ours(run: Any) -> bool:
+        tags = run.data.tags
+        return tags.get("harness.run_id") in planned or tags.get("harness.tuning_contender") in pairs
+
     suites = {pid: p.data.tags.get("harness.suite") for pid, p in parents.items()}
     only_mlflow = [
         run
@@ -118,6 +134,7 @@ def reconcile(tracker: MlflowTracker, results_file: ResultsFile, suite: str) -> 
         and SUPERSEDED_BY not in run.data.tags
         and run.data.tags.get("harness.run_id") not in (None, *in_file)
         and suites.get(run.data.tags.get("mlflow.parentRunId", "")) == suite
+        and ours(run)
     ]
     seen: set[str] = set()
     for run in sorted(only_mlflow, key=lambda r: r.info.start_time or 0):

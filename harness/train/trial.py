@@ -226,8 +226,10 @@ def _fit_and_test(
             best = None
         train_time = time.perf_counter() - fit_start
         peak_mb = peak.peak_mb() if spec.measure.memory else float("nan")  # CUDA; NaN on the CPU
-        tested = trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0]
-    if spec.measure.memory and not peak.cuda:
+        tested: dict[str, Any] = {}
+        if not spec.is_trial:  # a tuning trial selects on validation: the test split is never touched
+            tested = dict(trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0])
+    if spec.measure.memory and not peak.cuda and not spec.is_trial:
         peak_mb = _cpu_step_memory(spec, parts)
     return _Fitted(trainer, callbacks, {k: float(v) for k, v in tested.items()}, train_time, peak_mb)
 
@@ -246,6 +248,8 @@ def _train(
     monitor, mode = f"val_{parts.info.primary_metric}", parts.info.direction
     history = HistoryCallback(history_sink, monitor=monitor, target=spec.target, direction=mode)
     fitted = _fit_and_test(spec, parts, history, trainer_overrides)
+    if spec.is_trial:
+        return _trial_outcome(spec, parts, history, fitted, history_sink)
     metrics = {k: v for k, v in fitted.tested.items() if k.startswith("test_") and k != "test_loss"}
     metrics["test_loss"] = fitted.tested.get("test_loss", float("nan"))
     diverged = divergence(parts.info, metrics)
@@ -287,6 +291,25 @@ def _train(
         _data_sizes(parts.data),
         model,
     )
+
+
+def _trial_outcome(
+    spec: RunSpec, parts: _Parts, history: Any, fitted: _Fitted, history_sink: list[dict[str, float]]
+) -> _Outcome:
+    """A tuning trial's outcome: its training cost and validation history only. No test metrics,
+    no inference measurements (they read a test batch), no task artifacts, no model."""
+    monitor, mode = f"val_{parts.info.primary_metric}", parts.info.direction
+    cost = {
+        "train_time_s": fitted.train_time,
+        **_train_rates(history),
+        "num_params": float(sum(p.numel() for p in parts.module.parameters())),
+        "epochs": float(len(history_sink)),
+        "steps": float(fitted.trainer.global_step),
+        "best_epoch": float(_best_epoch(history_sink, monitor, mode)),
+    }
+    directions: dict[str, Direction] = {name: metric.direction for name, metric in parts.metrics.items()}
+    directions.update({parts.info.primary_metric: parts.info.direction, "loss": "min"})
+    return _Outcome({}, directions, cost, {}, None, {}, None)
 
 
 def _data_sizes(data: Any) -> dict[str, int]:

@@ -6,7 +6,7 @@ Declarations only: no torch here. The networks live in ``_recurrent`` and are im
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -96,6 +96,11 @@ class _UnidirectionalRecurrent(RecurrentDecoderArchitecture[_P]):
     Params = RecurrentParams
     # a parameter budget sizes hidden_size (token embeddings follow it unless embedding_size is set)
     budget_width: ClassVar[str | Width | None] = "hidden_size"
+
+    @classmethod
+    def tune_space(cls) -> dict[str, Any]:
+        # gradient clipping matters for recurrent nets (Pascanu et al. 2013): tune its threshold
+        return {"trainer.gradient_clip_val": {"choice": [0.5, 1.0, 5.0]}}
 
     def build_encoder(self, input: InputSpec) -> nn.Module:
         from ._recurrent import recurrent_encoder

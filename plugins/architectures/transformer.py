@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -69,6 +69,15 @@ class Transformer(TransformerDecoderArchitecture[TransformerParams]):
     supports = frozenset({"variable_length", "seq2seq"})
     # a parameter budget sizes d_model in steps of num_heads; the feed-forward keeps its 2x ratio
     budget_width = Width("d_model", tied={"dim_feedforward": 2.0}, multiple_of="num_heads")
+
+    @classmethod
+    def tune_space(cls) -> dict[str, Any]:
+        # transformers want a warm-up (Liu et al. 2020, "On the Variance of the Adaptive Learning
+        # Rate"); dropout regularizes small data sets
+        return {
+            "params.dropout": {"uniform": [0.0, 0.3]},
+            "trainer.scheduler.warmup_fraction": {"uniform": [0.0, 0.2]},
+        }
 
     def capabilities(self) -> frozenset[str]:
         return (self.supports | {"causal"}) if self.params.causal else self.supports
