@@ -245,7 +245,7 @@ def test_interrupted_suite_resumes_only_unfinished_cells_without_duplicates(
     pids = tmp_path / "pids"
     tasks = [
         {"name": "fault", "label": "quick"},
-        {"name": "fault", "label": "held", "params": {"mode": "hold", "sleep_s": 1.0, "pid_dir": str(pids)}},
+        {"name": "fault", "label": "held", "params": {"mode": "hold", "sleep_s": 3.0, "pid_dir": str(pids)}},
     ]
     suite = _suite(tmp_path, "interrupted", tasks, seeds=[0, 1])
     results = tmp_path / "results" / "interrupted.jsonl"
