@@ -279,3 +279,22 @@ def test_the_shipped_fair_suites_are_within_budget_and_within_ten_percent_of_it(
         assert len(counts) == 8, result.output  # 2 tasks × 4 architectures
         assert all(0.9 * budget <= n <= budget for n in counts), counts
         assert "tuning (random search, scheduler asha)" in result.output
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_optuna_search_runs_the_same_budget_of_trials(tmp_path: Path) -> None:
+    """`search: optuna` (TPE through Ray Tune's OptunaSearch): exactly the budgeted trials, each
+    with its own sampled settings, and the final runs use the best."""
+    pytest.importorskip("optuna")
+    suite = _suite(tmp_path, "tpe", trials=3, search="optuna", scheduler="none")
+    done = _run(tmp_path, suite)
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = _records(tmp_path, "tpe")
+    trials = [r for r in records if r.spec.is_trial]
+    assert Counter(r.spec.tuning.contender for r in trials) == {"fault × instant": 3, "fault × instant2": 3}
+    first = [r.spec.tuning.trial for r in trials if r.spec.tuning.contender == "fault × instant"]
+    assert sorted(first) == [0, 1, 2]
+    assert len({r.run_id for r in trials}) == 6 and not any(r.early_stopped for r in trials)
+    tuned = [r for r in records if r.spec.tuning and r.spec.tuning.role == "tuned"]
+    assert len(tuned) == 4 and all(r.finished and r.spec.tuning.config for r in tuned)
