@@ -67,16 +67,9 @@ def write_suite(folder: Path, cells: int) -> Path:
 
 
 def env_for(folder: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "HARNESS_PLUGINS": "tests.fault_plugin",
-        "HARNESS_CACHE_DIR": str(folder / "cache"),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-        "COLUMNS": "160",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS"):
-        env.pop(name, None)
-    return env
+    from tests.helpers import fault_env
+
+    return fault_env(folder / "cache", COLUMNS="160")
 
 
 def check(folder: Path, url: str, cells: int) -> dict[str, Any]:

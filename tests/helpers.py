@@ -369,3 +369,41 @@ class MlflowServer:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=20)
         self.proc = None
+
+
+#: the repository root (the ``tests`` package's parent): on PYTHONPATH, Ray workers load test plugins
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fault_env(cache: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``harness`` subprocess that loads the ``fault`` test plugin (in Ray
+    workers too: the repository root goes on PYTHONPATH), with its data cache in ``cache`` and
+    no MLflow URI, Ray address or plugin switches inherited from the test run."""
+    import os
+
+    env = {
+        **os.environ,
+        "HARNESS_PLUGINS": "tests.fault_plugin",
+        "HARNESS_CACHE_DIR": str(cache),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
+        "RAY_AUTH_MODE": "token",
+        "COLUMNS": "200",
+        **extra,
+    }
+    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "HARNESS_DISABLE_PLUGINS"):
+        env.pop(name, None)
+    return env
+
+
+def harness_run(cwd: Path, suite: Path, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    """``harness run SUITE ARGS`` as a subprocess in ``cwd`` with :func:`fault_env` (cache ``cwd/cache``)."""
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", str(suite), *args],
+        cwd=cwd,
+        env=fault_env(cwd / "cache"),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

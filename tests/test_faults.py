@@ -21,7 +21,7 @@ import pytest
 
 from harness.records import RunRecord
 from harness.tracking.results import ResultsFile
-from tests.helpers import MlflowServer, ctrl_c_able, write_suite
+from tests.helpers import MlflowServer, ctrl_c_able, fault_env, harness_run, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 HARNESS = [sys.executable, "-m", "harness.cli"]
@@ -29,17 +29,7 @@ NO_MEASURE = {"latency": False, "flops": False, "memory": False}
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "HARNESS_PLUGINS": "tests.fault_plugin",
-        "HARNESS_CACHE_DIR": str(tmp_path / "cache"),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-        "RAY_AUTH_MODE": "token",
-        "COLUMNS": "200",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "HARNESS_DISABLE_PLUGINS"):
-        env.pop(name, None)
-    return env
+    return fault_env(tmp_path / "cache")
 
 
 def _suite(tmp_path: Path, name: str, tasks: list[dict[str, Any]], **extra: Any) -> Path:
@@ -68,14 +58,7 @@ def _start(tmp_path: Path, suite: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _run(tmp_path: Path, suite: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HARNESS, "run", str(suite), *args],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    return harness_run(tmp_path, suite, *args)
 
 
 def _records(path: Path) -> list[RunRecord]:

@@ -10,7 +10,6 @@ the tuning phase never touches the test split.
 from __future__ import annotations
 
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -25,23 +24,14 @@ from harness.records import Tuning
 from harness.tracking.results import ResultsFile
 from harness.tunespec import Domain, TuneSpec, draw
 from harness.tuning.trials import best_config, best_value, contenders, final_specs, trial_spec
-from tests.helpers import ctrl_c_able, make_record, mlflow_runs, write_suite
+from tests.helpers import ctrl_c_able, fault_env, harness_run, make_record, mlflow_runs, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "HARNESS_PLUGINS": "tests.fault_plugin",
-        "HARNESS_CACHE_DIR": str(tmp_path / "cache"),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-        "COLUMNS": "200",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "HARNESS_DISABLE_PLUGINS"):
-        env.pop(name, None)
-    return env
+    return fault_env(tmp_path / "cache")
 
 
 def _suite(tmp_path: Path, name: str, mode: str = "ok", trials: int = 4, **tune: Any) -> Path:
@@ -62,14 +52,7 @@ def _suite(tmp_path: Path, name: str, mode: str = "ok", trials: int = 4, **tune:
 
 
 def _run(tmp_path: Path, suite: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*HARNESS, "run", str(suite), *args],
-        cwd=tmp_path,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=500,
-    )
+    return harness_run(tmp_path, suite, *args, timeout=500)
 
 
 # -- the plan: spaces, trials, the best configuration, the final runs ---------------------------

@@ -266,25 +266,18 @@ def _train(
     probe = next((c for c in fitted.callbacks if isinstance(c, GradientFlowCallback)), None)
     gradient_flow = probe.result() if probe is not None else None
     cost = {
-        "train_time_s": fitted.train_time,
-        **_train_rates(history),
+        **_training_cost(parts, history, fitted, history_sink),
         **measured,
         "peak_memory_mb": fitted.peak_mb,
-        "num_params": float(sum(p.numel() for p in parts.module.parameters())),
-        "epochs": float(len(history_sink)),
-        "steps": float(fitted.trainer.global_step),
-        "best_epoch": float(_best_epoch(history_sink, monitor, mode)),
         **history.ttt(),
         **_gradflow_cost(gradient_flow),
     }
-    directions: dict[str, Direction] = {name: metric.direction for name, metric in parts.metrics.items()}
-    directions.update({parts.info.primary_metric: parts.info.direction, "loss": "min"})
     model = None
     if spec.log_model == "best" and fitted.trainer.global_rank == 0:
         model = _serialized_model(parts)
     return _Outcome(
         metrics,
-        directions,
+        _directions(parts),
         cost,
         {str(k): str(v) for k, v in artifacts.items()},
         gradient_flow,
@@ -298,8 +291,17 @@ def _trial_outcome(
 ) -> _Outcome:
     """A tuning trial's outcome: its training cost and validation history only. No test metrics,
     no inference measurements (they read a test batch), no task artifacts, no model."""
+    return _Outcome(
+        {}, _directions(parts), _training_cost(parts, history, fitted, history_sink), {}, None, {}, None
+    )
+
+
+def _training_cost(
+    parts: _Parts, history: Any, fitted: _Fitted, history_sink: list[dict[str, float]]
+) -> dict[str, float]:
+    """What training cost: time, rates, parameters, epochs, steps, the best epoch."""
     monitor, mode = f"val_{parts.info.primary_metric}", parts.info.direction
-    cost = {
+    return {
         "train_time_s": fitted.train_time,
         **_train_rates(history),
         "num_params": float(sum(p.numel() for p in parts.module.parameters())),
@@ -307,9 +309,12 @@ def _trial_outcome(
         "steps": float(fitted.trainer.global_step),
         "best_epoch": float(_best_epoch(history_sink, monitor, mode)),
     }
+
+
+def _directions(parts: _Parts) -> dict[str, Direction]:
     directions: dict[str, Direction] = {name: metric.direction for name, metric in parts.metrics.items()}
     directions.update({parts.info.primary_metric: parts.info.direction, "loss": "min"})
-    return _Outcome({}, directions, cost, {}, None, {}, None)
+    return directions
 
 
 def _data_sizes(data: Any) -> dict[str, int]:

@@ -22,7 +22,7 @@ import pytest
 
 from harness.records import RunRecord
 from harness.tracking.results import ResultsFile
-from tests.helpers import ctrl_c_able, mlflow_runs, write_suite
+from tests.helpers import ctrl_c_able, fault_env, mlflow_runs, write_suite
 from tests.scheduler.cluster import ray_cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,17 +33,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
 
 
 def _env(cache: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "HARNESS_PLUGINS": "tests.fault_plugin",
-        "HARNESS_CACHE_DIR": str(cache),
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
-        "RAY_AUTH_MODE": "token",
-        "COLUMNS": "200",
-    }
-    for name in ("MLFLOW_TRACKING_URI", "RAY_ADDRESS", "HARNESS_DISABLE_PLUGINS"):
-        env.pop(name, None)
-    return env
+    return fault_env(cache)
 
 
 @pytest.fixture(scope="module")
