@@ -52,9 +52,7 @@ def write_suite(folder: Path, cells: int) -> Path:
     suite = {
         "name": "soak",
         "seeds": list(range(cells)),
-        "tasks": [
-            {"name": "fault", "params": {"num_train": 32, "length": 4, "pid_dir": str(folder / "pids")}}
-        ],
+        "tasks": [{"name": "fault", "params": {"num_train": 32, "length": 4}}],
         "architectures": [{"name": "instant"}],
         "trainer": {"max_epochs": 1, "batch_size": 32},
         "measure": {"latency": False, "flops": False, "memory": False},
@@ -70,6 +68,22 @@ def env_for(folder: Path) -> dict[str, str]:
     from tests.helpers import fault_env
 
     return fault_env(folder / "cache", COLUMNS="160")
+
+
+def running_workers() -> list[int]:
+    """Pids of the Ray worker processes running a harness cell now: their process title is
+    ``ray::harness:<run id>`` (read from /proc: Linux)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("ray::harness:"):
+            pids.append(int(entry.name))
+    return pids
 
 
 def check(folder: Path, url: str, cells: int) -> dict[str, Any]:
@@ -150,12 +164,11 @@ def main() -> int:
                     time.sleep(rng.uniform(0.5, 10.0))
                     server.start()
                 elif fault == "kill_worker":
-                    pids = [p for p in (folder / "pids").glob("*") if p.name.isdigit()]
-                    alive = [int(p.name) for p in pids if Path(f"/proc/{p.name}").exists()]
-                    if not alive:
+                    workers = running_workers()
+                    if not workers:
                         continue
                     try:
-                        os.kill(rng.choice(alive), signal.SIGKILL)
+                        os.kill(rng.choice(workers), signal.SIGKILL)
                     except ProcessLookupError:
                         continue
                 elif fault == "cut_results":

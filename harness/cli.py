@@ -262,8 +262,9 @@ def run(
         console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
     failed = outcome.failed
     console.print(
-        f"{len(outcome.results) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
+        f"{len(outcome.finals) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
         + (f", {outcome.resumed} already done" if outcome.resumed else "")
+        + (f"; {outcome.trials} tuning trial(s)" if outcome.trials else "")
         + (f", {outcome.unstarted} not started (deadline)" if outcome.unstarted else "")
         + "."
     )

@@ -75,8 +75,19 @@ class RunOutcome:
     incomplete: int = 0
 
     @property
+    def finals(self) -> list[RunRecord]:
+        """This invocation's records of cells (a tuned suite's trials left out)."""
+        return [r for r in self.results if not r.spec.is_trial]
+
+    @property
+    def trials(self) -> int:
+        """Tuning trials recorded by this invocation (a trial that fails is part of tuning, not a
+        failed cell: a learning rate that diverges is what tuning is there to find)."""
+        return len(self.results) - len(self.finals)
+
+    @property
     def failed(self) -> int:
-        return sum(1 for r in self.results if not r.finished)
+        return sum(1 for r in self.finals if not r.finished)
 
 
 def plan_suite(

@@ -34,7 +34,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return fault_env(tmp_path / "cache")
 
 
-def _suite(tmp_path: Path, name: str, mode: str = "ok", trials: int = 4, **tune: Any) -> Path:
+def _suite(tmp_path: Path, name: str, mode: str = "ok", trials: int | None = 4, **tune: Any) -> Path:
     data = {
         "name": name,
         "seeds": [0, 1],
@@ -46,7 +46,11 @@ def _suite(tmp_path: Path, name: str, mode: str = "ok", trials: int = 4, **tune:
         "trainer": {"max_epochs": 4, "batch_size": 32, "lr": 0.01},
         "measure": {"latency": False, "flops": False, "memory": False},
         "resources": {"cpus": 1},
-        "tune": {"trials_per_architecture": trials, "asha": {"reduction_factor": 4}, **tune},
+        "tune": {
+            **({"trials_per_architecture": trials} if trials else {}),
+            "asha": {"reduction_factor": 4},
+            **tune,
+        },
     }
     return write_suite(tmp_path, data)
 
@@ -281,3 +285,20 @@ def test_optuna_search_runs_the_same_budget_of_trials(tmp_path: Path) -> None:
     assert len({r.run_id for r in trials}) == 6 and not any(r.early_stopped for r in trials)
     tuned = [r for r in records if r.spec.tuning and r.spec.tuning.role == "tuned"]
     assert len(tuned) == 4 and all(r.finished and r.spec.tuning.config for r in tuned)
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(600)
+def test_a_time_budget_ends_each_architectures_tuning(tmp_path: Path) -> None:
+    """`time_per_architecture` alone: each (task, architecture) tunes until its time is up (Ray
+    Tune's time budget), with the same budget for every contender; the final runs follow."""
+    suite = _suite(tmp_path, "timed", trials=None, time_per_architecture=20)
+    done = _run(tmp_path, suite)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "at most 20 s each" in done.stdout, done.stdout
+    records = _records(tmp_path, "timed")
+    per_contender = Counter(r.spec.tuning.contender for r in records if r.spec.is_trial)
+    assert set(per_contender) == {"fault × instant", "fault × instant2"}
+    assert all(1 <= n < 1000 for n in per_contender.values()), per_contender  # stopped by time, not count
+    tuned = [r for r in records if r.spec.tuning and r.spec.tuning.role == "tuned"]
+    assert len(tuned) == 4 and all(r.finished for r in tuned)

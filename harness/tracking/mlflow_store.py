@@ -175,7 +175,7 @@ def unreachable_cause(exc: BaseException, uri: str, timeout: float) -> str:
         if "SSLError" in name:
             return f"the TLS handshake with {where} failed ({_clip(str(cause), 150)})"
         if isinstance(cause, ConnectionResetError) or name == "RemoteDisconnected":
-            return f"{where} closed the connection without answering: is it an MLflow tracking server?"
+            return f"{where} closed the connection without answering (is it an MLflow tracking server)"
     return _clip(f"{type(exc).__name__}: {exc}")
 
 
@@ -420,7 +420,7 @@ class MlflowTracker:
         except Exception as exc:
             raise ServiceUnreachable(
                 f"Cannot use the MLflow tracking store `{self.uri}`: "
-                f"{unreachable_cause(exc, self.uri, timeout)}. "
+                f"{unreachable_cause(exc, self.uri, timeout).rstrip('.?')}. "
                 "Check --tracking-uri / MLFLOW_TRACKING_URI / tracking.uri: for a server, start it first "
                 "(`mlflow server --host 127.0.0.1 --port 5000`); "
                 "or leave them unset to use sqlite:///mlflow.db."

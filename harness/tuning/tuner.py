@@ -151,6 +151,19 @@ def _callback_class() -> type:
                 failed_record(state.spec, None, message=message, history=state.rows, started=state.started),
             )
 
+        def cut_short(self) -> None:
+            """After the time budget: the trials still running end here; with epochs reported they
+            count as early-stopped (the budget stopped them), without any as killed."""
+            for state in list(self.trials.values()):
+                if state.done:
+                    continue
+                if state.rows:
+                    self._finish(state, self._stopped(state, early=True))
+                else:
+                    why = "the tuning time budget ran out before its first epoch ended"
+                    cut = failed_record(state.spec, None, kind="killed", message=why, started=state.started)
+                    self._finish(state, cut)
+
         def stop_running(self, how: str) -> None:
             """Record the trials still running as killed (a stop signal)."""
             for state in list(self.trials.values()):
@@ -312,6 +325,7 @@ def tune_contender(
         interrupts.acknowledge()
         recorder.stop_running(stop.how)
         raise
+    recorder.cut_short()  # trials the time budget ended without telling the callback
     return ContenderOutcome(recorder.records)
 
 
