@@ -71,9 +71,10 @@ def env_for(folder: Path) -> dict[str, str]:
 
 
 def running_workers() -> list[int]:
-    """Pids of the Ray worker processes running a harness cell now: their process title is
-    ``ray::harness:<run id>`` (read from /proc: Linux)."""
-    pids = []
+    """Pids of Ray's worker processes, busy ones first: a process title ``ray::harness:<run id>``
+    (running a cell) or else ``ray::IDLE`` (read from /proc: Linux). With cells of a fraction of
+    a second most workers are idle at any moment; killing one still tests the retry path."""
+    busy, idle = [], []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -82,8 +83,10 @@ def running_workers() -> list[int]:
         except OSError:
             continue
         if title.startswith("ray::harness:"):
-            pids.append(int(entry.name))
-    return pids
+            busy.append(int(entry.name))
+        elif title.startswith("ray::IDLE"):
+            idle.append(int(entry.name))
+    return busy or idle
 
 
 def check(folder: Path, url: str, cells: int) -> dict[str, Any]:
