@@ -502,7 +502,6 @@ def _finish_parent(
             f"{escape(first)}); it stays RUNNING until the store is back and `harness sync {suite}` "
             "(or the next `harness run`) closes it."
         )
-        return
     if incomplete:
         console.print(
             f"[yellow]warning:[/] {incomplete} run(s) did not fully reach MLflow; the results file has "
