@@ -70,16 +70,20 @@ def env_for(folder: Path) -> dict[str, str]:
     return fault_env(folder / "cache", COLUMNS="160")
 
 
-def running_workers() -> list[int]:
-    """Pids of Ray's worker processes, busy ones first: a process title ``ray::harness:<run id>``
-    (running a cell) or else ``ray::IDLE`` (read from /proc: Linux). With cells of a fraction of
-    a second most workers are idle at any moment; killing one still tests the retry path."""
+def running_workers(folder: Path) -> list[int]:
+    """Pids of this soak's Ray worker processes (their environment names its data cache: never
+    another suite's on the same machine), busy ones first: a process title ``ray::harness:<run
+    id>`` (running a cell) or else ``ray::IDLE`` (read from /proc: Linux). With cells of a
+    fraction of a second most workers are idle at any moment; killing one still tests retries."""
+    mine = f"HARNESS_CACHE_DIR={folder / 'cache'}".encode()
     busy, idle = [], []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            if not title.startswith("ray::") or mine not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
         except OSError:
             continue
         if title.startswith("ray::harness:"):
@@ -167,7 +171,7 @@ def main() -> int:
                     time.sleep(rng.uniform(0.5, 10.0))
                     server.start()
                 elif fault == "kill_worker":
-                    workers = running_workers()
+                    workers = running_workers(folder)
                     if not workers:
                         continue
                     try:
