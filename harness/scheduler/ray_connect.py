@@ -198,15 +198,6 @@ def undo_init(ray: Any, before: set[int] | None = None) -> None:
         pass
 
 
-def exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
 def dead_local_processes() -> str | None:
     """How the raylet or GCS of the local Ray instance this process started ended, if one did."""
     try:

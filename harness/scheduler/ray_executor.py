@@ -40,7 +40,6 @@ from harness.scheduler.ray_connect import (
     child_pids,
     clip,
     dead_local_processes,
-    exception_chain,
     loopback_node,
     plain_line,
     probe_gcs,
@@ -49,7 +48,7 @@ from harness.scheduler.ray_connect import (
     undo_init,
 )
 from harness.settings import ExecutionSpec, ResourcesSpec
-from harness.train.failures import failed_record
+from harness.train.failures import exception_chain, failed_record
 
 FORWARDED_ENV = ("HARNESS_CACHE_DIR", "HARNESS_DISABLE_PLUGINS", "HARNESS_PLUGINS")
 #: a run still alive this long after ``trainer.max_time`` (plus half of it) is cancelled as a timeout;

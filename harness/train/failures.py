@@ -55,7 +55,8 @@ class PluginMismatch(Exception):
     """The worker's plugin registry differs from the driver's for this run."""
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
+def exception_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes / contexts, each once (a cycle ends the walk)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -66,7 +67,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 def classify(exc: BaseException) -> FailureKind:
     """The failure kind of an exception raised by (or for) a run."""
-    chain = list(_chain(exc))
+    chain = list(exception_chain(exc))
     names = {type(e).__name__ for e in chain}
     text = " ".join(str(e) for e in chain).lower()
     if "TaskCancelledError" in names or isinstance(exc, KeyboardInterrupt):
@@ -87,7 +88,7 @@ def classify(exc: BaseException) -> FailureKind:
 def worker_died(exc: BaseException) -> bool:
     """True when Ray lost the process running the task (a retry may succeed)."""
     return classify(exc) == "infrastructure" and "PluginMismatch" not in {
-        type(e).__name__ for e in _chain(exc)
+        type(e).__name__ for e in exception_chain(exc)
     }
 
 
