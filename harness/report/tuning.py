@@ -18,13 +18,13 @@ Tables are ``(header, rows of (text, style) cells)``, the shape :mod:`harness.re
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from harness.records import RunRecord, latest_by_run
 from harness.report.stats import INTERVAL_LABEL, Interval, interval_text, mean_ci, number
+from harness.tuning.trials import best_value, compute_seconds
 
 Cell = tuple[str, str]
 Table = tuple[list[str], list[list[Cell]]]
@@ -43,27 +43,6 @@ NOTE = (
 NO_DEFAULT = (
     "No default runs (`tune.compare_default: false`, or none finished): tuned vs default cannot be shown."
 )
-
-
-def best_val(record: RunRecord) -> float | None:
-    """The trial's best ``val_<primary>`` over its epochs, in the task's direction (None: none)."""
-    key = f"val_{record.spec.primary_metric}"
-    values = [
-        float(v) for row in record.history if isinstance(v := row.get(key), (int, float)) and math.isfinite(v)
-    ]
-    if not values:
-        return None
-    return max(values) if record.spec.direction == "max" else min(values)
-
-
-def compute_seconds(record: RunRecord) -> tuple[float, float]:
-    """(CPU-seconds, GPU-seconds) a run held: its wall time × the CPUs / GPUs it asked for (per
-    worker, × workers)."""
-    res = record.spec.resources
-    return (
-        record.wall_time_s * res.cpus * res.workers,
-        record.wall_time_s * res.gpus * res.workers,
-    )
 
 
 def _trial_number(record: RunRecord) -> int:
@@ -118,7 +97,7 @@ class Contender:
     # -- the search -----------------------------------------------------------------------------
     def scores(self) -> list[float | None]:
         """Each trial's best validation score, in trial order (None: it did not finish or has none)."""
-        return [best_val(r) if r.finished else None for r in self.trials]
+        return [best_value(r) if r.finished else None for r in self.trials]
 
     def best_so_far(self) -> list[float | None]:
         """After each trial (in trial order), the best validation score found so far."""
@@ -157,7 +136,7 @@ class Contender:
     @property
     def best_score(self) -> float | None:
         best = self.best_trial()
-        return best_val(best) if best is not None else None
+        return best_value(best) if best is not None else None
 
     @property
     def tuned_config(self) -> dict[str, Any] | None:
@@ -307,7 +286,7 @@ def accounting_table(analysis: TuningAnalysis, task: str) -> Table:
         best = c.best_trial()
         status = "" if best is None or best.finished else f", {best.status}"
         score = (
-            (f"{number(best_val(best))} (#{_trial_number(best)}{status})", "")
+            (f"{number(best_value(best))} (#{_trial_number(best)}{status})", "")
             if best is not None
             else ("—", "muted")
         )
@@ -372,7 +351,6 @@ __all__ = [
     "Contender",
     "TuningAnalysis",
     "accounting_table",
-    "best_val",
     "compute_seconds",
     "config_table",
     "lr_of",

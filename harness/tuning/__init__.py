@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.records import RunRecord, RunSpec
 from harness.tunespec import TuneSpec
-from harness.tuning.trials import Contender, best_config, contenders, final_specs
+from harness.tuning.trials import Contender, best_config, compute_seconds, contenders, final_specs
 
 
 @dataclass
@@ -41,9 +41,9 @@ def account(key: str, trials: list[RunRecord]) -> Accounting:
         acc.finished += record.finished
         acc.early_stopped += record.early_stopped
         acc.failed += record.status in ("failed", "killed")
-        workers = record.spec.resources.workers
-        acc.cpu_s += record.wall_time_s * record.spec.resources.cpus * workers
-        acc.gpu_s += record.wall_time_s * record.spec.resources.gpus * workers
+        cpu_s, gpu_s = compute_seconds(record)
+        acc.cpu_s += cpu_s
+        acc.gpu_s += gpu_s
     acc.best, acc.best_value = best_config(trials)
     return acc
 

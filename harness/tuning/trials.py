@@ -151,6 +151,16 @@ def best_value(record: RunRecord) -> float | None:
     return max(values) if record.spec.direction == "max" else min(values)
 
 
+def compute_seconds(record: RunRecord) -> tuple[float, float]:
+    """(CPU-seconds, GPU-seconds) a run held: its wall time × the CPUs / GPUs it asked for (per
+    worker, × workers)."""
+    res = record.spec.resources
+    return (
+        record.wall_time_s * res.cpus * res.workers,
+        record.wall_time_s * res.gpus * res.workers,
+    )
+
+
 def best_config(trials: Iterable[RunRecord]) -> tuple[dict[str, Any], float | None]:
     """The settings of the finished trial with the best validation score, and that score ({} and
     None when no trial has one: the final runs then use the suite's own settings). A failed
@@ -177,6 +187,7 @@ __all__ = [
     "apply",
     "best_config",
     "best_value",
+    "compute_seconds",
     "contender_key",
     "contenders",
     "final_specs",

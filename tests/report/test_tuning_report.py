@@ -23,9 +23,10 @@ from harness.report.records import final_records
 from harness.report.stats import mean_ci
 from harness.report.summary import summarize
 from harness.report.tables import tidy_csv
-from harness.report.tuning import best_val, tuning_analysis
+from harness.report.tuning import tuning_analysis
 from harness.report.tuning_plots import chosen_lr_figure, search_curves_figure
 from harness.settings import ResourcesSpec
+from harness.tuning.trials import best_value as best_val
 from tests.helpers import make_record
 
 SEEDS = (0, 1, 2)
