@@ -78,11 +78,6 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         check()
 
 
-def pending() -> int | None:
-    """The stop signal that arrived, if any."""
-    return _STATE.signum
-
-
 def check() -> None:
     """Raise :class:`Interrupted` if a stop signal arrived and was not raised yet (it was deferred,
     or Python swallowed the exception)."""
@@ -147,6 +142,5 @@ __all__ = [
     "deferred",
     "handled",
     "install",
-    "pending",
     "signal_name",
 ]

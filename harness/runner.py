@@ -309,7 +309,7 @@ def _tune_phase(
         + "validation only, then the best configuration of each over the seeds."
     )
     try:
-        outcome = run_tuning(
+        finals = run_tuning(
             plan.runnable,
             tune,
             get_registry(),
@@ -324,7 +324,7 @@ def _tune_phase(
     finally:
         if ray_executor is not executor:
             ray_executor.close()
-    return outcome.finals
+    return finals
 
 
 def _log_model(uri: str, run_id: str, record: RunRecord) -> None:

@@ -48,13 +48,6 @@ def account(key: str, trials: list[RunRecord]) -> Accounting:
     return acc
 
 
-@dataclass
-class TuningOutcome:
-    #: the final runs: each contender's cells with its best settings (and as written, to compare)
-    finals: list[RunSpec]
-    accounting: list[Accounting]
-
-
 class TuningHooks:
     """How the tuning phase talks to the runner: where trials are recorded and MLflow's runs."""
 
@@ -85,13 +78,12 @@ def run_tuning(
     hooks: TuningHooks,
     storage: Path,
     concurrency: int,
-) -> TuningOutcome:
+) -> list[RunSpec]:
     """Tune every contender of ``cells`` (skipping trials ``previous`` has finished), then return the
     final runs. Interrupted (a stop signal): the running trials are recorded killed and it re-raises."""
     from harness.tuning.tuner import tune_contender
 
     finals: list[RunSpec] = []
-    accounting: list[Accounting] = []
     for contender in plan_contenders(cells, tune, registry):
         earlier = [
             r
@@ -112,11 +104,10 @@ def run_tuning(
         finally:
             acc = account(contender.key, [*finished, *ran])
             hooks.close_parent(parent, status, acc)
-        accounting.append(acc)
         if finished and not ran:
             hooks.say(f"{contender.key}: its {len(finished)} trial(s) finished before; none left to run")
         finals.extend(final_specs(contender, acc.best, tune.compare_default))
-    return TuningOutcome(finals, accounting)
+    return finals
 
 
-__all__ = ["Accounting", "TuningHooks", "TuningOutcome", "account", "plan_contenders", "run_tuning"]
+__all__ = ["Accounting", "TuningHooks", "account", "plan_contenders", "run_tuning"]
