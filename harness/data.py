@@ -130,13 +130,28 @@ class SequenceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __init__(self, xs: Sequences, y: Sequences, tokens: bool = False) -> None:
         dtype = torch.long if tokens else torch.float32
-        self.xs = [torch.as_tensor(np.asarray(x), dtype=dtype) for x in xs]
+        if isinstance(xs, np.ndarray) and xs.ndim >= 2:  # one array: one tensor, rows as views
+            self.xs = list(torch.as_tensor(xs, dtype=dtype).unbind(0))
+        else:
+            self.xs = [torch.as_tensor(np.asarray(x), dtype=dtype) for x in xs]
         self.ragged_y = isinstance(y, (list, tuple))
         self.y: list[torch.Tensor] | torch.Tensor
         if self.ragged_y:
             self.y = [_target_tensor(np.asarray(t)) for t in y]
         else:
             self.y = _target_tensor(np.asarray(y))
+        #: equal-length inputs and one target row per sequence: ``(x [N, T, ...], y [N, ...])``,
+        #: so that a batch is two index_selects (see :meth:`__getitems__`)
+        self.stacked: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.xs and not self.ragged_y and len({x.shape for x in self.xs}) == 1:
+            base = self.xs[0]._base
+            if base is not None and base.shape[0] == len(self.xs):  # already rows of one tensor
+                stacked = base
+            else:
+                stacked = torch.stack(self.xs)
+                self.xs = list(stacked.unbind(0))  # views of the stacked tensor: no second copy
+            assert isinstance(self.y, torch.Tensor)
+            self.stacked = (stacked, self.y)
 
     def __len__(self) -> int:
         return len(self.xs)
@@ -144,13 +159,36 @@ class SequenceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.xs[i], self.y[i]
 
+    def __getitems__(self, indices: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]] | Batch:
+        """A whole batch at once (PyTorch's DataLoader calls this when it exists).
+
+        Equal-length data come back already collated, as :func:`pad_collate` would make them
+        (the same tensors, bit for bit), in two ``index_select`` calls instead of a Python loop
+        over the batch, ``pad_sequence`` and ``stack``: about 0.2 ms less per training step at
+        batch 64 on a CPU (see docs/measurements.md). Ragged data come back item by item.
+        """
+        if self.stacked is None:
+            return [self[i] for i in indices]
+        x, y = self.stacked
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return Batch(
+            x=x.index_select(0, index),
+            lengths=torch.full((len(indices),), x.shape[1], dtype=torch.long),
+            y=y.index_select(0, index),
+        )
+
+
+class Batch(dict):  # type: ignore[type-arg]
+    """A batch that :meth:`SequenceDataset.__getitems__` already collated (``pad_collate`` passes
+    it through)."""
+
 
 def _target_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.as_tensor(array, dtype=torch.long if array.dtype.kind in "iub" else torch.float32)
 
 
 def pad_collate(
-    batch: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    batch: Sequence[tuple[torch.Tensor, torch.Tensor]] | Batch,
     padding_value: float = 0.0,
     ragged_targets: bool = False,
 ) -> dict[str, torch.Tensor]:
@@ -159,6 +197,8 @@ def pad_collate(
     ``ragged_targets`` (target sequences, see :class:`SequenceDataset`): ``y`` is padded with 0
     and the batch carries ``y_lengths``, whether or not this batch's targets differ in length.
     """
+    if isinstance(batch, Batch):
+        return dict(batch)
     xs = [item[0] for item in batch]
     lengths = torch.tensor([len(x) for x in xs], dtype=torch.long)
     x = torch.nn.utils.rnn.pad_sequence(xs, batch_first=True, padding_value=padding_value)

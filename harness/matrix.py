@@ -115,8 +115,10 @@ def _recipe(
 
 
 def _off_by_default(trainer: TrainerSpec) -> set[str]:
-    """The trainer settings the run id leaves out: those added later, while at their "off" default."""
-    off = {"tbptt"} if trainer.tbptt is None else set()
+    """The trainer settings the run id leaves out: those added later, while at their "off" default,
+    and ``loop``."""
+    off = {"loop"}  # the training loop changes how fast a run trains, not what it computes
+    off |= {"tbptt"} if trainer.tbptt is None else set()
     return off | ({"scheduler"} if trainer.scheduler.constant else set())
 
 

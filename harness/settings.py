@@ -303,6 +303,10 @@ class TrainerSpec(Strict):
     #: the learning-rate schedule and warm-up (``{name: cosine, warmup_fraction: 0.05}``, or just
     #: ``cosine``); default: a constant lr
     scheduler: SchedulerSpec = Field(default_factory=SchedulerSpec)
+    #: the training loop: ``auto`` (the lean loop wherever it applies, see
+    #: :mod:`harness.train.lean`; Lightning's otherwise) or ``lightning`` (always Lightning's).
+    #: Both give the same figures, so it is not part of the run id.
+    loop: Literal["auto", "lightning"] = "auto"
 
     @field_validator("scheduler", mode="before")
     @classmethod

@@ -96,9 +96,9 @@ class HarnessModule(pl.LightningModule):
         else:
             _, loss = self._step(batch)
         if not torch.isfinite(loss):
+            step, epoch = self.position()
             raise RunFailure(
-                f"training loss became {loss.item()} at step {self.global_step} "
-                f"(epoch {self.current_epoch}); "
+                f"training loss became {loss.item()} at step {step} (epoch {epoch}); "
                 "lower trainer.lr or set trainer.gradient_clip_val"
             )
         # the epoch mean is accumulated here, not with a per-step self.log: Lightning's logging
@@ -107,6 +107,14 @@ class HarnessModule(pl.LightningModule):
         self._loss_sum = self._loss_sum + loss.detach().float() * size
         self._loss_count += size
         return loss
+
+    def position(self) -> tuple[int, int]:
+        """(optimizer step, epoch) of the loop training this module: Lightning's, or the lean
+        loop's (:mod:`harness.train.lean`)."""
+        view = self.__dict__.get("loop_view")
+        if view is not None:
+            return view.global_step, view.current_epoch
+        return self.global_step, self.current_epoch
 
     def on_train_epoch_start(self) -> None:
         self._loss_sum = 0.0
@@ -124,10 +132,14 @@ class HarnessModule(pl.LightningModule):
             self.log("train_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
 
     def _eval_step(self, batch: Mapping[str, torch.Tensor], stage: str, metrics: MetricCollection) -> None:
-        prediction, loss = self._step(batch)
+        loss = self.eval_batch(batch, metrics)
         self.log(
             f"{stage}_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]), sync_dist=True
         )
+
+    def eval_batch(self, batch: Mapping[str, torch.Tensor], metrics: MetricCollection) -> torch.Tensor:
+        """The loss of an evaluation batch; ``metrics`` are updated with its predictions."""
+        prediction, loss = self._step(batch)
         if isinstance(prediction, torch.Tensor) and prediction.is_floating_point():
             prediction = prediction.float()  # metrics in full precision under mixed precision
         inputs = self.task.evaluate(self, prediction, batch)
@@ -135,6 +147,7 @@ class HarnessModule(pl.LightningModule):
             update_by_name(metrics, inputs, self.task)
         else:
             metrics.update(*inputs)
+        return loss
 
     def validation_step(self, batch: Mapping[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_metrics)
@@ -152,26 +165,36 @@ class HarnessModule(pl.LightningModule):
 
     def configure_optimizers(self) -> Any:
         """The optimizer, with the lr schedulers of ``trainer.scheduler`` (none: a constant lr)."""
-        optimizer = build_optimizer(self.parameters(), self.trainer_spec)
-        schedule = self.trainer_spec.scheduler
-        if schedule.constant:
-            return optimizer
-        from harness.train.schedules import build_schedulers
-
+        if self.trainer_spec.scheduler.constant:
+            return build_optimizer(self.parameters(), self.trainer_spec)
         trainer = self.trainer
         total = trainer.estimated_stepping_batches  # max_epochs × steps per epoch, or max_steps if fewer
         batches = trainer.num_training_batches
         per_epoch = math.ceil(batches / trainer.accumulate_grad_batches) if math.isfinite(batches) else 0
+        optimizer, configs = self.optimization(int(total) if math.isfinite(total) else 0, per_epoch)
+        return [optimizer], configs
+
+    def optimization(
+        self, total_steps: int, steps_per_epoch: int
+    ) -> tuple[torch.optim.Optimizer, list[dict[str, Any]]]:
+        """The optimizer and the lr schedulers (Lightning's scheduler configs) of ``trainer.scheduler``
+        for a run of ``total_steps`` optimizer steps (0: unknown)."""
+        optimizer = build_optimizer(self.parameters(), self.trainer_spec)
+        schedule = self.trainer_spec.scheduler
+        if schedule.constant:
+            return optimizer, []
+        from harness.train.schedules import build_schedulers
+
         monitor = schedule.monitor or f"val_{self.info.primary_metric}"
         configs = build_schedulers(
             optimizer,
             self.trainer_spec,
-            total_steps=int(total) if math.isfinite(total) else 0,
-            steps_per_epoch=per_epoch,
+            total_steps=total_steps,
+            steps_per_epoch=steps_per_epoch,
             monitor=monitor,
             mode=self.directions.get(monitor, "min"),
         )
-        return [optimizer], configs
+        return optimizer, configs
 
 
 def update_by_name(metrics: MetricCollection, inputs: Mapping[str, Any], task: Task) -> None:
@@ -185,11 +208,6 @@ def update_by_name(metrics: MetricCollection, inputs: Mapping[str, Any], task: T
                 "choose metrics the task supports, or have its evaluate() return a '*' entry"
             )
         metric.update(*args)
-
-
-def _cuda_sync(module: pl.LightningModule) -> None:
-    if module.device.type == "cuda":
-        torch.cuda.synchronize(module.device)
 
 
 class HistoryCallback(pl.Callback):
@@ -219,6 +237,9 @@ class HistoryCallback(pl.Callback):
         #: ``{"ttt_steps", "ttt_samples", "ttt_time_s"}`` once the target is reached
         self.reached: dict[str, float] | None = None
         self._batch_start = 0.0
+        self._cuda_start: torch.cuda.Event | None = None
+        #: CUDA batches not yet read back: (start event, end event, samples, time steps)
+        self._pending: list[tuple[torch.cuda.Event, torch.cuda.Event, int, Any]] = []
         self._fit_start = 0.0
         self._epoch_lr: float | None = None
 
@@ -233,22 +254,43 @@ class HistoryCallback(pl.Callback):
     def on_train_batch_start(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        _cuda_sync(pl_module)
-        self._batch_start = time.perf_counter()
+        if pl_module.device.type == "cuda":  # CUDA events: no synchronisation inside the step
+            self._cuda_start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            self._cuda_start.record()
+        else:
+            self._batch_start = time.perf_counter()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        _cuda_sync(pl_module)
-        seconds = time.perf_counter() - self._batch_start
         samples = len(batch["y"])
         lengths = batch.get("lengths") if isinstance(batch, Mapping) else None
-        # the real (unpadded) time steps; .sum() stays on the device: one small sync per batch
-        timesteps = int(lengths.sum()) if lengths is not None else 0
+        # the real (unpadded) time steps
+        timesteps = lengths.sum() if lengths is not None else 0
+        if self._cuda_start is not None:
+            end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+            end.record()
+            # read back at the end of the epoch, in one synchronisation (see _settle)
+            self._pending.append((self._cuda_start, end, samples, timesteps))
+            self._cuda_start = None
+            return
+        self._add(time.perf_counter() - self._batch_start, samples, int(timesteps))
+
+    def _add(self, seconds: float, samples: int, timesteps: int) -> None:
         self.train_batch_time += seconds
         self.train_samples += samples
         self.train_timesteps += timesteps
         self.batches.append((seconds, samples, timesteps))
+
+    def _settle(self) -> None:
+        """Account the CUDA batches timed with events (waits for the last one)."""
+        for start, end, samples, timesteps in self._pending:
+            end.synchronize()
+            self._add(start.elapsed_time(end) / 1000.0, samples, int(timesteps))
+        self._pending.clear()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._settle()
 
     def rate_spread(self) -> dict[str, float]:
         """IQR of the per-batch samples/s and time steps/s (absent below 4 batches)."""
@@ -285,6 +327,7 @@ class HistoryCallback(pl.Callback):
         return {"ttt_reached": 1.0, **self.reached}
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._settle()
         row: dict[str, float] = {"epoch": float(trainer.current_epoch), "step": float(trainer.global_step)}
         for key, value in trainer.callback_metrics.items():
             if key == "train_loss" or key.startswith("val_"):

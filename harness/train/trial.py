@@ -131,7 +131,7 @@ def _build(spec: RunSpec) -> _Parts:
 def _callbacks(spec: RunSpec, parts: _Parts, history: HistoryCallback, checkpoint: Any) -> list[Any]:
     import pytorch_lightning as pl
 
-    callbacks: list[Any] = [history, checkpoint]
+    callbacks: list[Any] = [history] if checkpoint is None else [history, checkpoint]
     if spec.measure.gradient_flow is not None and parts.arch.trainable:
         from harness.measure.gradient_flow import GradientFlowCallback
 
@@ -198,32 +198,42 @@ class _Fitted:
     tested: dict[str, float]
     train_time: float
     peak_mb: float
+    #: optimizer steps taken
+    steps: int
+    #: this process's rank (data-parallel runs: rank 0 measures and serializes)
+    rank: int
 
 
 def _fit_and_test(
     spec: RunSpec, parts: _Parts, history: HistoryCallback, overrides: dict[str, Any] | None
 ) -> _Fitted:
-    """Train (or fit a closed-form baseline), then test the best-validation weights."""
-    import pytorch_lightning as pl
+    """Train (or fit a closed-form baseline), then test the best-validation weights.
 
+    Training runs in the lean loop (:mod:`harness.train.lean`) wherever it applies, else in
+    Lightning's; testing always in Lightning's.
+    """
     from harness.measure.memory import PeakMemory
+    from harness.train.lean import lean_unsupported
 
-    monitor = f"val_{parts.info.primary_metric}"
+    lean = parts.arch.trainable and lean_unsupported(spec, overrides) is None
     with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
-        checkpoint = pl.callbacks.ModelCheckpoint(
-            dirpath=ckpt_dir, monitor=monitor, mode=parts.info.direction, save_top_k=1, save_weights_only=True
-        )
+        checkpoint = None if lean else _checkpoint(ckpt_dir, parts)
         callbacks = _callbacks(spec, parts, history, checkpoint)
+        own = list(callbacks)  # Lightning's Trainer appends its default callbacks to the list
         trainer = _trainer(spec, callbacks, ckpt_dir, overrides)
         peak = PeakMemory(_device(spec.accelerator))
         peak.start()
         fit_start = time.perf_counter()
-        if parts.arch.trainable:
+        best: str | None = None
+        if lean:
+            steps = _lean_fit(spec, parts, own)
+        elif parts.arch.trainable:
             trainer.fit(parts.module, datamodule=parts.data)
-            best = checkpoint.best_model_path or None
+            best = checkpoint.best_model_path or None if checkpoint is not None else None
+            steps = trainer.global_step
         else:  # a closed-form baseline: estimate it from the training split, no gradient steps
             _fit_baseline(parts.module, parts.data)
-            best = None
+            steps = 0
         train_time = time.perf_counter() - fit_start
         peak_mb = peak.peak_mb() if spec.measure.memory else float("nan")  # CUDA; NaN on the CPU
         tested: dict[str, Any] = {}
@@ -231,7 +241,46 @@ def _fit_and_test(
             tested = dict(trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0])
     if spec.measure.memory and not peak.cuda and not spec.is_trial:
         peak_mb = _cpu_step_memory(spec, parts)
-    return _Fitted(trainer, callbacks, {k: float(v) for k, v in tested.items()}, train_time, peak_mb)
+    tested_floats = {k: float(v) for k, v in tested.items()}
+    return _Fitted(trainer, own, tested_floats, train_time, peak_mb, steps, trainer.global_rank)
+
+
+def _checkpoint(ckpt_dir: str, parts: _Parts) -> Any:
+    """Lightning's loop keeps the best-validation weights in a checkpoint file."""
+    import pytorch_lightning as pl
+
+    return pl.callbacks.ModelCheckpoint(
+        dirpath=ckpt_dir,
+        monitor=f"val_{parts.info.primary_metric}",
+        mode=parts.info.direction,
+        save_top_k=1,
+        save_weights_only=True,
+    )
+
+
+def _lean_fit(spec: RunSpec, parts: _Parts, callbacks: list[Any]) -> int:
+    """Train in the lean loop; the module ends with its best-validation weights. Optimizer steps."""
+    from harness.train.lean import LeanLoop, load_best
+
+    loop = LeanLoop(
+        spec,
+        parts.module,
+        parts.data,
+        [c for c in callbacks if not _lightning_only(c)],
+        monitor=f"val_{parts.info.primary_metric}",
+        mode=parts.info.direction,
+        device=_device(spec.accelerator),
+    )
+    result = loop.fit()
+    load_best(parts.module, result.best_state)
+    return result.global_step
+
+
+def _lightning_only(callback: Any) -> bool:
+    """Callbacks the lean loop does itself (early stopping)."""
+    import pytorch_lightning as pl
+
+    return isinstance(callback, pl.callbacks.EarlyStopping)
 
 
 def _train(
@@ -259,7 +308,7 @@ def _train(
         raise Diverged(diverged)
     # Lightning moves the model back to the CPU at teardown: measure on the device it trained on
     measured: dict[str, float] = {}
-    if fitted.trainer.global_rank == 0:  # data-parallel: rank 0 measures, once
+    if fitted.rank == 0:  # data-parallel: rank 0 measures, once
         measured = _measure_inference(parts.module.to(_device(spec.accelerator)), parts.data, spec.measure)
     with torch.inference_mode():
         artifacts = parts.task.artifacts(parts.module.eval(), parts.data)
@@ -273,7 +322,7 @@ def _train(
         **_gradflow_cost(gradient_flow),
     }
     model = None
-    if spec.log_model == "best" and fitted.trainer.global_rank == 0:
+    if spec.log_model == "best" and fitted.rank == 0:
         model = _serialized_model(parts)
     return _Outcome(
         metrics,
@@ -306,7 +355,7 @@ def _training_cost(
         **_train_rates(history),
         "num_params": float(sum(p.numel() for p in parts.module.parameters())),
         "epochs": float(len(history_sink)),
-        "steps": float(fitted.trainer.global_step),
+        "steps": float(fitted.steps),
         "best_epoch": float(_best_epoch(history_sink, monitor, mode)),
     }
 
