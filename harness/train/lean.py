@@ -293,6 +293,7 @@ class LeanLoop:
     def _epoch_end(self, finished: bool, plateau: list[tuple[Any, str]]) -> None:
         module, view = self.module, self.view
         self._hook("on_train_epoch_end")
+        module.check_epoch_loss()
         loss = module.epoch_train_loss()
         if loss is not None:
             view.callback_metrics["train_loss"] = torch.tensor(loss)

@@ -52,6 +52,11 @@ def build_module(
     )
 
 
+#: on CUDA, the training loss is checked for NaN / inf every this many steps (each check waits
+#: for the GPU; on the CPU it is checked every step, at no cost)
+CUDA_CHECK_EVERY = 16
+
+
 class HarnessModule(pl.LightningModule):
     def __init__(
         self,
@@ -73,6 +78,8 @@ class HarnessModule(pl.LightningModule):
         #: the training loss of the epoch so far, summed over samples (see training_step)
         self._loss_sum: torch.Tensor | float = 0.0
         self._loss_count = 0
+        #: CUDA steps since the training loss was last checked for NaN / inf
+        self._unchecked = 0
         built = {name: spec.factory(info) for name, spec in metrics.items()}
         #: whether lower or higher is better, per validation metric (a plateau schedule's mode)
         self.directions = {f"val_{name}": spec.direction for name, spec in metrics.items()}
@@ -95,18 +102,34 @@ class HarnessModule(pl.LightningModule):
             loss = self.task.batch_loss(tbptt_forward(self, batch, tbptt), batch)
         else:
             _, loss = self._step(batch)
-        if not torch.isfinite(loss):
-            step, epoch = self.position()
-            raise RunFailure(
-                f"training loss became {loss.item()} at step {step} (epoch {epoch}); "
-                "lower trainer.lr or set trainer.gradient_clip_val"
-            )
         # the epoch mean is accumulated here, not with a per-step self.log: Lightning's logging
         # machinery costs ~0.5 ms a step, a measurable share of a small model's step on CPU
         size = len(batch["y"])
         self._loss_sum = self._loss_sum + loss.detach().float() * size
         self._loss_count += size
+        if loss.device.type != "cuda":
+            self._check_finite(loss, "at")
+        else:  # reading a CUDA loss back stalls the queue: check the epoch's sum now and then
+            self._unchecked += 1
+            if self._unchecked >= CUDA_CHECK_EVERY:
+                self.check_epoch_loss()
         return loss
+
+    def _check_finite(self, loss: torch.Tensor | float, where: str) -> None:
+        if not torch.isfinite(torch.as_tensor(loss)):
+            step, epoch = self.position()
+            value = loss.item() if isinstance(loss, torch.Tensor) else loss
+            raise RunFailure(
+                f"training loss became {value} {where} step {step} (epoch {epoch}); "
+                "lower trainer.lr or set trainer.gradient_clip_val"
+            )
+
+    def check_epoch_loss(self) -> None:
+        """Fail the run when a training loss of this epoch so far was not finite (on CUDA,
+        every :data:`CUDA_CHECK_EVERY` steps and at the end of the epoch)."""
+        self._unchecked = 0
+        if self._loss_count:
+            self._check_finite(self._loss_sum, "by")
 
     def position(self) -> tuple[int, int]:
         """(optimizer step, epoch) of the loop training this module: Lightning's, or the lean
@@ -119,6 +142,7 @@ class HarnessModule(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._loss_sum = 0.0
         self._loss_count = 0
+        self._unchecked = 0
 
     def epoch_train_loss(self) -> float | None:
         """Mean training loss of the epoch so far (this rank), or None before any step."""
@@ -126,6 +150,7 @@ class HarnessModule(pl.LightningModule):
         return float(self._loss_sum) / count if count else None
 
     def on_train_epoch_end(self) -> None:
+        self.check_epoch_loss()
         loss = self.epoch_train_loss()
         if loss is not None:  # kept in callback_metrics for callbacks that monitor it
             # sync_dist: the mean over data-parallel ranks (a no-op on one device)
