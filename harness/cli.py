@@ -185,6 +185,13 @@ def main(ctx: click.Context, traceback: bool) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="CPUs per run, overriding the suite's resources.",
 )
+@click.option(
+    "--timings",
+    "show_timings",
+    is_flag=True,
+    help="After the summary, show where this invocation's wall time went (start-up, imports, "
+    "suite, MLflow, Ray, each run's setup / fit / test, report), measured.",
+)
 def run(
     suite: str,
     only: tuple[str, ...],
@@ -197,6 +204,7 @@ def run(
     report_dir: str | None,
     gpus: float | None,
     cpus: float | None,
+    show_timings: bool,
 ) -> None:
     """Run every cell of SUITE and record it in MLflow.
 
@@ -204,20 +212,30 @@ def run(
     interrupted by Ctrl-C / SIGTERM / SIGHUP (running cells are recorded as killed; run the same
     command again to resume).
     """
-    from rich.text import Text
+    from harness.timings import Timings
 
-    from harness.console import summary_table, tuning_table, verdict_lines
-    from harness.report.summary import summarize
-    from harness.runner import RunOptions, SuiteInterrupted, plan_suite, run_plan
-    from harness.tracking.mlflow_store import ui_link
+    timings = Timings()  # the time before this line is the start-up row
+    from harness.heap import freeze_at_exit, paused_gc
 
-    console = _console()
-    _check_dashboard(dashboard, executor, address, console)
-    _warn_plugins(console)
-    plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
-    from harness.preflight import check_run_outputs  # before Ray, MLflow or anything is recorded
+    freeze_at_exit()  # Python's exit skips the collector's passes over torch, Lightning, MLflow
+    with paused_gc():  # import-heavy: see harness.heap
+        with timings.span("imports: harness driver"):
+            from rich.text import Text
 
-    check_run_outputs(plan.suite, results, report_dir)
+            from harness.console import summary_table, timings_table, tuning_table, verdict_lines
+            from harness.report.summary import summarize
+            from harness.runner import RunOptions, SuiteInterrupted, plan_suite, run_plan
+            from harness.tracking.mlflow_store import ui_link
+
+        console = _console()
+        _check_dashboard(dashboard, executor, address, console)
+        with timings.span("plugins: discovery and imports"):
+            _warn_plugins(console)
+        with timings.span("suite: load, validate, plan"):
+            plan = plan_suite(suite, _parse_only(only), _resources(gpus, cpus))
+            from harness.preflight import check_run_outputs  # before Ray, MLflow or anything is recorded
+
+            check_run_outputs(plan.suite, results, report_dir)
     options = RunOptions(
         executor=executor,
         address=address,
@@ -226,6 +244,7 @@ def run(
         rerun=rerun,
         report_dir=report_dir,
         dashboard=dashboard and not address,  # a cluster serves its own dashboard
+        timings=timings,
     )
     console.print(
         f"Suite [bold]{plan.suite.spec.name}[/]: {len(plan.runnable)} runs "
@@ -245,31 +264,35 @@ def run(
             "killed and failed ones run again)."
         )
         sys.exit(stop.exit_code)
-    in_plan = {c.run_id for c in plan.cells}
-    pairs = {f"{c.task_label} × {c.arch_label}" for c in plan.cells}  # a tuned suite's runs: by pair
-    records = [
-        r
-        for r in outcome.records
-        if r.run_id in in_plan or (r.spec.tuning is not None and r.spec.tuning.contender in pairs)
-    ]
-    summary = summarize(records)
-    console.print(summary_table(summary, title=f"{plan.suite.spec.name}: primary test metric over seeds"))
-    console.print(verdict_lines(summary))
-    tuning = tuning_table(outcome.records)  # None unless the suite has tuning trials
-    if tuning is not None:
-        console.print(tuning)
-    for cell in outcome.skipped_cells:
-        console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
-    failed = outcome.failed
-    console.print(
-        f"{len(outcome.finals) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
-        + (f", {outcome.resumed} already done" if outcome.resumed else "")
-        + (f"; {outcome.trials} tuning trial(s)" if outcome.trials else "")
-        + (f", {outcome.unstarted} not started (deadline)" if outcome.unstarted else "")
-        + "."
-    )
-    console.print(f"Results: {outcome.results_path}  Report: {_report_summary(outcome.reports)}")
-    console.print(f"MLflow ({outcome.tracking_uri}): {ui_link(outcome.tracking_uri, outcome.experiment_id)}")
+    with timings.span("summary: statistics, console"):
+        in_plan = {c.run_id for c in plan.cells}
+        pairs = {f"{c.task_label} × {c.arch_label}" for c in plan.cells}  # a tuned suite's runs: by pair
+        records = [
+            r
+            for r in outcome.records
+            if r.run_id in in_plan or (r.spec.tuning is not None and r.spec.tuning.contender in pairs)
+        ]
+        summary = summarize(records)
+        console.print(summary_table(summary, title=f"{plan.suite.spec.name}: primary test metric over seeds"))
+        console.print(verdict_lines(summary))
+        tuning = tuning_table(outcome.records)  # None unless the suite has tuning trials
+        if tuning is not None:
+            console.print(tuning)
+        for cell in outcome.skipped_cells:
+            console.print(Text(f"skipped {cell.label}: {cell.skip_reason}", style="dim"))
+        failed = outcome.failed
+        console.print(
+            f"{len(outcome.finals) - failed} finished, {failed} failed, {len(outcome.skipped_cells)} skipped"
+            + (f", {outcome.resumed} already done" if outcome.resumed else "")
+            + (f"; {outcome.trials} tuning trial(s)" if outcome.trials else "")
+            + (f", {outcome.unstarted} not started (deadline)" if outcome.unstarted else "")
+            + "."
+        )
+        console.print(f"Results: {outcome.results_path}  Report: {_report_summary(outcome.reports)}")
+        link = ui_link(outcome.tracking_uri, outcome.experiment_id)
+        console.print(f"MLflow ({outcome.tracking_uri}): {link}")
+    if show_timings:
+        console.print(timings_table(timings))
     sys.exit(1 if failed or outcome.unstarted else 0)
 
 

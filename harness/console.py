@@ -20,6 +20,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from harness.records import RunRecord, RunSpec
     from harness.report.summary import SummaryTable
+    from harness.timings import Timings
 
 #: a terminal escape sequence (colours, cursor moves): CSI … final byte, or OSC … BEL / ST
 ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -349,4 +350,31 @@ def tuning_table(records: Iterable[RunRecord]) -> Table | None:
                 Text("—" if diff is None else f"{diff:+.4g}", style=style),
             ]
         out.add_row(*cells)
+    return out
+
+
+def timings_table(timings: Timings) -> Table:
+    """``harness run --timings``: where the invocation's wall time went, measured; the top-level
+    rows (not indented) add up to the total, a span's parts are indented below it."""
+    rows = timings.rows()
+    total = rows[-1].seconds or float("nan")
+    overlapping = any(r.overlapping for r in rows)
+    caption = (
+        "Measured spans of this process (time.perf_counter); worker rows are the records' "
+        "wall_time_s and cost.train_time_s. Python's exit after this table is not included."
+    )
+    if overlapping:
+        caption += " Parts marked Σ ran in parallel: sums over runs, more than their span."
+    out = Table(title="Where the time went", caption=caption, caption_justify="left")
+    out.add_column("span")
+    out.add_column("s", justify="right")
+    out.add_column("% of total", justify="right")
+    for i, row in enumerate(rows):
+        last = i == len(rows) - 1
+        name = "  " * row.depth + row.name + (" (Σ over runs, below)" if row.overlapping else "")
+        style = "bold" if last else ("dim" if row.depth else "")
+        share = "" if row.depth or last else f"{100 * row.seconds / total:.0f}"
+        out.add_row(Text(name, style=style), Text(f"{row.seconds:.2f}", style=style), share)
+    for name, seconds in timings.notes.items():
+        out.add_row(Text(f"({name})", style="dim"), Text(f"{seconds:.2f}", style="dim"), "")
     return out

@@ -14,7 +14,8 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from rich.markup import escape
 
 from harness import __version__, interrupts
 from harness.errors import HarnessError, ServiceUnreachable
+from harness.heap import GcWindow, gc_window
 from harness.matrix import Plan, build_plan
 from harness.plan_status import plan_status
 from harness.plugins import get_registry
@@ -30,6 +32,7 @@ from harness.provenance import git_commit
 from harness.records import RunRecord, RunSpec, latest_by_run
 from harness.settings import ResourcesSpec
 from harness.suite import check_accelerator, load_suite
+from harness.timings import Timings
 from harness.tracking.live import LiveLogger, per_child
 from harness.tracking.results import ResultsFile, default_results_path
 
@@ -53,6 +56,8 @@ class RunOptions:
     report_dir: str | None = None
     #: start the local Ray instance with its dashboard (on 127.0.0.1) and print its URL
     dashboard: bool = False
+    #: where the invocation's wall time goes (``harness run --timings`` prints it)
+    timings: Timings = field(default_factory=Timings)
 
 
 @dataclass
@@ -169,15 +174,57 @@ class _Recorder:
         return True
 
 
-def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, console: Console) -> str:
+#: the parts of the ``runs`` span (see :func:`_time_worker`)
+WORKER_SETUP = "worker: setup (imports, build, data)"
+WORKER_FIT = "worker: fit (train_time_s)"
+WORKER_REST = "worker: test, measurements"
+WORKER_UNSPLIT = "worker: setup, test, measurements"
+
+
+def _time_worker(timings: Timings, span: str, record: RunRecord) -> None:
+    """Add a record's worker-side figures to the ``span`` of the runs: its fit (``train_time_s``)
+    and the rest of its ``wall_time_s`` (split off as setup where the record has ``setup_time_s``)."""
+    wall, cost = max(0.0, record.wall_time_s), record.cost
+    fit = cost.get("train_time_s", float("nan"))
+    fit = min(fit, wall) if fit == fit else 0.0  # NaN: failed before training
+    setup = cost.get("setup_time_s", float("nan"))
+    if setup == setup:
+        setup = min(max(0.0, setup), wall - fit)
+        timings.add((span, WORKER_SETUP), setup)
+        timings.add((span, WORKER_FIT), fit)
+        timings.add((span, WORKER_REST), wall - fit - setup)
+    else:
+        timings.add((span, WORKER_FIT), fit)
+        timings.add((span, WORKER_UNSPLIT), wall - fit)
+
+
+def runs_span(executor: str, runs: int) -> str:
+    return f"runs: {runs} on the {executor} executor"
+
+
+def _execute(
+    executor: Executor,
+    todo: list[RunSpec],
+    recorder: _Recorder,
+    console: Console,
+    timings: Timings,
+    heap: GcWindow,
+) -> str:
     """Run ``todo`` with a live progress display; the parent run's final MLflow status."""
     from harness.console import Progress
 
-    with Progress(console, len(todo), executor.capacity) as progress:
+    span = runs_span(executor.name, len(todo))
+    preload = getattr(executor, "preload", None)  # runs that train in this process: their imports
+    if preload is not None and todo:
+        with timings.span(span), timings.span("driver: imports for the runs in this process"):
+            preload()
+    heap.settle()  # set-up done: what exists stays out of the collector's passes from here
+    with timings.span(span), Progress(console, len(todo), executor.capacity) as progress:
 
         def on_start(spec: RunSpec) -> None:
-            recorder.start(spec)
-            progress.start(spec)
+            with timings.span("driver: run starts (MLflow queue, display)"):
+                recorder.start(spec)
+                progress.start(spec)
 
         def on_progress(run_id: str, rows: list[dict[str, float]]) -> None:
             recorder.rows(run_id, rows)
@@ -185,8 +232,10 @@ def _execute(executor: Executor, todo: list[RunSpec], recorder: _Recorder, conso
                 progress.update(run_id, row)
 
         def on_result(record: RunRecord) -> None:
-            if recorder(record):
-                progress.finish(record)
+            with timings.span("driver: records (results file, MLflow queue, display)"):
+                if recorder(record):
+                    progress.finish(record)
+            _time_worker(timings, span, record)
 
         try:
             executor.run(todo, on_start, on_result, on_progress)
@@ -346,25 +395,37 @@ def _stop_logging(live: LiveLogger, console: Console) -> dict[str, float]:
     }
 
 
+#: the span of the results file (lock, read)
+RESULTS_SPAN = "results file: lock, read"
+
+
 def run_plan(plan: Plan, options: RunOptions, console: Console) -> RunOutcome:
     """Run ``plan``: one invocation, holding its results file, stopped cleanly by any stop signal."""
     spec = plan.suite.spec
     results_file = ResultsFile(options.results or spec.tracking.results or default_results_path(spec.name))
-    with interrupts.handled(), results_file.locked():
-        return _run_locked(plan, options, console, results_file)
+    # the collector paused while the driver sets up, then the set-up's heap frozen (harness.heap)
+    with interrupts.handled(), gc_window() as heap, ExitStack() as stack:
+        with options.timings.span(RESULTS_SPAN):
+            stack.enter_context(results_file.locked())
+        return _run_locked(plan, options, console, results_file, heap)
 
 
-def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file: ResultsFile) -> RunOutcome:
+def _run_locked(
+    plan: Plan, options: RunOptions, console: Console, results_file: ResultsFile, heap: GcWindow
+) -> RunOutcome:
     from harness.scheduler import make_executor
     from harness.tracking.mlflow_store import MlflowTracker, resolve_uri
 
-    spec = plan.suite.spec
+    spec, timings = plan.suite.spec, options.timings
     command = shlex.join(["harness", *sys.argv[1:]])
     uri = resolve_uri(options.tracking_uri or spec.tracking.uri)
     executor = make_executor(options.executor, options.address, dashboard=options.dashboard)
+    joins = " (or join the cluster)" if executor.name == "ray" else ""
+    starting = f"{executor.name} executor: start{joins}"
     try:
         try:
-            with interrupts.deferred():  # a signal while Ray starts stops the suite once it has started
+            # a signal while Ray starts stops the suite once it has started
+            with interrupts.deferred(), timings.span(starting):
                 executor.start(spec.resources, spec.execution)  # refuses infeasible requests up front
         except SystemExit as exc:  # SIGTERM while ray.init ran: Ray's own handler calls sys.exit(15)
             if exc.code == signal.SIGTERM:
@@ -374,26 +435,34 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
         if executor.dashboard_url:
             console.print(f"Ray dashboard: {executor.dashboard_url}")
         # after Ray: a cluster that cannot be joined leaves no trace (a sqlite store is created here)
-        tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
-        tracker.connect()
+        with timings.span("imports: mlflow"):
+            _import_mlflow()
+        with timings.span("MLflow: open the store and the experiment"):
+            tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
+            tracker.connect()
         try:
             # the results file is the local source of truth; MLflow may lag it (a server that died)
             # or lead it (a driver that died between the two): make them agree, then decide what is done
-            synced = _reconcile(tracker, results_file, plan, console)
-            previous = results_file.read()
-            unreadable = results_file.describe_unreadable()
+            with timings.span("MLflow: reconcile with the results file"):
+                synced = _reconcile(tracker, results_file, plan, console)
+            with timings.span(RESULTS_SPAN):
+                previous = results_file.read()
+                unreadable = results_file.describe_unreadable()
             if unreadable:
                 console.print(f"[yellow]warning:[/] {escape(unreadable)}")
             # finished in the results file *or* in MLflow: a driver that died between the two is not
             # run twice
-            in_mlflow = tracker.finished_children()
-            done = plan_status(plan, previous, in_mlflow, options.rerun).done_ids  # as `validate` shows
-            cache_dir = _cache_dir()
-            todo = [
-                c.model_copy(update={"cache_dir": cache_dir}) for c in plan.runnable if c.run_id not in done
-            ]
-            resumed = len(plan.runnable) - len(todo)
-            parent = _start_parent(tracker, plan, executor.name, command, todo, resumed)
+            with timings.span("MLflow: finished runs (resume), parent run"):
+                in_mlflow = tracker.finished_children()
+                done = plan_status(plan, previous, in_mlflow, options.rerun).done_ids  # as `validate` shows
+                cache_dir = _cache_dir()
+                todo = [
+                    c.model_copy(update={"cache_dir": cache_dir})
+                    for c in plan.runnable
+                    if c.run_id not in done
+                ]
+                resumed = len(plan.runnable) - len(todo)
+                parent = _start_parent(tracker, plan, executor.name, command, todo, resumed)
         except HarnessError:
             raise
         except Exception as exc:  # noqa: BLE001 - the store went away between connecting and starting
@@ -421,7 +490,9 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
         status = "FAILED"
         try:
             if spec.tune is not None:  # tune first (validation only), then run the best of each
-                finals = _tune_phase(plan, options, tracker, recorder, executor, previous, console)
+                heap.settle()
+                with timings.span("tuning (Ray Tune)"):
+                    finals = _tune_phase(plan, options, tracker, recorder, executor, previous, console)
                 done_ids = plan_status(plan, previous, in_mlflow, options.rerun).done_ids | (
                     set() if options.rerun else {r.run_id for r in previous if r.finished} | set(in_mlflow)
                 )
@@ -429,17 +500,21 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
                     c.model_copy(update={"cache_dir": cache_dir}) for c in finals if c.run_id not in done_ids
                 ]
                 resumed = len(finals) - len(todo)
-            status = _execute(executor, todo, recorder, console)
+            status = _execute(executor, todo, recorder, console, timings, heap)
         except SuiteInterrupted:
             status = "KILLED"
             raise
         finally:
-            costs = _stop_logging(live, console)
-            finished = sum(1 for r in recorder.results if r.finished)
-            summary = {"runs_finished": finished, "runs_failed": len(recorder.results) - finished, **costs}
-            _finish_parent(tracker, status, summary, live.incomplete, spec.name, console)
+            with timings.span("MLflow: wait for the logging queue, close the parent run"):
+                costs = _stop_logging(live, console)
+                finished = sum(1 for r in recorder.results if r.finished)
+                failed = len(recorder.results) - finished
+                summary = {"runs_finished": finished, "runs_failed": failed, **costs}
+                _finish_parent(tracker, status, summary, live.incomplete, spec.name, console)
+            timings.note("MLflow: child runs logged (a background thread, overlapping the rows)", live.busy_s)
     finally:
-        executor.close()
+        with timings.span(f"{executor.name} executor: close"):
+            executor.close()
     records = [
         r for r in latest_by_run([*previous, *skipped, *recorder.results]) if r.spec.suite == spec.name
     ]
@@ -447,16 +522,17 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
         cell.run_id: i for i, cell in enumerate(plan.cells)
     }  # tables follow the suite, not finishing order
     records.sort(key=lambda r: order.get(r.run_id, len(order)))
-    reports = write_reports(
-        records,
-        spec.name,
-        options.report_dir,
-        invocation=parent,
-        suite_path=plan.suite.path,
-        command=command,
-        reporters=spec.reporters,
-        profile_dir=results_file.path.parent / "profile",
-    )
+    with timings.span("report: HTML, Markdown, CSV, plots"):
+        reports = write_reports(
+            records,
+            spec.name,
+            options.report_dir,
+            invocation=parent,
+            suite_path=plan.suite.path,
+            command=command,
+            reporters=spec.reporters,
+            profile_dir=results_file.path.parent / "profile",
+        )
     return RunOutcome(
         recorder.results,
         records,
@@ -471,6 +547,11 @@ def _run_locked(plan: Plan, options: RunOptions, console: Console, results_file:
         synced,
         live.incomplete,
     )
+
+
+def _import_mlflow() -> None:
+    """Import MLflow's client (timed on its own: :class:`MlflowTracker` imports it lazily)."""
+    import mlflow.tracking  # noqa: F401
 
 
 def _reconcile(

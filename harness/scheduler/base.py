@@ -8,6 +8,10 @@ from typing import Protocol
 from harness.records import RunRecord, RunSpec
 from harness.settings import ExecutionSpec, ResourcesSpec
 
+#: what every run imports in its worker (:func:`harness.train.trial.run_trial`); executors import
+#: them up front with the garbage collector paused (:func:`harness.heap.import_paused`)
+RUN_IMPORTS = ("torch", "pytorch_lightning", "harness.train.trial")
+
 OnStart = Callable[[RunSpec], None]
 OnResult = Callable[[RunRecord], None]
 #: epoch rows a running cell streamed since the last call: (run id, rows)

@@ -3,6 +3,10 @@
 Kept apart from the executor so the worker side stays small: a task reports where it runs
 (node id, pid) and streams each epoch row to the :class:`HistoryRecorder` actor, so the driver
 still has a run's partial metrics when its worker is killed (kill -9, Ctrl-C, timeout).
+
+A worker process's first task imports what runs need with the garbage collector paused, then
+keeps those imports out of the collector's passes for the process's life (see
+:mod:`harness.heap`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,21 @@ import os
 from typing import Any
 
 from harness.records import RunRecord, RunSpec, RuntimeInfo
+
+_prepared = False
+
+
+def _prepare_worker() -> None:
+    """Once per worker process: the runs' imports, the collector paused, then frozen."""
+    global _prepared
+    if _prepared:
+        return
+    from harness.heap import freeze_worker, import_paused
+    from harness.scheduler.base import RUN_IMPORTS
+
+    import_paused(RUN_IMPORTS)
+    freeze_worker()
+    _prepared = True
 
 
 class HistoryRecorder:
@@ -49,6 +68,7 @@ def ray_trial(spec: RunSpec, recorder: Any) -> RunRecord:
     """One cell in a Ray worker: a plain Lightning run, or a Ray Train DDP run for ``workers`` > 1."""
     import ray
 
+    _prepare_worker()
     from harness.train.trial import run_trial
 
     node_id = ray.get_runtime_context().get_node_id()
