@@ -28,6 +28,7 @@ What it reproduces of Lightning 2's ``fit`` (the order matters for bit-equality)
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -41,6 +42,7 @@ from harness.settings import EarlyStopping
 
 if TYPE_CHECKING:
     import pytorch_lightning as pl
+    from torchmetrics import MetricCollection
 
     from harness.train.module import HarnessModule
 
@@ -267,13 +269,30 @@ class LeanLoop:
         return True
 
     def _validate(self, val_loader: Iterable[Any]) -> None:
-        module, metrics = self.module, self.module.val_metrics
-        module.zero_grad(set_to_none=True)  # Lightning's on_validation_model_zero_grad
+        self.module.zero_grad(set_to_none=True)  # Lightning's on_validation_model_zero_grad
+        self.view.callback_metrics.update(self._evaluate(val_loader, "val", self.module.val_metrics))
+        self._hook("on_validation_end")
+
+    def test(self) -> dict[str, float]:
+        """Test the module as it is (load the best weights first): ``test_loss`` and
+        ``test_<metric>``, as ``pl.Trainer.test`` returns them."""
+        self.data.setup("test")
+        self.module.to(self.device)
+        tested = self._evaluate(self.data.test_dataloader(), "test", self.module.test_metrics)
+        return {k: float(v) for k, v in tested.items()}
+
+    def _evaluate(
+        self, loader: Iterable[Any], stage: str, metrics: MetricCollection
+    ) -> dict[str, torch.Tensor]:
+        """The ``<stage>_loss`` (batch-size-weighted mean) and ``metrics`` over ``loader``, under
+        ``inference_mode`` in eval mode; the module's training mode is restored after."""
+        module = self.module
+        was_training = module.training
         module.eval()
         total: torch.Tensor | None = None
         count = 0
         with torch.inference_mode():
-            for raw in val_loader:
+            for raw in loader:
                 batch = _to_device(raw, self.device)
                 with self.autocast():
                     loss = module.eval_batch(batch, metrics)
@@ -281,14 +300,12 @@ class LeanLoop:
                 weighted = loss.detach().float() * size
                 total = weighted if total is None else total + weighted
                 count += size
-            computed = {k: v.float() for k, v in metrics.compute().items()}
+            out = {k: v.float() for k, v in metrics.compute().items()}
         metrics.reset()
-        module.train()
-        out = self.view.callback_metrics
+        module.train(was_training)
         if total is not None and count:
-            out["val_loss"] = total / count
-        out.update(computed)
-        self._hook("on_validation_end")
+            out = {f"{stage}_loss": total / count, **out}
+        return out
 
     def _epoch_end(self, finished: bool, plateau: list[tuple[Any, str]]) -> None:
         module, view = self.module, self.view
@@ -306,6 +323,15 @@ class LeanLoop:
                 current = view.callback_metrics.get(monitor)
                 if current is not None:
                     scheduler.step(current)
+
+
+def set_determinism(accelerator: str) -> None:
+    """What ``pl.Trainer(deterministic=...)`` sets, as the harness's trainers use it: deterministic
+    algorithms (only warned about on a GPU, where some kernels have no deterministic version), no
+    cuDNN autotuning, cuBLAS's reproducible workspace."""
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=accelerator == "gpu")
+    os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
 
 
 def load_best(module: torch.nn.Module, state: Mapping[str, torch.Tensor] | None) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pytorch_lightning as pl
 
     from harness.interfaces import Architecture, MetricSpec, Task, TaskInfo
+    from harness.train.lean import LeanLoop
     from harness.train.module import HarnessModule, HistoryCallback
 
 QUIET_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning.fabric", "lightning_fabric")
@@ -128,10 +129,10 @@ def _build(spec: RunSpec) -> _Parts:
     return _Parts(task, arch, info, metrics, module, data)
 
 
-def _callbacks(spec: RunSpec, parts: _Parts, history: HistoryCallback, checkpoint: Any) -> list[Any]:
+def _callbacks(spec: RunSpec, parts: _Parts, history: HistoryCallback) -> list[Any]:
     import pytorch_lightning as pl
 
-    callbacks: list[Any] = [history] if checkpoint is None else [history, checkpoint]
+    callbacks: list[Any] = [history]
     if spec.measure.gradient_flow is not None and parts.arch.trainable:
         from harness.measure.gradient_flow import GradientFlowCallback
 
@@ -193,7 +194,6 @@ def evaluation_trainer(spec: RunSpec, root: str, accelerator: str = "cpu") -> pl
 
 @dataclass
 class _Fitted:
-    trainer: pl.Trainer
     callbacks: list[Any]
     tested: dict[str, float]
     train_time: float
@@ -202,6 +202,8 @@ class _Fitted:
     steps: int
     #: this process's rank (data-parallel runs: rank 0 measures and serializes)
     rank: int
+    #: ``time.perf_counter()`` when training started
+    fit_start: float
 
 
 def _fit_and_test(
@@ -209,40 +211,53 @@ def _fit_and_test(
 ) -> _Fitted:
     """Train (or fit a closed-form baseline), then test the best-validation weights.
 
-    Training runs in the lean loop (:mod:`harness.train.lean`) wherever it applies, else in
-    Lightning's; testing always in Lightning's.
+    Training and testing run in the lean loop (:mod:`harness.train.lean`) wherever it applies,
+    else in Lightning's.
     """
     from harness.measure.memory import PeakMemory
     from harness.train.lean import lean_unsupported
 
-    lean = parts.arch.trainable and lean_unsupported(spec, overrides) is None
-    with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
-        checkpoint = None if lean else _checkpoint(ckpt_dir, parts)
-        callbacks = _callbacks(spec, parts, history, checkpoint)
-        own = list(callbacks)  # Lightning's Trainer appends its default callbacks to the list
-        trainer = _trainer(spec, callbacks, ckpt_dir, overrides)
-        peak = PeakMemory(_device(spec.accelerator))
+    callbacks = _callbacks(spec, parts, history)
+    peak = PeakMemory(_device(spec.accelerator))
+    # a tuning trial selects on validation: the test split is never touched
+    test = not spec.is_trial
+    if parts.arch.trainable and lean_unsupported(spec, overrides) is None:
+        from harness.train.lean import load_best
+
+        loop = _lean_loop(spec, parts, callbacks)
         peak.start()
         fit_start = time.perf_counter()
-        best: str | None = None
-        if lean:
-            steps = _lean_fit(spec, parts, own)
-        elif parts.arch.trainable:
-            trainer.fit(parts.module, datamodule=parts.data)
-            best = checkpoint.best_model_path or None if checkpoint is not None else None
-            steps = trainer.global_step
-        else:  # a closed-form baseline: estimate it from the training split, no gradient steps
-            _fit_baseline(parts.module, parts.data)
-            steps = 0
+        result = loop.fit()
         train_time = time.perf_counter() - fit_start
-        peak_mb = peak.peak_mb() if spec.measure.memory else float("nan")  # CUDA; NaN on the CPU
-        tested: dict[str, Any] = {}
-        if not spec.is_trial:  # a tuning trial selects on validation: the test split is never touched
-            tested = dict(trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0])
-    if spec.measure.memory and not peak.cuda and not spec.is_trial:
+        peak_mb = peak.peak_mb()
+        load_best(parts.module, result.best_state)
+        tested = loop.test() if test else {}
+        steps, rank = result.global_step, 0
+    else:
+        with tempfile.TemporaryDirectory(prefix="harness-ckpt-") as ckpt_dir:
+            checkpoint = _checkpoint(ckpt_dir, parts) if parts.arch.trainable else None
+            listed = [*callbacks, checkpoint] if checkpoint is not None else list(callbacks)
+            trainer = _trainer(spec, listed, ckpt_dir, overrides)  # it appends its defaults to `listed`
+            peak.start()
+            fit_start = time.perf_counter()
+            best: str | None = None
+            if checkpoint is not None:
+                trainer.fit(parts.module, datamodule=parts.data)
+                best = checkpoint.best_model_path or None
+            else:  # a closed-form baseline: estimate it from the training split, no gradient steps
+                _fit_baseline(parts.module, parts.data)
+            train_time = time.perf_counter() - fit_start
+            peak_mb = peak.peak_mb()
+            steps, rank = trainer.global_step, trainer.global_rank
+            tested = {}
+            if test:
+                out = trainer.test(parts.module, datamodule=parts.data, ckpt_path=best, verbose=False)[0]
+                tested = {k: float(v) for k, v in out.items()}
+    if not spec.measure.memory:
+        peak_mb = float("nan")
+    elif not peak.cuda and test:  # CUDA: the allocator's peak; the CPU: a training step's tensors
         peak_mb = _cpu_step_memory(spec, parts)
-    tested_floats = {k: float(v) for k, v in tested.items()}
-    return _Fitted(trainer, own, tested_floats, train_time, peak_mb, steps, trainer.global_rank)
+    return _Fitted(callbacks, tested, train_time, peak_mb, steps, rank, fit_start)
 
 
 def _checkpoint(ckpt_dir: str, parts: _Parts) -> Any:
@@ -258,11 +273,13 @@ def _checkpoint(ckpt_dir: str, parts: _Parts) -> Any:
     )
 
 
-def _lean_fit(spec: RunSpec, parts: _Parts, callbacks: list[Any]) -> int:
-    """Train in the lean loop; the module ends with its best-validation weights. Optimizer steps."""
-    from harness.train.lean import LeanLoop, load_best
+def _lean_loop(spec: RunSpec, parts: _Parts, callbacks: list[Any]) -> LeanLoop:
+    """The lean loop of the run (its callbacks but early stopping, which the loop does itself),
+    with Lightning's determinism settings."""
+    from harness.train.lean import LeanLoop, set_determinism
 
-    loop = LeanLoop(
+    set_determinism(spec.accelerator)
+    return LeanLoop(
         spec,
         parts.module,
         parts.data,
@@ -271,9 +288,6 @@ def _lean_fit(spec: RunSpec, parts: _Parts, callbacks: list[Any]) -> int:
         mode=parts.info.direction,
         device=_device(spec.accelerator),
     )
-    result = loop.fit()
-    load_best(parts.module, result.best_state)
-    return result.global_step
 
 
 def _lightning_only(callback: Any) -> bool:
@@ -284,8 +298,14 @@ def _lightning_only(callback: Any) -> bool:
 
 
 def _train(
-    spec: RunSpec, history_sink: list[dict[str, float]], trainer_overrides: dict[str, Any] | None = None
+    spec: RunSpec,
+    history_sink: list[dict[str, float]],
+    trainer_overrides: dict[str, Any] | None = None,
+    started: float | None = None,
 ) -> _Outcome:
+    """Build, train, test and measure the run (``started``: ``time.perf_counter()`` when the run
+    began, for ``setup_time_s``)."""
+    started = time.perf_counter() if started is None else started
     _quiet()
     import torch
 
@@ -298,7 +318,7 @@ def _train(
     history = HistoryCallback(history_sink, monitor=monitor, target=spec.target, direction=mode)
     fitted = _fit_and_test(spec, parts, history, trainer_overrides)
     if spec.is_trial:
-        return _trial_outcome(spec, parts, history, fitted, history_sink)
+        return _trial_outcome(spec, parts, history, fitted, history_sink, started)
     metrics = {k: v for k, v in fitted.tested.items() if k.startswith("test_") and k != "test_loss"}
     metrics["test_loss"] = fitted.tested.get("test_loss", float("nan"))
     diverged = divergence(parts.info, metrics)
@@ -315,7 +335,7 @@ def _train(
     probe = next((c for c in fitted.callbacks if isinstance(c, GradientFlowCallback)), None)
     gradient_flow = probe.result() if probe is not None else None
     cost = {
-        **_training_cost(parts, history, fitted, history_sink),
+        **_training_cost(parts, history, fitted, history_sink, started),
         **measured,
         "peak_memory_mb": fitted.peak_mb,
         **history.ttt(),
@@ -336,21 +356,34 @@ def _train(
 
 
 def _trial_outcome(
-    spec: RunSpec, parts: _Parts, history: Any, fitted: _Fitted, history_sink: list[dict[str, float]]
+    spec: RunSpec,
+    parts: _Parts,
+    history: Any,
+    fitted: _Fitted,
+    history_sink: list[dict[str, float]],
+    started: float,
 ) -> _Outcome:
     """A tuning trial's outcome: its training cost and validation history only. No test metrics,
     no inference measurements (they read a test batch), no task artifacts, no model."""
     return _Outcome(
-        {}, _directions(parts), _training_cost(parts, history, fitted, history_sink), {}, None, {}, None
+        {},
+        _directions(parts),
+        _training_cost(parts, history, fitted, history_sink, started),
+        {},
+        None,
+        {},
+        None,
     )
 
 
 def _training_cost(
-    parts: _Parts, history: Any, fitted: _Fitted, history_sink: list[dict[str, float]]
+    parts: _Parts, history: Any, fitted: _Fitted, history_sink: list[dict[str, float]], started: float
 ) -> dict[str, float]:
-    """What training cost: time, rates, parameters, epochs, steps, the best epoch."""
+    """What training cost: time (and the set-up before it), rates, parameters, epochs, steps, the
+    best epoch."""
     monitor, mode = f"val_{parts.info.primary_metric}", parts.info.direction
     return {
+        "setup_time_s": fitted.fit_start - started,
         "train_time_s": fitted.train_time,
         **_train_rates(history),
         "num_params": float(sum(p.numel() for p in parts.module.parameters())),
@@ -595,10 +628,10 @@ def run_trial(
     from harness.train.failures import failed_record
 
     history = _StreamingHistory(on_epoch)
-    started = time.time()
+    started, begun = time.time(), time.perf_counter()
     try:
         check_plugins(spec)
-        outcome = _train(spec, history, trainer_overrides)
+        outcome = _train(spec, history, trainer_overrides, begun)
     except Exception as exc:  # every failure is recorded, the suite goes on
         return failed_record(
             spec,
