@@ -435,8 +435,7 @@ def _run_locked(
         if executor.dashboard_url:
             console.print(f"Ray dashboard: {executor.dashboard_url}")
         # after Ray: a cluster that cannot be joined leaves no trace (a sqlite store is created here)
-        with timings.span("imports: mlflow"):
-            _import_mlflow()
+        _prepare_store(uri, executor, timings)
         with timings.span("MLflow: open the store and the experiment"):
             tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
             tracker.connect()
@@ -552,6 +551,31 @@ def _run_locked(
 def _import_mlflow() -> None:
     """Import MLflow's client (timed on its own: :class:`MlflowTracker` imports it lazily)."""
     import mlflow.tracking  # noqa: F401
+
+
+#: the span of a new store made by a second process (:mod:`harness.tracking.store_warmup`)
+WARMUP_SPAN = "MLflow: wait for the new store (made by a second process meanwhile)"
+
+
+def _prepare_store(uri: str, executor: Executor, timings: Timings) -> None:
+    """Import MLflow; a new sqlite store is created meanwhile by a second process while the driver
+    imports its runs' stack (an executor that trains in this process), rather than after it."""
+    from harness.tracking.store_warmup import StoreWarmup
+
+    preload = getattr(executor, "preload", None)
+    warmup = StoreWarmup.start(uri) if preload is not None else None
+    try:
+        if warmup is not None and preload is not None:
+            with timings.span("driver: imports for the runs in this process"):
+                preload()
+        with timings.span("imports: mlflow"):
+            _import_mlflow()
+        if warmup is not None:
+            with timings.span(WARMUP_SPAN):
+                warmup.finish()
+    finally:
+        if warmup is not None:
+            warmup.close()
 
 
 def _reconcile(
