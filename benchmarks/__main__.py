@@ -44,6 +44,11 @@ QUICK_STEP = {"length": 8, "num_train": 256, "num_val": 64, "num_test": 64, "bat
 NOT_MEASURED_NO_CUDA = "not measured (no CUDA device)"
 
 
+#: ``--size small``: steps of about 1 ms on a CPU (what a small model's step takes on a GPU)
+SMALL_STEP = {"length": 10}
+SMALL_HIDDEN = 16
+
+
 def machine() -> dict[str, Any]:
     """Where the figures come from: CPU model and cores, torch, the CUDA device if any."""
     import torch
@@ -110,6 +115,13 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--archs", default="gru,lstm", help="per-step architectures (quickstart names)")
     parser.add_argument("--epochs", type=int, default=3, help="per-step epochs (default 3)")
+    parser.add_argument(
+        "--size",
+        choices=("quickstart", "small"),
+        default="quickstart",
+        help=f"per-step sizes: the quickstart's, or small (T={SMALL_STEP['length']}, hidden {SMALL_HIDDEN}: "
+        "about 1 ms a step on a CPU, a small model's step on a GPU)",
+    )
     parser.add_argument("--rounds", type=int, help="per-step interleaved rounds (default 5; --quick 1)")
     parser.add_argument(
         "--batching",
@@ -187,6 +199,9 @@ def per_step(args: argparse.Namespace, device: str, out: Callable[[str], None]) 
     for precision in _list(args.precision):
         for arch in _list(args.archs):
             settings = quickstart_adding(arch)
+            if args.size == "small":  # GPU-sized steps on a CPU: about 1 ms each
+                settings.update(SMALL_STEP)
+                settings["arch_params"] = {**settings["arch_params"], "hidden_size": SMALL_HIDDEN}
             if args.quick:
                 settings.update(QUICK_STEP)
                 settings["arch_params"] = {**settings["arch_params"], "hidden_size": 8}
@@ -257,16 +272,26 @@ def parallel(args: argparse.Namespace, out: Callable[[str], None]) -> dict[str, 
         f"{f['alone_runs']} but the first, --executor local) → ideal {_fmt(f['ideal_s'], 2)} s"
     )
     out(
-        f"  invocation {_fmt(f['invocation_wall_s'], 2)} s → ratio {_fmt(f['ratio'])}; "
-        f"runs' span (first start → last end) {_fmt(f['span_s'], 2)} s → ratio {_fmt(f['ratio_span'])}; "
-        f"span less the workers' first-run imports ({_fmt(f['worker_first_run_extra_s'], 2)} s) → "
-        f"ratio {_fmt(f['ratio_span_warm'])}"
+        f"  whole invocation {_fmt(f['invocation_wall_s'], 2)} s → ratio {_fmt(f['ratio'])} "
+        f"(fixed costs included); runs' span (first start → last end) {_fmt(f['span_s'], 2)} s → "
+        f"ratio {_fmt(f['ratio_span'])} (scheduling efficiency); span less the workers' first-run "
+        f"imports ({_fmt(f['worker_first_run_extra_s'], 2)} s) → ratio {_fmt(f['ratio_span_warm'])}"
     )
     out(
-        f"  start-up (process start → first run) {_fmt(f['startup_s'], 2)} s, after the last run "
-        f"{_fmt(f['teardown_s'], 2)} s; sum of the runs' wall_time_s {_fmt(f['sum_run_wall_s'], 2)} s, "
-        f"a run alongside others takes {_fmt(f['per_run_slowdown'], 2)}× its time alone"
+        f"  fixed costs: start-up (process start → first run) {_fmt(f['startup_s'], 2)} s, after the "
+        f"last run {_fmt(f['teardown_s'], 2)} s; sum of the runs' wall_time_s "
+        f"{_fmt(f['sum_run_wall_s'], 2)} s"
     )
+    out(
+        f"  a run alongside others takes {_fmt(f['per_run_slowdown'], 2)}× its time alone: fit "
+        f"{_fmt(f['median_run_fit_s'], 2)} s vs {_fmt(f['alone_fit_s'], 2)} s "
+        f"({_fmt(f['fit_slowdown'], 2)}×), set-up + test + measurements {_fmt(f['median_run_rest_s'], 2)} s "
+        f"vs {_fmt(f['alone_rest_s'], 2)} s ({_fmt(f['rest_slowdown'], 2)}×)"
+    )
+    if f.get("harness_timings"):
+        out("  harness --timings (the Ray invocation):")
+        for line in f["harness_timings"]:
+            out(f"    {line}")
     return f
 
 
@@ -328,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors: dict[str, str] = {}
     steps: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
         ("per-step", f"per step, harness/plain ({device}; "
-         f"{'--quick sizes, 1 epoch' if args.quick else f'quickstart adding sizes, {args.epochs} epochs'}; "
+         f"{'--quick sizes, 1 epoch' if args.quick else f'{args.size} adding sizes, {args.epochs} epochs'}; "
          f"plain loop batching: {args.batching})",
          lambda: per_step(args, device, out)),
         ("whole", "whole process, harness run --executor local / plain script (benchmarks/single_run.yaml)",
