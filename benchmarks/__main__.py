@@ -12,7 +12,7 @@ figures behind them and the machine they came from.
   Ray: throughput and speed-up over N = 1 (on a machine with CUDA; ``--packing-on-cpu`` runs the
   same code path on the CPU with ``cpus: 1/N``).
 
-    .venv/bin/python -m benchmarks                          # everything (~5 min on 2 cores)
+    .venv/bin/python -m benchmarks                          # everything (~6 min on 2 cores)
     .venv/bin/python -m benchmarks --only per-step,whole    # some of it
     .venv/bin/python -m benchmarks --quick                  # tiny sizes: the code paths, in seconds
     .venv/bin/python -m benchmarks --only per-step --device cuda --precision 32-true,bf16-mixed
@@ -267,9 +267,11 @@ def parallel(args: argparse.Namespace, out: Callable[[str], None]) -> dict[str, 
         f"  {f['runs']} runs × cpus {f['cpus_per_run']:g} on {f['cores']} cores: {f['slots']} at once "
         f"(at most {f['max_concurrent_seen']} seen running together)"
     )
+    low, high = f["alone_wall_time_range_s"]
     out(
-        f"  alone: {_fmt(f['alone_wall_time_s'], 2)} s a run (median wall_time_s of "
-        f"{f['alone_runs']} but the first, --executor local) → ideal {_fmt(f['ideal_s'], 2)} s"
+        f"  alone: {_fmt(f['alone_wall_time_s'], 2)} s a run (median wall_time_s of {f['alone_runs_used']} "
+        f"runs, {_fmt(low, 2)}–{_fmt(high, 2)} s, --executor local before and after the Ray run, each "
+        f"process's first left out) → ideal {_fmt(f['ideal_s'], 2)} s"
     )
     out(
         f"  whole invocation {_fmt(f['invocation_wall_s'], 2)} s → ratio {_fmt(f['ratio'])} "
@@ -288,6 +290,10 @@ def parallel(args: argparse.Namespace, out: Callable[[str], None]) -> dict[str, 
         f"({_fmt(f['fit_slowdown'], 2)}×), set-up + test + measurements {_fmt(f['median_run_rest_s'], 2)} s "
         f"vs {_fmt(f['alone_rest_s'], 2)} s ({_fmt(f['rest_slowdown'], 2)}×)"
     )
+    other = f["other_load_s"]
+    if math.isfinite(other):
+        busy = "  (a busy machine: take the figures again)" if other > 2.0 else ""
+        out(f"  other processes' CPU while the Ray invocation ran: {_fmt(other, 2)} s{busy}")
     if f.get("harness_timings"):
         out("  harness --timings (the Ray invocation):")
         for line in f["harness_timings"]:

@@ -4,7 +4,8 @@
   run written by hand (``benchmarks/plain_adding.py``), paired and interleaved: wall seconds and
   peak RSS of each process.
 * :func:`parallel_efficiency`: N equal ``cpus: 1`` runs through real Ray against the ideal
-  (the run alone × N / the runs the cores hold at once).
+  (the run alone × N / the runs the cores hold at once): the whole invocation's ratio (fixed
+  costs included) and the runs' span's (the scheduling alone).
 * :func:`packing_curve`: N small LSTM runs sharing one GPU (``gpus: 1/N``) through real Ray, for
   several N: the throughput and the speed-up over one run alone; optionally under CUDA MPS.
 
@@ -53,6 +54,12 @@ class Proc:
     #: ``time.time()`` when it started and ended
     started: float
     ended: float
+    #: CPU seconds of the process and the descendants it waited for (``wait4``)
+    cpu_s: float = math.nan
+    #: CPU seconds every process of the machine used meanwhile (``/proc/stat``; NaN elsewhere):
+    #: ``busy_s - cpu_s`` is roughly what other work took from the cores (an overestimate when
+    #: daemons of the child are not waited for)
+    busy_s: float = math.nan
 
     def check(self, what: str) -> Proc:
         if self.returncode != 0:
@@ -73,6 +80,7 @@ def run_process(
     daemon that inherits it (Ray's) cannot keep the wait open. Stopped (its whole process group)
     after ``timeout`` seconds."""
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
+        busy = machine_busy_s()
         started = time.time()
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -97,7 +105,20 @@ def run_process(
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting
         log.seek(0)
         output = log.read()
-    return Proc(wall, usage.ru_maxrss / 1024, proc.returncode, output, started, ended)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Proc(
+        wall, usage.ru_maxrss / 1024, proc.returncode, output, started, ended, cpu, machine_busy_s() - busy
+    )
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the machine's cores have been busy since boot (``/proc/stat``: all but idle and
+    iowait); NaN where there is no ``/proc/stat``."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    except (OSError, ValueError):
+        return math.nan
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -348,14 +369,21 @@ def parallel_efficiency(
     """``runs`` equal runs (``benchmarks/parallel.yaml``, seeds 0..runs-1, ``cpus: 1``) in one
     ``harness run`` through real Ray (a local instance: one CPU slot per core), against the ideal
     of :func:`parallel_figures`. The cell alone: ``alone`` seeds one after another in one
-    ``harness run --executor local``. The data cache is shared, and warm for the Ray run."""
+    ``harness run --executor local``, once before the Ray run and once after it (a machine whose
+    speed drifts between the two moves both sides alike). The data cache is shared, and warm for
+    the Ray run. The Ray invocation's ``--timings`` breakdown is kept when ``harness run --help``
+    lists the flag."""
     suite = _parallel_suite(runs, quick)
+    timings = "--timings" in harness_options()
+    extra = ["--timings"] if timings else []
     with scratch("harness-bench-parallel-", keep) as root:
         cache = root / "cache"
         single = write_suite(root / "alone.yaml", {**suite, "seeds": list(range(alone))})
-        _, alone_records = harness_run(single, root / "alone", cache, "--executor", "local")
+        _, before = harness_run(single, root / "alone-before", cache, "--executor", "local")
         many = write_suite(root / "parallel.yaml", suite)
-        proc, records = harness_run(many, root / "ray", cache)
+        proc, records = harness_run(many, root / "ray", cache, *extra)
+        _, after = harness_run(single, root / "alone-after", cache, "--executor", "local")
+        alone_records = [*before, *after]
     figures = parallel_figures(
         alone_records, records, proc, cpus=float(suite.get("resources", {}).get("cpus", 1)),
         cores=os.cpu_count() or 1,
@@ -363,7 +391,11 @@ def parallel_efficiency(
     return {
         **figures,
         "suite": suite,
-        "cmd": "harness run parallel.yaml (alone: harness run alone.yaml --executor local)",
+        "cmd": " ".join(
+            ["harness run parallel.yaml", *extra, "(alone: harness run alone.yaml --executor local)"]
+        ),
+        "timings_flag": timings,
+        "harness_timings": timings_lines(proc.output),
     }
 
 
@@ -378,17 +410,27 @@ def parallel_figures(
     """The parallel-efficiency figures of ``records`` (the runs of one invocation ``proc``):
 
     * ``ideal_s = alone × runs / slots``: ``alone`` is the median ``wall_time_s`` of
-      ``alone_records`` less the first (a process's first run also imports Lightning and finds
-      the plugins), ``slots`` how many runs the cores hold at once (``cores // cpus``, at most
+      ``alone_records`` less each process's first (it may also pay imports and plugin
+      discovery), ``slots`` how many runs the cores hold at once (``cores // cpus``, at most
       ``runs``);
     * ``ratio``: the invocation's wall time over the ideal (Ray start-up, imports, MLflow and the
-      report included); ``ratio_span``: from the first run's start to the last one's end;
-      ``ratio_span_warm``: that span less the workers' first-run extra (their one-time imports,
-      :func:`_first_run_extra`), i.e. without the one-time costs.
+      report included: what a user waits for); ``ratio_span``: from the first run's start to the
+      last one's end (the scheduling efficiency: runs slowed by their neighbours, gaps between
+      runs, an unbalanced last round); ``ratio_span_warm``: that span less the workers' first-run
+      extra (their one-time imports, :func:`_first_run_extra`; ~0 when the executor warms its
+      workers before the first run);
+    * ``startup_s`` (process start → first run's start) and ``teardown_s`` (last run's end →
+      process end): the fixed costs, ``invocation = startup + span + teardown``;
+    * ``per_run_slowdown``: a run's median ``wall_time_s`` next to others over its time alone, split
+      into its fit (``fit_slowdown``, ``cost.train_time_s``) and the rest (``rest_slowdown``:
+      set-up, test, measurements);
+    * ``other_load_s``: CPU seconds that processes outside the invocation took from the cores
+      while it ran (:attr:`Proc.busy_s` − :attr:`Proc.cpu_s`): more than a second or two means a
+      busy machine, and figures to take again.
     """
     runs = len(records)
     slots = max(1, min(runs, math.floor(cores / cpus + 1e-9)))
-    warm = list(alone_records[1:]) or list(alone_records)
+    warm = _after_first(alone_records)
     alone_s = statistics.median(r["wall_time_s"] for r in warm)
     ideal = alone_s * runs / slots
     first = min(r["started_at"] for r in records)
@@ -396,6 +438,10 @@ def parallel_figures(
     span = last - first
     extra = _first_run_extra(records)
     walls = [r["wall_time_s"] for r in records]
+    fit_alone = statistics.median(r["cost"]["train_time_s"] for r in warm)
+    fit = statistics.median(r["cost"]["train_time_s"] for r in records)
+    rest_alone = statistics.median(r["wall_time_s"] - r["cost"]["train_time_s"] for r in warm)
+    rest = statistics.median(r["wall_time_s"] - r["cost"]["train_time_s"] for r in records)
     events = sorted([(r["started_at"], 1) for r in records] + [(r["finished_at"], -1) for r in records])
     running = most = 0
     for _, step in events:
@@ -408,12 +454,20 @@ def parallel_figures(
         "slots": slots,
         "max_concurrent_seen": most,
         "alone_runs": len(alone_records),
+        "alone_runs_used": len(warm),
         "alone_wall_time_s": alone_s,
+        "alone_wall_time_range_s": [min(r["wall_time_s"] for r in warm), max(r["wall_time_s"] for r in warm)],
         "ideal_s": ideal,
         "invocation_wall_s": proc.wall_s,
         "sum_run_wall_s": sum(walls),
         "median_run_wall_s": statistics.median(walls),
         "per_run_slowdown": statistics.median(walls) / alone_s,
+        "alone_fit_s": fit_alone,
+        "median_run_fit_s": fit,
+        "fit_slowdown": fit / fit_alone if fit_alone > 0 else float("nan"),
+        "alone_rest_s": rest_alone,
+        "median_run_rest_s": rest,
+        "rest_slowdown": rest / rest_alone if rest_alone > 0 else float("nan"),
         "startup_s": first - proc.started,
         "span_s": span,
         "teardown_s": proc.ended - last,
@@ -421,7 +475,18 @@ def parallel_figures(
         "ratio": proc.wall_s / ideal,
         "ratio_span": span / ideal,
         "ratio_span_warm": (span - extra) / ideal,
+        "other_load_s": proc.busy_s - proc.cpu_s,
     }
+
+
+def _after_first(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``records`` less the first run of each process (``runtime.pid``), or all of them when no
+    process ran more than one."""
+    by_process: dict[Any, list[Mapping[str, Any]]] = {}
+    for record in records:
+        by_process.setdefault((record.get("runtime") or {}).get("pid"), []).append(record)
+    later = [r for runs in by_process.values() for r in sorted(runs, key=lambda r: r["started_at"])[1:]]
+    return later or list(records)
 
 
 # -- GPU packing curve --------------------------------------------------------------------------

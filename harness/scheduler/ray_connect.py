@@ -3,13 +3,15 @@
 Joining ``--address`` / ``RAY_ADDRESS`` is probed first (:func:`probe_gcs`: a TCP connection and
 the HTTP/2 greeting a GCS answers at once) and bounded by ``HARNESS_RAY_CONNECT_TIMEOUT``; the
 private local instance starts within ``HARNESS_RAY_START_TIMEOUT`` and listens on 127.0.0.1 only
-(:func:`loopback_node`). A wait cut short (:func:`time_limit`) ends what it had started
+(:func:`loopback_node`), without the processes it does not need when no dashboard is asked for
+(:func:`lean_local_instance`). A wait cut short (:func:`time_limit`) ends what it had started
 (:func:`undo_init`). While a suite runs, what Ray publishes to the driver stays off the console
 (:func:`ray_console`); :func:`dead_local_processes` tells when the local instance itself died.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
@@ -154,6 +156,51 @@ def loopback_node() -> Iterator[None]:
         yield
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = previous
+
+
+#: what the private local instance runs without when no dashboard is asked for (RayParams fields,
+#: the options ``ray start --no-monitor --include-log-monitor=False`` sets): the autoscaler's
+#: monitor (nothing to scale on one machine) and the log monitor (it ships worker output to the
+#: driver, which ``log_to_driver=False`` turns away). Each is a Python process that imports Ray
+#: (~0.5 s of CPU at start-up) and takes ~0.5 s to stop at ``ray.shutdown``, one after another.
+LEAN_PARAMS = {"no_monitor": True, "include_log_monitor": False}
+#: the dashboard agent's resource reporter collects every Ray process's CPU and memory for the
+#: dashboard every 5 s (Ray's default); without a dashboard, once a minute
+LEAN_ENV = {"REPORTER_UPDATE_INTERVAL_MS": "60000"}
+
+
+@contextmanager
+def lean_local_instance(enabled: bool = True) -> Iterator[None]:
+    """While the private local instance starts without a dashboard: Ray without the processes of
+    :data:`LEAN_PARAMS` and with :data:`LEAN_ENV` in the environment its processes inherit (a value
+    the user set is kept). ``ray.init`` has no arguments for these, so its ``RayParams`` is swapped
+    for a subclass for the duration; a Ray whose ``RayParams`` lacks the fields starts as usual."""
+    try:
+        from ray._private import parameter
+
+        original = parameter.RayParams
+        fields = inspect.signature(original.__init__).parameters
+    except (ImportError, AttributeError, TypeError, ValueError):  # Ray moved it: Ray's own defaults
+        enabled = False
+    if not enabled or not all(name in fields for name in LEAN_PARAMS):
+        yield
+        return
+
+    class LeanRayParams(original):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            for name, value in LEAN_PARAMS.items():
+                kwargs.setdefault(name, value)
+            super().__init__(*args, **kwargs)
+
+    added = {k: v for k, v in LEAN_ENV.items() if k not in os.environ}
+    setattr(parameter, "RayParams", LeanRayParams)  # noqa: B010 - a class, not a variable, to mypy
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        setattr(parameter, "RayParams", original)  # noqa: B010
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def clip(text: str, limit: int = 300) -> str:

@@ -40,6 +40,7 @@ from harness.scheduler.ray_connect import (
     child_pids,
     clip,
     dead_local_processes,
+    lean_local_instance,
     loopback_node,
     plain_line,
     probe_gcs,
@@ -55,6 +56,8 @@ FORWARDED_ENV = ("HARNESS_CACHE_DIR", "HARNESS_DISABLE_PLUGINS", "HARNESS_PLUGIN
 #: Lightning stops training gracefully at max_time, the grace covers data preparation and testing
 GRACE_ENV = "HARNESS_RUN_TIMEOUT_GRACE"
 DEFAULT_GRACE_S = 120.0
+#: ``0``: no warm-up tasks on the local Ray instance (:meth:`RayExecutor._warm_workers`)
+WARM_ENV = "HARNESS_RAY_WARM_WORKERS"
 
 
 def _capacity(nodes: list[dict[str, Any]], cpus: float, gpus: float) -> int:
@@ -129,6 +132,8 @@ class RayExecutor:
         self.deadline_hit = False
         self.execution = ExecutionSpec()
         self.recorder: Any = None
+        #: the warm-up tasks submitted by :meth:`start` (never waited on)
+        self.warming: list[Any] = []
         self._owned = False
 
     def start(self, resources: ResourcesSpec, execution: ExecutionSpec) -> None:
@@ -167,6 +172,32 @@ class RayExecutor:
                 f"{have.get('GPU', 0):g} GPUs; {len(nodes)} node(s)). Lower `resources` in the suite, "
                 "or join a cluster with more or bigger nodes via --address."
             )
+        if self.recorder is None:
+            self.recorder = self._make_recorder()  # before the warm-ups: it takes a worker of its own
+        self._warm_workers(resources)
+
+    def _warm_workers(self, resources: ResourcesSpec) -> None:
+        """On a local instance started here: one warm-up task per run slot, with a run's resources,
+        importing what runs need (:func:`~harness.scheduler.ray_tasks.warm_worker`). Not waited on:
+        the workers import torch and Lightning while the driver imports MLflow and opens its store,
+        and the first runs queue behind them on the same workers (Ray hands a free slot to the
+        worker that went idle last). ``HARNESS_RAY_WARM_WORKERS=0`` turns it off; a joined cluster
+        and data-parallel runs (their Ray Train workers are actors of their own) are not warmed."""
+        if (
+            not self._owned
+            or self.address
+            or resources.workers > 1
+            or os.environ.get(WARM_ENV, "1").strip() == "0"
+        ):
+            return
+        import ray
+
+        from harness.scheduler.ray_tasks import warm_worker
+
+        task = ray.remote(warm_worker).options(
+            name="harness:warm-up", max_retries=0, num_cpus=resources.cpus, num_gpus=resources.gpus
+        )
+        self.warming = [task.remote() for _ in range(self.capacity)]
 
     def _init(self, ray: Any, dashboard: bool) -> Any:
         """``ray.init``, bounded: join ``self.address`` (probed first) within
@@ -183,7 +214,11 @@ class RayExecutor:
         local: dict[str, Any] = {} if self.address else {"_node_ip_address": "127.0.0.1"}
         before = None if self.address else child_pids()
         try:
-            with time_limit(limit), nullcontext() if self.address else loopback_node():
+            with (
+                time_limit(limit),
+                nullcontext() if self.address else loopback_node(),
+                lean_local_instance(enabled=not self.address and not dashboard),
+            ):
                 return ray.init(
                     address=self.address,
                     include_dashboard=dashboard,
@@ -346,7 +381,8 @@ class RayExecutor:
         from harness.scheduler.ray_tasks import ray_trial
         from harness.train.failures import classify, one_line, worker_died
 
-        self.recorder = self._make_recorder()
+        if self.recorder is None:
+            self.recorder = self._make_recorder()
         remote = ray.remote(ray_trial)
         queue: deque[RunSpec] = deque(specs)
         pending: dict[Any, _Running] = {}
@@ -429,6 +465,7 @@ class RayExecutor:
             raise
 
     def close(self) -> None:
+        self.warming = []
         if self.recorder is not None:
             import ray
 

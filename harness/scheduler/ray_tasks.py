@@ -6,7 +6,8 @@ still has a run's partial metrics when its worker is killed (kill -9, Ctrl-C, ti
 
 A worker process's first task imports what runs need with the garbage collector paused, then
 keeps those imports out of the collector's passes for the process's life (see
-:mod:`harness.heap`).
+:mod:`harness.heap`); on a local instance that first task is a warm-up (:func:`warm_worker`) the
+executor submits as Ray starts, so the imports overlap the driver's own set-up.
 """
 
 from __future__ import annotations
@@ -30,6 +31,17 @@ def _prepare_worker() -> None:
     import_paused(RUN_IMPORTS)
     freeze_worker()
     _prepared = True
+
+
+def warm_worker() -> int:
+    """A warm-up task (:meth:`harness.scheduler.ray_executor.RayExecutor.start`): the runs' imports
+    done in this worker process before its first run, while the driver opens MLflow. Its pid. Never
+    raises: an import that fails here fails again, with its message, in the run that needs it."""
+    try:
+        _prepare_worker()
+    except Exception:  # noqa: BLE001, S110 - the run reports it
+        pass
+    return os.getpid()
 
 
 class HistoryRecorder:
