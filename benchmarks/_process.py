@@ -54,11 +54,12 @@ class Proc:
     #: ``time.time()`` when it started and ended
     started: float
     ended: float
-    #: CPU seconds of the process and the descendants it waited for (``wait4``)
+    #: CPU seconds of the process: with ``run_process(session_cpu=True)`` every process of its
+    #: session (Ray's daemons and workers too), sampled twice a second; else the process and the
+    #: descendants it waited for (``wait4``)
     cpu_s: float = math.nan
-    #: CPU seconds every process of the machine used meanwhile (``/proc/stat``; NaN elsewhere):
-    #: ``busy_s - cpu_s`` is roughly what other work took from the cores (an overestimate when
-    #: daemons of the child are not waited for)
+    #: CPU seconds every other process of the machine used meanwhile (``/proc/stat``, less the
+    #: benchmark's own process; NaN elsewhere): ``busy_s - cpu_s`` is what other work took
     busy_s: float = math.nan
 
     def check(self, what: str) -> Proc:
@@ -74,13 +75,17 @@ def run_process(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     timeout: float = PROCESS_TIMEOUT_S,
+    session_cpu: bool = False,
 ) -> Proc:
     """Run ``cmd`` and measure it: wall time, and peak RSS from ``wait4`` (this child's own
     rusage, not every child this process ever had). Output goes to a file, not a pipe, so that a
     daemon that inherits it (Ray's) cannot keep the wait open. Stopped (its whole process group)
-    after ``timeout`` seconds."""
+    after ``timeout`` seconds. ``session_cpu``: the CPU of every process of the child's session
+    (it is started in a new one), sampled every 0.5 s: Ray's workers are not the child's children."""
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as log:
-        busy = machine_busy_s()
+        busy, own = machine_busy_s(), time.process_time()
+        session: dict[int, float] = {}
+        sampled = 0.0
         started = time.time()
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -99,16 +104,34 @@ def run_process(
                 os.killpg(proc.pid, 9)
                 pid, status, usage = os.wait4(proc.pid, 0)
                 break
+            if session_cpu and time.perf_counter() - sampled > 0.5:
+                session.update(session_cpu_s(proc.pid))
+                sampled = time.perf_counter()
             time.sleep(0.005)
         wall = time.perf_counter() - start
         ended = time.time()
         proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting
         log.seek(0)
         output = log.read()
-    cpu = usage.ru_utime + usage.ru_stime
-    return Proc(
-        wall, usage.ru_maxrss / 1024, proc.returncode, output, started, ended, cpu, machine_busy_s() - busy
-    )
+    cpu = sum(session.values()) if session_cpu else usage.ru_utime + usage.ru_stime
+    others = machine_busy_s() - busy - (time.process_time() - own)
+    return Proc(wall, usage.ru_maxrss / 1024, proc.returncode, output, started, ended, cpu, others)
+
+
+def session_cpu_s(sid: int) -> dict[int, float]:
+    """pid → CPU seconds (user + system) of the processes of session ``sid`` (``/proc``; empty
+    elsewhere)."""
+    found: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            fields = text[text.rindex(")") + 2 :].split()
+            if int(fields[3]) == sid:
+                found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
 
 
 def machine_busy_s() -> float:
@@ -136,7 +159,12 @@ def child_env(**extra: str) -> dict[str, str]:
 
 
 def harness_run(
-    suite: Path, folder: Path, cache: Path, *args: str, env: Mapping[str, str] | None = None
+    suite: Path,
+    folder: Path,
+    cache: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    session_cpu: bool = False,
 ) -> tuple[Proc, list[dict[str, Any]]]:
     """``harness run SUITE ARGS`` in ``folder`` (created; its own MLflow store, results file and
     reports there) with ``HARNESS_CACHE_DIR=cache``: the process and the records it wrote."""
@@ -146,7 +174,8 @@ def harness_run(
         *HARNESS, "run", str(suite), "--tracking-uri", f"sqlite:///{folder / 'mlflow.db'}",
         "--results", str(results), "--report-dir", str(folder / "reports"), *args,
     ]  # fmt: skip
-    proc = run_process(cmd, cwd=folder, env={**child_env(HARNESS_CACHE_DIR=str(cache)), **(env or {})})
+    full_env = {**child_env(HARNESS_CACHE_DIR=str(cache)), **(env or {})}
+    proc = run_process(cmd, cwd=folder, env=full_env, session_cpu=session_cpu)
     proc.check(" ".join(["harness run", suite.name, *args]))
     records = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
     unfinished = [r for r in records if r.get("status") != "finished"]
@@ -381,7 +410,7 @@ def parallel_efficiency(
         single = write_suite(root / "alone.yaml", {**suite, "seeds": list(range(alone))})
         _, before = harness_run(single, root / "alone-before", cache, "--executor", "local")
         many = write_suite(root / "parallel.yaml", suite)
-        proc, records = harness_run(many, root / "ray", cache, *extra)
+        proc, records = harness_run(many, root / "ray", cache, *extra, session_cpu=True)
         _, after = harness_run(single, root / "alone-after", cache, "--executor", "local")
         alone_records = [*before, *after]
     figures = parallel_figures(
@@ -424,9 +453,9 @@ def parallel_figures(
     * ``per_run_slowdown``: a run's median ``wall_time_s`` next to others over its time alone, split
       into its fit (``fit_slowdown``, ``cost.train_time_s``) and the rest (``rest_slowdown``:
       set-up, test, measurements);
-    * ``other_load_s``: CPU seconds that processes outside the invocation took from the cores
-      while it ran (:attr:`Proc.busy_s` − :attr:`Proc.cpu_s`): more than a second or two means a
-      busy machine, and figures to take again.
+    * ``other_load_s``: CPU seconds that processes outside the invocation (and this one) took
+      from the cores while it ran (:attr:`Proc.busy_s` − :attr:`Proc.cpu_s`, the invocation's
+      whole session): more than a second or two means a busy machine, and figures to take again.
     """
     runs = len(records)
     slots = max(1, min(runs, math.floor(cores / cpus + 1e-9)))
