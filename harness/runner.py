@@ -7,6 +7,7 @@ record is written.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shlex
@@ -38,8 +39,9 @@ from harness.tracking.results import ResultsFile, default_results_path
 
 if TYPE_CHECKING:
     from harness.scheduler.base import Executor
-    from harness.tracking.mlflow_store import MlflowTracker
+    from harness.tracking.base import Tracker
     from harness.tracking.reconcile import SyncOutcome
+    from harness.tracking.sidecar import TrackingProcess
 
 
 #: how long the end of a suite waits for MLflow to take what was queued for it
@@ -216,7 +218,7 @@ def _execute(
     span = runs_span(executor.name, len(todo))
     preload = getattr(executor, "preload", None)  # runs that train in this process: their imports
     if preload is not None and todo:
-        with timings.span(span), timings.span("driver: imports for the runs in this process"):
+        with timings.span(span), timings.span(PRELOAD_SPAN):
             preload()
     heap.settle()  # set-up done: what exists stays out of the collector's passes from here
     with timings.span(span), Progress(console, len(todo), executor.capacity) as progress:
@@ -288,7 +290,7 @@ class _TrialSink:
 def _tune_phase(
     plan: Plan,
     options: RunOptions,
-    tracker: MlflowTracker,
+    tracker: Tracker,
     recorder: _Recorder,
     executor: Executor,
     previous: list[RunRecord],
@@ -414,7 +416,8 @@ def _run_locked(
     plan: Plan, options: RunOptions, console: Console, results_file: ResultsFile, heap: GcWindow
 ) -> RunOutcome:
     from harness.scheduler import make_executor
-    from harness.tracking.mlflow_store import MlflowTracker, resolve_uri
+    from harness.tracking.mlflow_store import resolve_uri
+    from harness.tracking.sidecar import TrackingProcess
 
     spec, timings = plan.suite.spec, options.timings
     command = shlex.join(["harness", *sys.argv[1:]])
@@ -422,6 +425,8 @@ def _run_locked(
     executor = make_executor(options.executor, options.address, dashboard=options.dashboard)
     joins = " (or join the cluster)" if executor.name == "ray" else ""
     starting = f"{executor.name} executor: start{joins}"
+    with timings.span(TRACKING_START_SPAN):  # it imports MLflow while the executor starts
+        tracker = TrackingProcess(uri, spec.tracking.experiment or spec.name)
     try:
         try:
             # a signal while Ray starts stops the suite once it has started
@@ -434,10 +439,14 @@ def _run_locked(
         interrupts.install()  # ray.init set a SIGTERM handler of its own
         if executor.dashboard_url:
             console.print(f"Ray dashboard: {executor.dashboard_url}")
-        # after Ray: a cluster that cannot be joined leaves no trace (a sqlite store is created here)
-        _prepare_store(uri, executor, timings)
-        with timings.span("MLflow: open the store and the experiment"):
-            tracker = MlflowTracker(uri, spec.tracking.experiment or spec.name)
+        # after Ray: a cluster that cannot be joined leaves no trace (a sqlite store is created here);
+        # the tracking process opens the store while this one imports what its runs need
+        tracker.begin_connect()
+        preload = getattr(executor, "preload", None)
+        if preload is not None and _has_work(plan, results_file, options.rerun):
+            with timings.span(PRELOAD_SPAN):
+                preload()
+        with timings.span(TRACKING_WAIT_SPAN):
             tracker.connect()
         try:
             # the results file is the local source of truth; MLflow may lag it (a server that died)
@@ -514,6 +523,8 @@ def _run_locked(
     finally:
         with timings.span(f"{executor.name} executor: close"):
             executor.close()
+        with timings.span("MLflow: close the tracking process"):
+            tracker.close()
     records = [
         r for r in latest_by_run([*previous, *skipped, *recorder.results]) if r.spec.suite == spec.name
     ]
@@ -548,49 +559,40 @@ def _run_locked(
     )
 
 
-def _import_mlflow() -> None:
-    """Import MLflow's client (timed on its own: :class:`MlflowTracker` imports it lazily)."""
-    import mlflow.tracking  # noqa: F401
+#: the spans of the tracking process (:mod:`harness.tracking.sidecar`) in ``--timings``
+TRACKING_START_SPAN = "MLflow: start the tracking process"
+TRACKING_WAIT_SPAN = "MLflow: wait for the tracking process (its imports, open the store)"
+#: an executor that trains in this process imports its runs' stack meanwhile
+PRELOAD_SPAN = "driver: imports for the runs in this process"
 
 
-#: the span of a new store made by a second process (:mod:`harness.tracking.store_warmup`)
-WARMUP_SPAN = "MLflow: wait for the new store (made by a second process meanwhile)"
-
-
-def _prepare_store(uri: str, executor: Executor, timings: Timings) -> None:
-    """Import MLflow; a new sqlite store is created meanwhile by a second process while the driver
-    imports its runs' stack (an executor that trains in this process), rather than after it."""
-    from harness.tracking.store_warmup import StoreWarmup
-
-    preload = getattr(executor, "preload", None)
-    warmup = StoreWarmup.start(uri) if preload is not None else None
-    try:
-        if warmup is not None and preload is not None:
-            with timings.span("driver: imports for the runs in this process"):
-                preload()
-        with timings.span("imports: mlflow"):
-            _import_mlflow()
-        if warmup is not None:
-            with timings.span(WARMUP_SPAN):
-                warmup.finish()
-    finally:
-        if warmup is not None:
-            warmup.close()
+def _has_work(plan: Plan, results_file: ResultsFile, rerun: bool) -> bool:
+    """Whether some cell of ``plan`` is not finished in the results file (before MLflow is asked:
+    a guess, to import the runs' stack early only when something will run)."""
+    if rerun or plan.suite.spec.tune is not None:
+        return bool(plan.runnable)
+    with contextlib.suppress(Exception):  # an unreadable file is reported where it is read
+        finished = {r.run_id for r in results_file.read() if r.finished}
+        return any(cell.run_id not in finished for cell in plan.runnable)
+    return bool(plan.runnable)
 
 
 def _reconcile(
-    tracker: MlflowTracker, results_file: ResultsFile, plan: Plan, console: Console
+    tracker: TrackingProcess, results_file: ResultsFile, plan: Plan, console: Console
 ) -> SyncOutcome:
     from harness.tracking.reconcile import reconcile
 
-    synced = reconcile(tracker, results_file, plan.suite.spec.name, plan.cells)
+    # in the tracking process (it reads MLflow's client); it may append to the results file, which
+    # this process holds (the lock) and does not write meanwhile
+    results = ResultsFile(results_file.path.resolve())
+    synced = tracker.call(reconcile, results, plan.suite.spec.name, plan.cells)
     if synced.describe():
         console.print(f"Synced with MLflow: {synced.describe()}.")
     return synced
 
 
 def _finish_parent(
-    tracker: MlflowTracker,
+    tracker: Tracker,
     status: str,
     summary: dict[str, float],
     incomplete: int,
@@ -615,7 +617,7 @@ def _finish_parent(
 
 
 def _start_parent(
-    tracker: MlflowTracker, plan: Plan, executor: str, command: str, todo: list[RunSpec], resumed: int
+    tracker: Tracker, plan: Plan, executor: str, command: str, todo: list[RunSpec], resumed: int
 ) -> str:
     from harness.tracking.mlflow_store import system_tags
 

@@ -14,7 +14,16 @@ from typing import Any
 import pytest
 
 from harness.heap import GcWindow, gc_window, paused_gc
-from harness.runner import WARMUP_SPAN, WORKER_FIT, WORKER_REST, WORKER_SETUP, WORKER_UNSPLIT, _time_worker
+from harness.runner import (
+    PRELOAD_SPAN,
+    TRACKING_START_SPAN,
+    TRACKING_WAIT_SPAN,
+    WORKER_FIT,
+    WORKER_REST,
+    WORKER_SETUP,
+    WORKER_UNSPLIT,
+    _time_worker,
+)
 from harness.timings import OTHER, Row, Timings, process_age
 from tests.helpers import harness_local, make_record, tiny_suite, write_suite
 
@@ -204,13 +213,13 @@ def test_run_with_timings_shows_rows_that_add_up(tmp_path: Path) -> None:
         "suite: load, validate, plan",
         "results file: lock, read",
         "local executor: start",
-        "imports: mlflow",
-        "MLflow: open the store and the experiment",
+        TRACKING_START_SPAN,  # MLflow in a process of its own: it imports and opens the store
+        TRACKING_WAIT_SPAN,  # while this one imports what its runs need
         "MLflow: reconcile with the results file",
         "MLflow: finished runs (resume), parent run",
         "runs: 1 on the local executor",
-        "driver: imports for the runs in this process",
-        WARMUP_SPAN,  # a new sqlite store: made by a second process during those imports
+        PRELOAD_SPAN,
+        "MLflow: close the tracking process",
         WORKER_FIT,
         WORKER_SETUP,
         "MLflow: wait for the logging queue, close the parent run",

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from harness.records import RunRecord, RunSpec
 
 if TYPE_CHECKING:
-    from harness.tracking.mlflow_store import MlflowTracker
+    from harness.tracking.base import Tracker
 
 #: after a store error, the writer skips MLflow for this long before it tries again
 RETRY_AFTER_S = 5.0
@@ -70,7 +70,7 @@ class LiveLogger:
 
     def __init__(
         self,
-        tracker: MlflowTracker,
+        tracker: Tracker,
         warn: Callable[[str], None],
         source: str = "harness",
         model_logger: Callable[[str, str, RunRecord], Any] | None = None,

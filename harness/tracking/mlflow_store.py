@@ -1,8 +1,10 @@
 """MLflow layout: experiment = suite, a parent run per invocation, a child run per cell.
 
 Only the driver talks to MLflow: workers stream epoch rows and return plain results, and the
-driver logs them (through :class:`harness.tracking.live.LiveLogger`, off the scheduling loop).
-A sqlite store therefore works on a cluster too, and no two processes write to it at once.
+driver logs them (through :class:`harness.tracking.live.LiveLogger`, off the scheduling loop, and
+for ``harness run`` through its tracking process, :mod:`harness.tracking.sidecar`, which holds
+this tracker). A sqlite store therefore works on a cluster too, and no two processes write to it
+at once.
 
 A child run is opened RUNNING when its cell starts (:meth:`MlflowTracker.open_child`: params,
 plan-time tags, MLflow's system tags), receives its epoch rows as they arrive
