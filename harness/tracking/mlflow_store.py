@@ -382,6 +382,12 @@ def ui_link(uri: str, experiment_id: str) -> str:
     )
 
 
+def quiet_logs() -> None:
+    """MLflow sets its loggers to INFO on import: keep table-creation chatter off the console."""
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 class MlflowTracker:
     def __init__(self, uri: str, experiment: str) -> None:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
@@ -391,9 +397,7 @@ class MlflowTracker:
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         from mlflow.tracking import MlflowClient
 
-        # mlflow sets its loggers to INFO on import; keep table-creation chatter off the console
-        logging.getLogger("mlflow").setLevel(logging.WARNING)
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        quiet_logs()
 
         self.uri = uri
         self.client = MlflowClient(tracking_uri=uri)

@@ -7,7 +7,10 @@ interpreter with. :class:`TrackingProcess` starts a second Python process when t
 starts; it imports MLflow while the driver starts Ray or imports torch and Lightning, opens the
 store when asked (:meth:`TrackingProcess.begin_connect`: after the executor started, so that a
 cluster that cannot be joined leaves no store behind), and then does every MLflow call the driver
-makes, on the other core. The driver never imports MLflow (``harness run --timings``: "MLflow:
+makes, on the other core. A new sqlite store (a first run in a folder: ~60 schema migrations,
+~1,100 disk syncs, 1–2 s) is made before that, under a temporary name beside it, and linked into
+place when the store opens (``os.link``: never over a store that appeared meanwhile); a process
+that ends without opening it removes it. The driver never imports MLflow (``harness run --timings``: "MLflow:
 wait for the tracking process").
 
 The calls are synchronous (a request, then its reply; one at a time, from any thread), so the
@@ -19,9 +22,10 @@ later request with an earlier reply.
 
 Lifetime and failures:
 
-- the process ignores SIGINT, SIGTERM and SIGHUP and has a session of its own: a Ctrl-C or a
-  ``kill`` of the driver's process group stops the driver, which still records the runs it
-  stops and closes its MLflow runs through this process before it exits;
+- the process ignores SIGINT, SIGTERM and SIGHUP and has a process group of its own (in the
+  driver's session): a Ctrl-C or a ``kill`` of the driver's process group stops the driver,
+  which still records the runs it stops and closes its MLflow runs through this process before
+  it exits;
 - it exits when the driver closes it, or when its request pipe closes: a driver that dies
   (``kill -9`` included) leaves no process behind, and what MLflow had from it stays;
 - a tracking process that dies is a store that stopped answering: every later call raises
@@ -31,6 +35,7 @@ Lifetime and failures:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
@@ -39,6 +44,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from harness.errors import HarnessError
@@ -81,11 +87,12 @@ class TrackingProcess:
         replies_read, replies_write = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "harness.tracking.sidecar", str(requests_read), str(replies_write)],
+                [sys.executable, "-m", "harness.tracking.sidecar"]
+                + [str(requests_read), str(replies_write), uri],
                 stdin=subprocess.DEVNULL,
                 stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else subprocess.DEVNULL,
                 pass_fds=(requests_read, replies_write),
-                start_new_session=True,
+                process_group=0,  # its own group: a Ctrl-C or `kill -- -PGID` of the driver's misses it
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         finally:
@@ -242,20 +249,69 @@ def _portable(exc: BaseException) -> BaseException:
     return exc
 
 
-def _warm(uri: str | None = None) -> None:
+def _warm() -> None:
     """Import what the first requests need while the driver does something else."""
     import mlflow.entities  # noqa: F401
     import mlflow.tracking  # noqa: F401
 
-    import harness.tracking.mlflow_store  # noqa: F401
     import harness.tracking.reconcile  # noqa: F401
+    from harness.tracking.mlflow_store import quiet_logs
+
+    quiet_logs()
 
 
-def serve(requests: Connection, replies: Connection) -> None:
+SQLITE = "sqlite:///"
+
+
+class _NewStore:
+    """A new sqlite store made ahead, under a temporary name beside where it goes (the module doc)."""
+
+    def __init__(self, uri: str) -> None:
+        path = Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
+        usable = path is not None and path.is_absolute() and not path.exists()
+        self.path = path if usable and path is not None and os.access(path.parent, os.W_OK) else None
+        self.scratch = self.path.with_name(f".{self.path.name}.new-{os.getpid()}") if self.path else None
+
+    def make(self) -> None:
+        """Create it as a first connection would: tables, migrations, the Default experiment."""
+        if self.scratch is None:
+            return
+        from mlflow.tracking import MlflowClient
+
+        try:
+            MlflowClient(tracking_uri=f"{SQLITE}{self.scratch}").search_experiments(max_results=1)
+        except Exception:  # noqa: BLE001 - then the store is created where it goes, when it opens
+            self.discard()
+
+    def place(self) -> None:
+        """Move it into place, unless a store appeared there meanwhile; then forget it."""
+        if self.scratch is not None and self.path is not None and self.scratch.exists():
+            with contextlib.suppress(OSError):
+                os.link(self.scratch, self.path)
+        self.discard()
+
+    def discard(self) -> None:
+        if self.scratch is not None:
+            for leftover in (self.scratch, self.scratch.with_name(self.scratch.name + "-journal")):
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+        self.scratch = None
+
+
+def serve(requests: Connection, replies: Connection, uri: str) -> None:
     """Answer requests until the driver closes the pipe (the module doc)."""
+    _warm()
+    new_store = _NewStore(uri)
+    try:
+        new_store.make()
+        _serve(requests, replies, new_store)
+    finally:
+        new_store.discard()
+
+
+def _serve(requests: Connection, replies: Connection, new_store: _NewStore) -> None:
     from harness.tracking.mlflow_store import MlflowTracker
 
-    _warm()
     tracker: MlflowTracker | None = None
     while True:
         try:
@@ -264,6 +320,7 @@ def serve(requests: Connection, replies: Connection) -> None:
             return
         try:
             if kind == "connect":
+                new_store.place()
                 tracker = MlflowTracker(*args)
                 tracker.connect()
                 value: Any = None
@@ -295,7 +352,7 @@ def main(argv: list[str]) -> NoReturn:
         signal.signal(sig, signal.SIG_IGN)  # the driver decides when this process ends
     requests = Connection(int(argv[0]), writable=False)
     replies = Connection(int(argv[1]), readable=False)
-    serve(requests, replies)
+    serve(requests, replies, argv[2])
     # every request was answered, so everything asked of MLflow is written: skip the interpreter's
     # teardown (~0.8 s of MLflow's and SQLAlchemy's modules), which the driver would wait for
     sys.stdout.flush()

@@ -189,6 +189,53 @@ def test_harness_run_never_imports_mlflow_in_the_driver(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert outcome == {"code": 0, "mlflow": []}, done.stderr[-3000:]
+    assert "INFO mlflow" not in done.stdout + done.stderr  # its table-creation chatter stays quiet
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "nomlflow")
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     assert [c.info.status for c in children] == ["FINISHED"]
+
+
+def test_a_new_sqlite_store_is_made_ahead_and_placed_only_when_it_opens(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    process = TrackingProcess(f"sqlite:///{db}", "ahead")
+    try:
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob(".mlflow.db.new-*")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not db.exists()  # made under a temporary name: nothing where the store goes yet
+        process.connect()
+        assert db.exists() and not list(tmp_path.glob(".mlflow.db.new-*"))
+        parent = process.start_parent("p", {}, {}, "x")
+    finally:
+        process.close()
+    _, parents, _ = mlflow_runs(db, "ahead")
+    assert [p.info.run_id for p in parents] == [parent]
+    client = mlflow_runs(db, "ahead")[0]
+    assert client.get_experiment_by_name("Default") is not None  # as a first connection makes it
+
+
+def test_a_process_closed_before_it_opened_the_store_leaves_nothing(tmp_path: Path) -> None:
+    """A cluster that cannot be joined, infeasible resources: the driver stops before connecting."""
+    db = tmp_path / "mlflow.db"
+    process = TrackingProcess(f"sqlite:///{db}", "never")
+    time.sleep(2)  # the store is being made, or made, under its temporary name
+    process.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_store_that_appeared_meanwhile_is_never_replaced(tmp_path: Path) -> None:
+    db = tmp_path / "mlflow.db"
+    process = TrackingProcess(f"sqlite:///{db}", "theirs")
+    try:
+        from harness.tracking.mlflow_store import MlflowTracker
+
+        other = MlflowTracker(f"sqlite:///{db}", "theirs")  # another process got there first
+        other.connect()
+        first = other.start_parent("first", {}, {}, "x")
+        process.connect()
+        process.start_parent("second", {}, {}, "x")
+    finally:
+        process.close()
+    _, parents, _ = mlflow_runs(db, "theirs")
+    assert first in {p.info.run_id for p in parents} and len(parents) == 2
+    assert not list(tmp_path.glob(".mlflow.db.new-*"))
