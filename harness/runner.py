@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from harness.scheduler.base import Executor
     from harness.tracking.base import Tracker
     from harness.tracking.reconcile import SyncOutcome
-    from harness.tracking.sidecar import TrackingProcess
 
 
 #: how long the end of a suite waits for MLflow to take what was queued for it
@@ -426,7 +425,7 @@ def _run_locked(
     joins = " (or join the cluster)" if executor.name == "ray" else ""
     starting = f"{executor.name} executor: start{joins}"
     with timings.span(TRACKING_START_SPAN):  # it imports MLflow while the executor starts
-        tracker = TrackingProcess(uri, spec.tracking.experiment or spec.name)
+        tracker: Tracker = TrackingProcess(uri, spec.tracking.experiment or spec.name)
     try:
         try:
             # a signal while Ray starts stops the suite once it has started
@@ -447,7 +446,7 @@ def _run_locked(
             with timings.span(PRELOAD_SPAN):
                 preload()
         with timings.span(TRACKING_WAIT_SPAN):
-            tracker.connect()
+            tracker = _connect(tracker, console)
         try:
             # the results file is the local source of truth; MLflow may lag it (a server that died)
             # or lead it (a driver that died between the two): make them agree, then decide what is done
@@ -577,9 +576,23 @@ def _has_work(plan: Plan, results_file: ResultsFile, rerun: bool) -> bool:
     return bool(plan.runnable)
 
 
-def _reconcile(
-    tracker: TrackingProcess, results_file: ResultsFile, plan: Plan, console: Console
-) -> SyncOutcome:
+def _connect(tracker: Tracker, console: Console) -> Tracker:
+    """``tracker`` with its store open; if the tracking process died before it could open it (it
+    could not start: a broken environment), MLflow's client in this process instead."""
+    from harness.tracking.mlflow_store import MlflowTracker
+    from harness.tracking.sidecar import TrackingProcessError
+
+    try:
+        tracker.connect()
+    except TrackingProcessError as exc:
+        tracker.close()
+        console.print(f"[yellow]warning:[/] {escape(str(exc))}; MLflow is used from this process instead.")
+        tracker = MlflowTracker(tracker.uri, tracker.experiment)
+        tracker.connect()
+    return tracker
+
+
+def _reconcile(tracker: Tracker, results_file: ResultsFile, plan: Plan, console: Console) -> SyncOutcome:
     from harness.tracking.reconcile import reconcile
 
     # in the tracking process (it reads MLflow's client); it may append to the results file, which

@@ -8,9 +8,11 @@ process of its own, which ``harness run`` uses: see that module).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from harness.records import RunRecord, RunSpec
+
+T = TypeVar("T")
 
 
 class Tracker(Protocol):
@@ -19,7 +21,17 @@ class Tracker(Protocol):
     experiment_id: str
     parent_id: str
 
+    def begin_connect(self) -> None:
+        """Start opening the store and the experiment; :meth:`connect` (or any call) waits for it."""
+
     def connect(self) -> None: ...
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``function(tracker, *args, **kwargs)`` where the tracker is (for work that reads MLflow's
+        client directly)."""
+        ...
+
+    def close(self) -> None: ...
 
     def start_parent(
         self, name: str, tags: Mapping[str, str], params: Mapping[str, Any], suite_text: str

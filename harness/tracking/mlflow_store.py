@@ -26,14 +26,16 @@ import math
 import os
 import socket
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from harness.errors import HarnessError, ServiceUnreachable, env_seconds
 from harness.records import RunRecord, RunSpec
+
+T = TypeVar("T")
 
 DEFAULT_URI = "sqlite:///mlflow.db"
 _BATCH = 100
@@ -431,6 +433,16 @@ class MlflowTracker:
                 "(`mlflow server --host 127.0.0.1 --port 5000`); "
                 "or leave them unset to use sqlite:///mlflow.db."
             ) from None
+
+    def begin_connect(self) -> None:
+        """Nothing to start ahead in this process: :meth:`connect` opens the store."""
+
+    def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``function(self, *args, **kwargs)`` (as :meth:`TrackingProcess.call` does it there)."""
+        return function(self, *args, **kwargs)
+
+    def close(self) -> None:
+        """Nothing to release (the client holds no process)."""
 
     def start_parent(
         self, name: str, tags: Mapping[str, str], params: Mapping[str, Any], suite_text: str

@@ -87,8 +87,7 @@ class TrackingProcess:
         replies_read, replies_write = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "harness.tracking.sidecar"]
-                + [str(requests_read), str(replies_write), uri],
+                command(requests_read, replies_write, uri),
                 stdin=subprocess.DEVNULL,
                 stdout=sys.stderr.fileno() if _has_fileno(sys.stderr) else subprocess.DEVNULL,
                 pass_fds=(requests_read, replies_write),
@@ -148,8 +147,9 @@ class TrackingProcess:
         """Ask the process to open the store and the experiment, without waiting (see the module
         doc); :meth:`connect` waits for it, and so does any other call."""
         with self._lock:
-            if self._connecting is None and not self.experiment_id:
-                self._connecting = self._send("connect", None, (self.uri, self.experiment), {})
+            if self._connecting is None and not self.experiment_id and self._gone is None:
+                with contextlib.suppress(TrackingProcessError):  # connect() raises it
+                    self._connecting = self._send("connect", None, (self.uri, self.experiment), {})
 
     def connect(self) -> None:
         """Open the store and the experiment (:meth:`MlflowTracker.connect`: a store that cannot be
@@ -159,6 +159,8 @@ class TrackingProcess:
             if self._connecting is not None:
                 number, self._connecting = self._connecting, None
                 self._receive(number)
+            elif self._gone is not None:
+                raise TrackingProcessError(self._gone)
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``function(tracker, *args, **kwargs)`` in the tracking process, with its tracker: for
@@ -227,6 +229,20 @@ class TrackingProcess:
             self._replies.close()
         except OSError:
             pass
+
+
+#: the folder that holds the ``harness`` package: on the process's ``sys.path`` (last), so that it
+#: imports the same harness where this one was put on ``sys.path`` by hand
+_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def command(requests_fd: int, replies_fd: int, uri: str) -> list[str]:
+    """The tracking process's command line."""
+    code = (
+        f"import sys; sys.path.append({_ROOT!r}); "
+        "from harness.tracking.sidecar import main; main(sys.argv[1:])"
+    )
+    return [sys.executable, "-c", code, str(requests_fd), str(replies_fd), uri]
 
 
 def _has_fileno(stream: Any) -> bool:

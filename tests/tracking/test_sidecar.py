@@ -239,3 +239,27 @@ def test_a_store_that_appeared_meanwhile_is_never_replaced(tmp_path: Path) -> No
     _, parents, _ = mlflow_runs(db, "theirs")
     assert first in {p.info.run_id for p in parents} and len(parents) == 2
     assert not list(tmp_path.glob(".mlflow.db.new-*"))
+
+
+def test_a_tracking_process_that_cannot_start_leaves_mlflow_to_the_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken environment (the process cannot import harness, say): one warning, MLflow in the
+    driver, the suite runs and is logged as usual."""
+    from click.testing import CliRunner
+
+    from harness import cli
+    from harness.tracking import sidecar
+
+    monkeypatch.setattr(sidecar, "command", lambda *_: [sys.executable, "-c", "raise SystemExit(3)"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    suite = write_suite(tmp_path, tiny_suite("fallback", tasks=["adding"]))
+    result = CliRunner().invoke(cli.main, ["run", str(suite), "--executor", "local"])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())  # the console wraps lines
+    assert "exited with code 3" in said and "MLflow is used from this process instead" in said, said
+    _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "fallback")
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    assert [c.info.status for c in children] == ["FINISHED"]
