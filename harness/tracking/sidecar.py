@@ -30,7 +30,9 @@ Lifetime and failures:
   (``kill -9`` included) leaves no process behind, and what MLflow had from it stays;
 - a tracking process that dies is a store that stopped answering: every later call raises
   :class:`TrackingProcessError`, which the live logger turns into one warning, and the results
-  file still gets every record (``harness sync`` or the next ``harness run`` back-fills MLflow).
+  file still gets every record (``harness sync`` or the next ``harness run`` back-fills MLflow);
+  one that dies before it opened the store (it could not start) leaves MLflow to the driver, with
+  one warning (:func:`harness.runner._connect`).
 """
 
 from __future__ import annotations
