@@ -589,6 +589,15 @@ def _connect(tracker: Tracker, console: Console) -> Tracker:
         console.print(f"[yellow]warning:[/] {escape(str(exc))}; MLflow is used from this process instead.")
         tracker = MlflowTracker(tracker.uri, tracker.experiment)
         tracker.connect()
+    except HarnessError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - MLflow itself failed to load (an incomplete install)
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise HarnessError(
+            f"MLflow could not open the tracking store `{tracker.uri}`: {type(exc).__name__}: {first}. "
+            "MLflow's installation looks incomplete: reinstall harness with its dependencies "
+            "(the README's install command), or install the missing package; nothing was run."
+        ) from None
     return tracker
 
 

@@ -263,3 +263,34 @@ def test_a_tracking_process_that_cannot_start_leaves_mlflow_to_the_driver(
     _, parents, children = mlflow_runs(tmp_path / "mlflow.db", "fallback")
     assert [p.info.status for p in parents] == ["FINISHED"]
     assert [c.info.status for c in children] == ["FINISHED"]
+
+
+def test_an_mlflow_that_cannot_load_is_a_clear_error_and_nothing_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seen on the GPU machine: MLflow's sqlite store imports ``cryptography``, which an
+    environment lacked; that was a traceback. The tracking process inherits PYTHONPATH."""
+    from click.testing import CliRunner
+
+    from harness import cli
+
+    broken = tmp_path / "broken"
+    (broken / "cryptography").mkdir(parents=True)
+    (broken / "cryptography" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'cryptography'\", name='cryptography')\n"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    path = [str(broken), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(path))
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    suite = write_suite(work, tiny_suite("nocrypto", tasks=["adding"]))
+    result = CliRunner().invoke(cli.main, ["run", str(suite), "--executor", "local"])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "MLflow could not open the tracking store" in said, said
+    assert "No module named 'cryptography'" in said, said
+    assert "Traceback" not in result.output
+    assert not (work / "results").exists()  # nothing was run
