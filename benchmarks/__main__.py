@@ -279,6 +279,12 @@ def parallel(args: argparse.Namespace, out: Callable[[str], None]) -> dict[str, 
         f"ratio {_fmt(f['ratio_span'])} (scheduling efficiency); span less the workers' first-run "
         f"imports ({_fmt(f['worker_first_run_extra_s'], 2)} s) → ratio {_fmt(f['ratio_span_warm'])}"
     )
+    if math.isfinite(f["ratio_total"]):
+        out(
+            f"  against {f['runs']} one-run invocations, {f['slots']} at a time (one took "
+            f"{_fmt(f['single_process_wall_s'], 2)} s, --executor local, its process included): "
+            f"ratio {_fmt(f['ratio_total'])}"
+        )
     out(
         f"  fixed costs: start-up (process start → first run) {_fmt(f['startup_s'], 2)} s, after the "
         f"last run {_fmt(f['teardown_s'], 2)} s; sum of the runs' wall_time_s "

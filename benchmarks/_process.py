@@ -409,13 +409,15 @@ def parallel_efficiency(
         cache = root / "cache"
         single = write_suite(root / "alone.yaml", {**suite, "seeds": list(range(alone))})
         _, before = harness_run(single, root / "alone-before", cache, "--executor", "local")
+        one = write_suite(root / "one.yaml", {**suite, "seeds": [0]})
+        one_proc, _ = harness_run(one, root / "one", cache, "--executor", "local")
         many = write_suite(root / "parallel.yaml", suite)
         proc, records = harness_run(many, root / "ray", cache, *extra, session_cpu=True)
         _, after = harness_run(single, root / "alone-after", cache, "--executor", "local")
         alone_records = [*before, *after]
     figures = parallel_figures(
         alone_records, records, proc, cpus=float(suite.get("resources", {}).get("cpus", 1)),
-        cores=os.cpu_count() or 1,
+        cores=os.cpu_count() or 1, single_process_s=one_proc.wall_s,
     )  # fmt: skip
     return {
         **figures,
@@ -435,6 +437,7 @@ def parallel_figures(
     *,
     cpus: float,
     cores: int,
+    single_process_s: float | None = None,
 ) -> dict[str, Any]:
     """The parallel-efficiency figures of ``records`` (the runs of one invocation ``proc``):
 
@@ -448,6 +451,9 @@ def parallel_figures(
       runs, an unbalanced last round); ``ratio_span_warm``: that span less the workers' first-run
       extra (their one-time imports, :func:`_first_run_extra`; ~0 when the executor warms its
       workers before the first run);
+    * ``ratio_total``: the invocation's wall time over ``single_process_s`` (a whole ``harness run``
+      of one run: its process, imports, MLflow and report included) × runs / slots: one invocation
+      of the runs against as many one-run invocations, ``slots`` at a time;
     * ``startup_s`` (process start → first run's start) and ``teardown_s`` (last run's end →
       process end): the fixed costs, ``invocation = startup + span + teardown``;
     * ``per_run_slowdown``: a run's median ``wall_time_s`` next to others over its time alone, split
@@ -504,6 +510,10 @@ def parallel_figures(
         "ratio": proc.wall_s / ideal,
         "ratio_span": span / ideal,
         "ratio_span_warm": (span - extra) / ideal,
+        "single_process_wall_s": single_process_s if single_process_s is not None else float("nan"),
+        "ratio_total": (
+            proc.wall_s / (single_process_s * runs / slots) if single_process_s else float("nan")
+        ),
         "other_load_s": proc.busy_s - proc.cpu_s,
     }
 

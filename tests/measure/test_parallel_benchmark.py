@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -41,7 +42,9 @@ def test_the_figures_split_a_runs_slowdown_and_count_other_load() -> None:
     ]
     runs = [_record(start, 10.0, pid, 8.8) for start in (30, 40) for pid in (7, 8)]
     proc = Proc(58.0, 1.0, 0, "", started=22.0, ended=80.0, cpu_s=70.0, busy_s=71.5)
-    f = parallel_figures(alone, runs, proc, cpus=1.0, cores=2)
+    f = parallel_figures(alone, runs, proc, cpus=1.0, cores=2, single_process_s=13.0)
+    assert f["ratio_total"] == pytest.approx(58.0 / (13.0 * 4 / 2))  # four one-run invocations, 2 at a time
+    assert math.isnan(parallel_figures(alone, runs, proc, cpus=1.0, cores=2)["ratio_total"])
     assert f["alone_wall_time_s"] == 9.0 and f["alone_runs_used"] == 2 and f["ideal_s"] == 18.0
     assert f["ratio"] == pytest.approx(58.0 / 18.0) and f["ratio_span"] == pytest.approx(20.0 / 18.0)
     assert f["startup_s"] == 8.0 and f["teardown_s"] == 30.0
