@@ -399,8 +399,9 @@ def parallel_efficiency(
     ``harness run`` through real Ray (a local instance: one CPU slot per core), against the ideal
     of :func:`parallel_figures`. The cell alone: ``alone`` seeds one after another in one
     ``harness run --executor local``, once before the Ray run and once after it (a machine whose
-    speed drifts between the two moves both sides alike). The data cache is shared, and warm for
-    the Ray run. The Ray invocation's ``--timings`` breakdown is kept when ``harness run --help``
+    speed drifts between the two moves both sides alike); and one seed in a ``harness run`` of its
+    own (``ratio_total``). The data cache is shared, and warm for the Ray run. The Ray
+    invocation's ``--timings`` breakdown is kept when ``harness run --help``
     lists the flag."""
     suite = _parallel_suite(runs, quick)
     timings = "--timings" in harness_options()

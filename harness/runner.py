@@ -441,8 +441,11 @@ def _run_locked(
         # after Ray: a cluster that cannot be joined leaves no trace (a sqlite store is created here);
         # the tracking process opens the store while this one imports what its runs need
         tracker.begin_connect()
+        early: list[RunRecord] | None = None  # read once; again only if MLflow adds to it
+        with timings.span(RESULTS_SPAN), contextlib.suppress(OSError):  # reported where it is read
+            early = results_file.read()
         preload = getattr(executor, "preload", None)
-        if preload is not None and _has_work(plan, results_file, options.rerun):
+        if preload is not None and _has_work(plan, early, options.rerun):
             with timings.span(PRELOAD_SPAN):
                 preload()
         with timings.span(TRACKING_WAIT_SPAN):
@@ -453,7 +456,8 @@ def _run_locked(
             with timings.span("MLflow: reconcile with the results file"):
                 synced = _reconcile(tracker, results_file, plan, console)
             with timings.span(RESULTS_SPAN):
-                previous = results_file.read()
+                # MLflow's finished runs the file lacked were appended to it (synced.to_file)
+                previous = early if early is not None and not synced.to_file else results_file.read()
                 unreadable = results_file.describe_unreadable()
             if unreadable:
                 console.print(f"[yellow]warning:[/] {escape(unreadable)}")
@@ -565,15 +569,14 @@ TRACKING_WAIT_SPAN = "MLflow: wait for the tracking process (its imports, open t
 PRELOAD_SPAN = "driver: imports for the runs in this process"
 
 
-def _has_work(plan: Plan, results_file: ResultsFile, rerun: bool) -> bool:
-    """Whether some cell of ``plan`` is not finished in the results file (before MLflow is asked:
-    a guess, to import the runs' stack early only when something will run)."""
-    if rerun or plan.suite.spec.tune is not None:
+def _has_work(plan: Plan, records: list[RunRecord] | None, rerun: bool) -> bool:
+    """Whether some cell of ``plan`` is not finished in ``records`` (the results file as read
+    before MLflow is asked, None if it could not be: a guess, to import the runs' stack early only
+    when something will run)."""
+    if rerun or records is None or plan.suite.spec.tune is not None:
         return bool(plan.runnable)
-    with contextlib.suppress(Exception):  # an unreadable file is reported where it is read
-        finished = {r.run_id for r in results_file.read() if r.finished}
-        return any(cell.run_id not in finished for cell in plan.runnable)
-    return bool(plan.runnable)
+    finished = {r.run_id for r in records if r.finished}
+    return any(cell.run_id not in finished for cell in plan.runnable)
 
 
 def _connect(tracker: Tracker, console: Console) -> Tracker:
@@ -583,12 +586,15 @@ def _connect(tracker: Tracker, console: Console) -> Tracker:
     from harness.tracking.sidecar import TrackingProcessError
 
     try:
-        tracker.connect()
-    except TrackingProcessError as exc:
-        tracker.close()
-        console.print(f"[yellow]warning:[/] {escape(str(exc))}; MLflow is used from this process instead.")
-        tracker = MlflowTracker(tracker.uri, tracker.experiment)
-        tracker.connect()
+        try:
+            tracker.connect()
+        except TrackingProcessError as exc:
+            tracker.close()
+            console.print(
+                f"[yellow]warning:[/] {escape(str(exc))}; MLflow is used from this process instead."
+            )
+            tracker = MlflowTracker(tracker.uri, tracker.experiment)
+            tracker.connect()
     except HarnessError:
         raise
     except Exception as exc:  # noqa: BLE001 - MLflow itself failed to load (an incomplete install)

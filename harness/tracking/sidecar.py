@@ -15,8 +15,8 @@ wait for the tracking process").
 
 The calls are synchronous (a request, then its reply; one at a time, from any thread), so the
 driver sees exactly what :class:`harness.tracking.mlflow_store.MlflowTracker` would do in its
-place: return values, MLflow's exceptions (pickled back; one that cannot be is re-raised as a
-:class:`TrackingProcessError` with its type and message), the experiment and parent run ids.
+place: return values, MLflow's exceptions (pickled back; one that pickle cannot carry comes
+back as an exception with its type and message), the experiment and parent run ids.
 Each reply carries its request's number, so a wait cut short by a signal (Ctrl-C) never pairs a
 later request with an earlier reply.
 
@@ -127,11 +127,15 @@ class TrackingProcess:
                 return value
             raise value
 
+    def _opened(self) -> None:
+        """Wait for the store to open, if that was asked and not yet answered (under the lock)."""
+        if self._connecting is not None:
+            number, self._connecting = self._connecting, None
+            self._receive(number)
+
     def _call(self, kind: str, target: Any, *args: Any, **kwargs: Any) -> Any:
         with self._lock:
-            if self._connecting is not None:  # the store opens before anything else is asked of it
-                number, self._connecting = self._connecting, None
-                self._receive(number)
+            self._opened()  # the store opens before anything else is asked of it
             return self._receive(self._send(kind, target, args, kwargs))
 
     def _lost(self, how: str) -> TrackingProcessError:
@@ -158,11 +162,9 @@ class TrackingProcess:
         used is a :class:`~harness.errors.ServiceUnreachable`)."""
         self.begin_connect()
         with self._lock:
-            if self._connecting is not None:
-                number, self._connecting = self._connecting, None
-                self._receive(number)
-            elif self._gone is not None:
+            if self._connecting is None and self._gone is not None:  # it died before it was asked
                 raise TrackingProcessError(self._gone)
+            self._opened()
 
     def call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``function(tracker, *args, **kwargs)`` in the tracking process, with its tracker: for
@@ -268,13 +270,16 @@ def _portable(exc: BaseException) -> BaseException:
 
 
 def _warm() -> None:
-    """Import what the first requests need while the driver does something else."""
-    import mlflow.entities  # noqa: F401
-    import mlflow.tracking  # noqa: F401
+    """Import what the first requests need while the driver does something else. An import that
+    fails here fails again in the request that needs it, and goes back to the driver as an error."""
+    try:
+        import mlflow.entities  # noqa: F401
+        import mlflow.tracking  # noqa: F401
 
-    import harness.tracking.reconcile  # noqa: F401
-    from harness.tracking.mlflow_store import quiet_logs
-
+        import harness.tracking.reconcile  # noqa: F401
+        from harness.tracking.mlflow_store import quiet_logs
+    except Exception:  # noqa: BLE001, S110 - see the doc
+        return
     quiet_logs()
 
 
@@ -285,25 +290,33 @@ class _NewStore:
     """A new sqlite store made ahead, under a temporary name beside where it goes (the module doc)."""
 
     def __init__(self, uri: str) -> None:
-        path = Path(uri[len(SQLITE) :]) if uri.startswith(SQLITE) else None
-        usable = path is not None and path.is_absolute() and not path.exists()
-        self.path = path if usable and path is not None and os.access(path.parent, os.W_OK) else None
-        self.scratch = self.path.with_name(f".{self.path.name}.new-{os.getpid()}") if self.path else None
+        #: where the store goes, and its temporary name; None when it exists, is not a sqlite file
+        #: at an absolute path, or its folder cannot be written
+        self.path: Path | None = None
+        self.scratch: Path | None = None
+        path = Path(uri[len(SQLITE) :])
+        if (
+            uri.startswith(SQLITE)
+            and path.is_absolute()
+            and not path.exists()
+            and os.access(path.parent, os.W_OK)
+        ):
+            self.path, self.scratch = path, path.with_name(f".{path.name}.new-{os.getpid()}")
 
     def make(self) -> None:
         """Create it as a first connection would: tables, migrations, the Default experiment."""
         if self.scratch is None:
             return
-        from mlflow.tracking import MlflowClient
-
         try:
+            from mlflow.tracking import MlflowClient
+
             MlflowClient(tracking_uri=f"{SQLITE}{self.scratch}").search_experiments(max_results=1)
         except Exception:  # noqa: BLE001 - then the store is created where it goes, when it opens
             self.discard()
 
     def place(self) -> None:
         """Move it into place, unless a store appeared there meanwhile; then forget it."""
-        if self.scratch is not None and self.path is not None and self.scratch.exists():
+        if self.path is not None and self.scratch is not None and self.scratch.exists():
             with contextlib.suppress(OSError):
                 os.link(self.scratch, self.path)
         self.discard()

@@ -294,3 +294,27 @@ def test_an_mlflow_that_cannot_load_is_a_clear_error_and_nothing_runs(
     assert "No module named 'cryptography'" in said, said
     assert "Traceback" not in result.output
     assert not (work / "results").exists()  # nothing was run
+
+
+def test_an_mlflow_that_cannot_import_at_all_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tracking process's early imports fail: it stays up and the store's opening reports it
+    (it used to die, the driver fell back to MLflow in its own process, and that failed with a
+    traceback)."""
+    from tests.helpers import harness_local
+
+    broken = tmp_path / "broken"
+    (broken / "mlflow").mkdir(parents=True)
+    (broken / "mlflow" / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'mlflow'\", name='mlflow')\n"
+    )
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(broken), *filter(None, [os.environ.get("PYTHONPATH")])])
+    )
+    suite = write_suite(tmp_path, tiny_suite("nomlflowatall", tasks=["adding"]))
+    done = harness_local(tmp_path, suite)
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, said
+    assert "MLflow could not open the tracking store" in said and "No module named 'mlflow'" in said, said
+    assert "Traceback" not in said and not (tmp_path / "results").exists()
